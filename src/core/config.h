@@ -1,0 +1,43 @@
+// Loading the YAML configuration (DESIGN §7) into typed structs, with validation.
+// Used by the master at startup and on reload, by -t, and by the admin API later.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "core/config_types.h"
+
+namespace speedmimi::core {
+
+// A configuration error with its location. what() is "FILE:LINE:COLUMN: message"
+// (or "FILE: message" when there is no position, e.g. the file cannot be opened).
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string file, int line, int column, std::string message);
+  const std::string& file() const { return file_; }
+  int line() const { return line_; }
+  int column() const { return column_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string file_;
+  int line_;
+  int column_;
+  std::string message_;
+};
+
+// Reads, parses and validates the file. Throws ConfigError; never returns a half-valid Config.
+Config loadConfigFile(const std::string& path);
+
+// Parses and validates YAML text; `file` is used for messages and Config::file.
+Config parseConfig(std::string_view yaml, const std::string& file);
+
+// Cross-checks that need the whole config (routes name existing upstreams, ids are unique,
+// algorithm names are known, ports in range...). Called by parseConfig; exposed for the API.
+void validateConfig(const Config& config);
+
+// Number of worker processes to fork: server.workers, or the number of online CPUs for auto.
+int effectiveWorkers(const ServerConfig& server);
+
+}  // namespace speedmimi::core

@@ -1,0 +1,122 @@
+// Typed configuration: what the YAML of DESIGN §7 means after parsing and validation.
+// Plain data only; parsing lives in config.h, defaults are the member initializers below.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/cidr.h"
+
+namespace speedmimi::core {
+
+using Duration = std::chrono::milliseconds;
+
+// Where a value came from, for error messages after parsing (cross-checks).
+struct Mark {
+  int line = 0;    // 1-based; 0 = not from a file (a default)
+  int column = 0;  // 1-based
+};
+
+enum class LogLevel { kDebug, kInfo, kNotice, kWarn, kError, kCrit, kAlert, kEmerg };
+enum class AccessLogFormat { kCombined, kJson };
+
+struct ServerConfig {
+  std::string host = "0.0.0.0";
+  int port = 8080;
+  Duration read_timeout{30'000};
+  Duration write_timeout{30'000};
+  uint64_t max_conn = 10000;
+  std::string real_ip_header = "X-Real-IP";
+  std::vector<Cidr> trusted_proxies;  // default: none
+  int workers = 0;                    // 0 = auto (number of CPUs)
+  Duration idle_timeout{75'000};
+  Duration header_timeout{10'000};
+  Duration connect_timeout{5'000};
+  uint64_t max_header_size = 16 * 1024;
+  uint64_t max_headers = 100;
+  uint64_t max_body_size = 100ull * 1024 * 1024;  // 0 = unlimited
+  Duration shutdown_timeout{30'000};
+  uint64_t shm_size = 16ull * 1024 * 1024;
+  std::string pid_file = "logs/speedmimi.pid";
+  std::string state_file = "logs/speedmimi.state.json";
+  std::string error_log = "logs/error.log";  // or "stderr"
+  LogLevel log_level = LogLevel::kInfo;
+  std::string access_log = "logs/access.log";  // or "off"
+  AccessLogFormat access_log_format = AccessLogFormat::kCombined;
+  std::string user;
+};
+
+struct CertificatePair {
+  std::string cert_file;
+  std::string key_file;
+};
+
+struct SslConfig {
+  bool enabled = false;
+  std::string cert_file = "certs/server.crt";
+  std::string key_file = "certs/server.key";
+  int port = 0;  // 0: server.port speaks TLS; else a TLS listener on this port beside plain HTTP
+  std::vector<CertificatePair> certificates;
+  std::vector<std::string> protocols = {"TLSv1.2", "TLSv1.3"};
+};
+
+struct HealthCheckConfig {
+  bool enabled = false;  // true when the backend has a health_check block
+  std::string path = "/health";
+  Duration interval{30'000};
+  Duration timeout{5'000};
+  int failures = 3;
+  int successes = 1;
+};
+
+struct BackendConfig {
+  std::string id;
+  std::string name;
+  std::string host;
+  int port = 0;
+  int weight = 1;  // 1..10000
+  std::string scheme = "http";  // or "https"
+  bool active = true;
+  uint64_t max_conn = 0;  // 0 = unlimited
+  int max_fails = 1;
+  Duration fail_timeout{10'000};
+  bool tls_verify = true;
+  HealthCheckConfig health_check;
+  Mark mark;  // where the backend's mapping starts
+};
+
+struct RouteConfig {
+  std::string name;
+  std::string path = "/";
+  std::string host;  // "" = any host
+  std::string upstream;
+  std::string load_balancer = "weight";
+  // protocol class ("websocket", "sse", "http", "https") -> balancer name
+  std::map<std::string, std::string> protocols;
+  int retries = 1;
+  Mark mark;
+};
+
+struct AdminConfig {
+  bool enabled = true;
+  std::string host = "127.0.0.1";
+  int port = 9090;
+  std::string auth_token;
+  std::vector<Cidr> allow;  // default: 127.0.0.1/32 and ::1/128
+  Mark mark;                // where `host` was given, else where grpc/admin starts
+};
+
+struct Config {
+  std::string file;  // the path it was loaded from
+  ServerConfig server;
+  SslConfig ssl;
+  // upstream name -> backends, in file order (std::map keeps output deterministic)
+  std::map<std::string, std::vector<BackendConfig>> backends;
+  std::vector<RouteConfig> routes;  // in file order
+  AdminConfig admin;
+};
+
+}  // namespace speedmimi::core

@@ -1,0 +1,9 @@
+libspeedmimi_la_SOURCES += \
+	src/core/cidr.cc src/core/cidr.h \
+	src/core/cmdline.cc src/core/cmdline.h \
+	src/core/config.cc src/core/config.h src/core/config_types.h \
+	src/core/log.cc src/core/log.h \
+	src/core/master.cc src/core/master.h \
+	src/core/shm.cc src/core/shm.h \
+	src/core/units.cc src/core/units.h \
+	src/core/worker.cc src/core/worker.h

@@ -1,0 +1,4 @@
+libspeedmimi_la_SOURCES += \
+	src/event/handles.h \
+	src/event/listener.cc src/event/listener.h \
+	src/event/stream.cc src/event/stream.h

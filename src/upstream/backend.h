@@ -1,0 +1,70 @@
+// A backend as the request path sees it: its configuration, its resolved address and its
+// runtime state. The state is kept in atomics because it is shared by every worker (it lives
+// in the shared-memory zone once that exists; until then in the worker).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "core/config_types.h"
+
+namespace speedmimi::upstream {
+
+enum class Health : int { kUnknown = 0, kUp = 1, kDown = 2 };
+
+// Runtime state of one backend. Only atomics; the request path never locks.
+struct BackendState {
+  std::atomic<int64_t> active_connections{0};  // requests in flight to it, all workers
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> failures{0};
+  std::atomic<uint64_t> bytes_in{0};   // from the backend
+  std::atomic<uint64_t> bytes_out{0};  // to the backend
+  std::atomic<uint64_t> latency_ewma_us{0};
+  std::atomic<int> health{static_cast<int>(Health::kUnknown)};
+  // Passive checks: failures counted within the current fail_timeout window.
+  std::atomic<int> passive_fails{0};
+  std::atomic<int64_t> passive_window_start_ms{0};
+  std::atomic<int64_t> passive_down_until_ms{0};
+  // Last performance report (percent x 100, i.e. 0..10000) and its time; 0 = never.
+  std::atomic<uint32_t> report_cpu{0};
+  std::atomic<uint32_t> report_memory{0};
+  std::atomic<uint32_t> report_load{0};  // load_avg_1 x 100
+  std::atomic<int64_t> report_time_ms{0};
+};
+
+class Backend {
+ public:
+  Backend(core::BackendConfig config, BackendState* state);
+
+  const core::BackendConfig& config() const { return config_; }
+  BackendState& state() const { return *state_; }
+  const std::string& id() const { return config_.id; }
+  int weight() const { return config_.weight; }
+
+  // Resolved once (numeric host or name lookup at configuration time). False if unresolvable.
+  bool resolve();
+  const sockaddr* address() const { return reinterpret_cast<const sockaddr*>(&addr_); }
+  socklen_t addressLength() const { return addr_len_; }
+  const std::string& addressText() const { return address_text_; }  // "127.0.0.1:8081"
+
+  // May it take one more request now? Not when inactive, down (active or passive checks)
+  // or at max_conn. `now_ms` is a steady-clock time in milliseconds.
+  bool available(int64_t now_ms) const;
+
+  // Passive health (DESIGN §6): max_fails failures within fail_timeout take the backend out
+  // for fail_timeout. A success ends the failure window.
+  void recordFailure(int64_t now_ms);
+  void recordSuccess();
+
+ private:
+  core::BackendConfig config_;
+  BackendState* state_;  // not owned
+  sockaddr_storage addr_{};
+  socklen_t addr_len_ = 0;
+  std::string address_text_;
+};
+
+}  // namespace speedmimi::upstream
