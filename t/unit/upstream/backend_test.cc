@@ -1,0 +1,196 @@
+// Backend: resolution, availability and passive health windows (DESIGN §6).
+#include "upstream/backend.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <functional>
+
+namespace speedmimi::upstream {
+namespace {
+
+core::BackendConfig configWith(const std::function<void(core::BackendConfig&)>& tweak = {}) {
+  core::BackendConfig config;
+  config.id = "b1";
+  config.host = "127.0.0.1";
+  config.port = 8081;
+  if (tweak) tweak(config);
+  return config;
+}
+
+TEST(BackendResolve, NumericIpv4) {
+  BackendState state;
+  Backend b(configWith(), &state);
+  ASSERT_TRUE(b.resolve());
+  EXPECT_EQ(b.addressText(), "127.0.0.1:8081");
+  ASSERT_EQ(b.addressLength(), sizeof(sockaddr_in));
+  const auto* v4 = reinterpret_cast<const sockaddr_in*>(b.address());
+  EXPECT_EQ(v4->sin_family, AF_INET);
+  EXPECT_EQ(ntohs(v4->sin_port), 8081);
+  EXPECT_EQ(ntohl(v4->sin_addr.s_addr), INADDR_LOOPBACK);
+}
+
+TEST(BackendResolve, NumericIpv6) {
+  BackendState state;
+  Backend b(configWith([](core::BackendConfig& c) {
+              c.host = "::1";
+              c.port = 9000;
+            }),
+            &state);
+  ASSERT_TRUE(b.resolve());
+  EXPECT_EQ(b.addressText(), "[::1]:9000");
+  ASSERT_EQ(b.addressLength(), sizeof(sockaddr_in6));
+  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(b.address());
+  EXPECT_EQ(v6->sin6_family, AF_INET6);
+  EXPECT_EQ(ntohs(v6->sin6_port), 9000);
+  EXPECT_TRUE(IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr));
+}
+
+TEST(BackendResolve, NameLookupGivesLoopback) {
+  BackendState state;
+  Backend b(configWith([](core::BackendConfig& c) { c.host = "localhost"; }), &state);
+  ASSERT_TRUE(b.resolve());
+  EXPECT_TRUE(b.addressText() == "127.0.0.1:8081" || b.addressText() == "[::1]:8081")
+      << b.addressText();
+  EXPECT_GT(b.addressLength(), 0u);
+}
+
+TEST(BackendResolve, RejectsEmptyHostAndBadPort) {
+  const std::function<void(core::BackendConfig&)> cases[] = {
+      [](core::BackendConfig& c) { c.host = ""; },
+      [](core::BackendConfig& c) { c.port = 0; },
+      [](core::BackendConfig& c) { c.port = 65536; },
+  };
+  for (const auto& tweak : cases) {
+    BackendState state;
+    Backend b(configWith(tweak), &state);
+    EXPECT_FALSE(b.resolve());
+    EXPECT_EQ(b.addressLength(), 0u);
+    EXPECT_EQ(b.addressText(), "");
+  }
+}
+
+TEST(BackendAvailable, Table) {
+  constexpr int64_t kNow = 50'000;
+  struct Case {
+    const char* what;
+    std::function<void(core::BackendConfig&)> config;
+    std::function<void(BackendState&)> state;
+    bool available;
+  };
+  const Case cases[] = {
+      {"fresh, health unknown", {}, {}, true},
+      {"health up", {}, [](BackendState& s) { s.health = static_cast<int>(Health::kUp); }, true},
+      {"health down",
+       {},
+       [](BackendState& s) { s.health = static_cast<int>(Health::kDown); },
+       false},
+      {"inactive", [](core::BackendConfig& c) { c.active = false; }, {}, false},
+      {"passive down until later",
+       {},
+       [](BackendState& s) { s.passive_down_until_ms = kNow + 1; },
+       false},
+      {"passive down just ended",
+       {},
+       [](BackendState& s) { s.passive_down_until_ms = kNow; },
+       true},
+      {"below max_conn", [](core::BackendConfig& c) { c.max_conn = 3; },
+       [](BackendState& s) { s.active_connections = 2; }, true},
+      {"at max_conn", [](core::BackendConfig& c) { c.max_conn = 3; },
+       [](BackendState& s) { s.active_connections = 3; }, false},
+      {"over max_conn", [](core::BackendConfig& c) { c.max_conn = 3; },
+       [](BackendState& s) { s.active_connections = 4; }, false},
+      {"max_conn 0 is unlimited",
+       {},
+       [](BackendState& s) { s.active_connections = 1'000'000; },
+       true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    BackendState state;
+    if (c.state) c.state(state);
+    Backend b(configWith(c.config), &state);
+    EXPECT_EQ(b.available(kNow), c.available);
+  }
+}
+
+Backend passiveBackend(BackendState* state, int max_fails, int64_t fail_timeout_ms) {
+  return Backend(configWith([&](core::BackendConfig& c) {
+                   c.max_fails = max_fails;
+                   c.fail_timeout = core::Duration(fail_timeout_ms);
+                 }),
+                 state);
+}
+
+TEST(BackendPassive, OneFailureTakesItOutForFailTimeout) {
+  BackendState state;
+  Backend b = passiveBackend(&state, 1, 10'000);
+  b.recordFailure(1'000);
+  EXPECT_FALSE(b.available(1'000));
+  EXPECT_FALSE(b.available(10'999));
+  EXPECT_TRUE(b.available(11'000));
+  EXPECT_EQ(state.failures.load(), 1u);
+}
+
+TEST(BackendPassive, ThreeFailuresWithinTheWindow) {
+  BackendState state;
+  Backend b = passiveBackend(&state, 3, 10'000);
+  b.recordFailure(1'000);
+  b.recordFailure(2'000);
+  EXPECT_TRUE(b.available(2'000));
+  b.recordFailure(10'999);  // still inside the window opened at 1'000
+  EXPECT_FALSE(b.available(10'999));
+  EXPECT_FALSE(b.available(20'998));
+  EXPECT_TRUE(b.available(20'999));
+}
+
+TEST(BackendPassive, WindowExpiresFromTheFirstFailure) {
+  BackendState state;
+  Backend b = passiveBackend(&state, 3, 10'000);
+  b.recordFailure(1'000);
+  b.recordFailure(6'000);
+  b.recordFailure(11'000);  // the window of 1'000 is over: this opens a new one
+  EXPECT_TRUE(b.available(11'000));
+  b.recordFailure(12'000);
+  EXPECT_TRUE(b.available(12'000));
+  b.recordFailure(13'000);  // third in the window opened at 11'000
+  EXPECT_FALSE(b.available(13'000));
+  EXPECT_TRUE(b.available(23'000));
+}
+
+TEST(BackendPassive, SuccessResetsTheCount) {
+  BackendState state;
+  Backend b = passiveBackend(&state, 3, 10'000);
+  b.recordFailure(1'000);
+  b.recordFailure(2'000);
+  b.recordSuccess();
+  b.recordFailure(3'000);
+  b.recordFailure(4'000);
+  EXPECT_TRUE(b.available(4'000));
+  b.recordFailure(5'000);
+  EXPECT_FALSE(b.available(5'000));
+}
+
+TEST(BackendPassive, CountRestartsAfterTakingItOut) {
+  BackendState state;
+  Backend b = passiveBackend(&state, 2, 1'000);
+  b.recordFailure(100);
+  b.recordFailure(200);
+  EXPECT_FALSE(b.available(200));
+  EXPECT_TRUE(b.available(1'200));
+  b.recordFailure(1'300);  // first of a new count, not the third of the old one
+  EXPECT_TRUE(b.available(1'300));
+  b.recordFailure(1'400);
+  EXPECT_FALSE(b.available(1'400));
+}
+
+TEST(BackendPassive, MaxFailsZeroDisablesPassiveChecks) {
+  BackendState state;
+  Backend b = passiveBackend(&state, 0, 10'000);
+  for (int i = 0; i < 10; ++i) b.recordFailure(1'000 + i);
+  EXPECT_TRUE(b.available(1'010));
+  EXPECT_EQ(state.failures.load(), 10u);
+}
+
+}  // namespace
+}  // namespace speedmimi::upstream

@@ -1,0 +1,229 @@
+// Helpers for the balancer tests: a pool of backends with their own state, deterministic
+// randomness, client addresses, and pick counting. Clock and randomness are injected through
+// PickContext::now_ms and the Random passed to makeBalancer.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "upstream/balancer.h"
+
+namespace speedmimi::upstream::testing {
+
+constexpr int64_t kNowMs = 1'000'000;  // the injected clock of most tests
+
+// splitmix64: deterministic, well distributed, seeded per test.
+class SplitMixRandom final : public Random {
+ public:
+  explicit SplitMixRandom(uint64_t seed) : state_(seed) {}
+  uint64_t next() override {
+    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+
+ private:
+  uint64_t state_;
+};
+
+// Returns the given values in order, cyclically, to script exact sequences.
+class ScriptedRandom final : public Random {
+ public:
+  explicit ScriptedRandom(std::vector<uint64_t> values) : values_(std::move(values)) {}
+  uint64_t next() override { return values_[next_++ % values_.size()]; }
+
+ private:
+  std::vector<uint64_t> values_;
+  size_t next_ = 0;
+};
+
+// Backends with their own state (BackendState is not movable, hence the unique_ptrs).
+class TestPool {
+ public:
+  using Tweak = std::function<void(core::BackendConfig&)>;
+
+  Backend& add(const std::string& id, int weight = 1, const Tweak& tweak = {}) {
+    core::BackendConfig config;
+    config.id = id;
+    config.name = id;
+    config.host = "127.0.0.1";
+    config.port = 8000 + static_cast<int>(backends_.size());
+    config.weight = weight;
+    if (tweak) tweak(config);
+    states_.push_back(std::make_unique<BackendState>());
+    backends_.push_back(std::make_unique<Backend>(config, states_.back().get()));
+    return *backends_.back();
+  }
+
+  Backend& operator[](std::string_view id) {
+    for (auto& b : backends_) {
+      if (b->id() == id) return *b;
+    }
+    ADD_FAILURE() << "no backend " << id;
+    return *backends_.front();
+  }
+
+  // Every backend, or all but those named in `without`, in insertion order.
+  std::vector<Backend*> pointers(const std::vector<std::string>& without = {}) const {
+    std::vector<Backend*> out;
+    for (const auto& b : backends_) {
+      if (std::find(without.begin(), without.end(), b->id()) == without.end()) {
+        out.push_back(b.get());
+      }
+    }
+    return out;
+  }
+
+  void setActive(std::string_view id, int64_t active) {
+    (*this)[id].state().active_connections.store(active);
+  }
+
+ private:
+  std::vector<std::unique_ptr<BackendState>> states_;
+  std::vector<std::unique_ptr<Backend>> backends_;
+};
+
+inline core::IpAddress ipv4(uint32_t address) {
+  core::IpAddress ip;
+  ip.bytes[10] = 0xff;
+  ip.bytes[11] = 0xff;
+  ip.bytes[12] = static_cast<uint8_t>(address >> 24);
+  ip.bytes[13] = static_cast<uint8_t>(address >> 16);
+  ip.bytes[14] = static_cast<uint8_t>(address >> 8);
+  ip.bytes[15] = static_cast<uint8_t>(address);
+  return ip;
+}
+
+inline PickContext contextAt(int64_t now_ms = kNowMs) {
+  PickContext ctx;
+  ctx.now_ms = now_ms;
+  return ctx;
+}
+
+inline std::unique_ptr<Balancer> makeReset(std::string_view name, Random& random,
+                                           const std::vector<Backend*>& backends) {
+  std::unique_ptr<Balancer> balancer = makeBalancer(name, random);
+  if (balancer == nullptr) {
+    ADD_FAILURE() << "unknown balancer " << name;
+    return nullptr;
+  }
+  balancer->reset(backends);
+  return balancer;
+}
+
+// The ids of `count` picks concatenated ("-" for none): "aabacaa". For one-letter ids.
+inline std::string pickSequence(Balancer& balancer, const PickContext& ctx, int count) {
+  std::string out;
+  for (int i = 0; i < count; ++i) {
+    const Backend* b = balancer.pick(ctx);
+    out += b ? b->id() : "-";
+  }
+  return out;
+}
+
+// id -> number of picks among `count` ("" counts nullptr).
+inline std::map<std::string, int> countPicks(Balancer& balancer, const PickContext& ctx,
+                                             int count) {
+  std::map<std::string, int> counts;
+  for (int i = 0; i < count; ++i) {
+    const Backend* b = balancer.pick(ctx);
+    ++counts[b ? b->id() : ""];
+  }
+  return counts;
+}
+
+// Picks of `count` contexts each with a different client IP drawn from `seed`.
+inline std::map<std::string, int> countPicksOverClients(Balancer& balancer, int count,
+                                                        uint64_t seed) {
+  SplitMixRandom addresses(seed);
+  PickContext ctx = contextAt();
+  std::map<std::string, int> counts;
+  for (int i = 0; i < count; ++i) {
+    ctx.client_ip = ipv4(static_cast<uint32_t>(addresses.next()));
+    const Backend* b = balancer.pick(ctx);
+    ++counts[b ? b->id() : ""];
+  }
+  return counts;
+}
+
+// The ways a backend stops being pickable, applied to the backend `b` of a fresh pool.
+struct Unavailability {
+  const char* what;
+  TestPool::Tweak config;               // applied to b's config
+  std::function<void(Backend&)> state;  // applied to b's state
+  bool exclude = false;                 // b is in ctx.exclude
+};
+
+inline std::vector<Unavailability> unavailabilities() {
+  return {
+      {"inactive", [](core::BackendConfig& c) { c.active = false; }, {}},
+      {"health down",
+       {},
+       [](Backend& b) { b.state().health.store(static_cast<int>(Health::kDown)); }},
+      {"passive down", {}, [](Backend& b) { b.state().passive_down_until_ms.store(kNowMs + 1); }},
+      {"at max_conn", [](core::BackendConfig& c) { c.max_conn = 2; },
+       [](Backend& b) { b.state().active_connections.store(2); }},
+      {"excluded", {}, {}, true},
+  };
+}
+
+// For balancer `name`: a backend made unavailable in any of the ways above, or excluded, is
+// never picked while the others are, and with all of them unavailable pick() returns nullptr.
+inline void expectSkipsUnavailable(std::string_view name) {
+  for (const Unavailability& u : unavailabilities()) {
+    SCOPED_TRACE(u.what);
+    TestPool pool;
+    pool.add("a", 3);
+    Backend& b = pool.add("b", 5, u.config);
+    pool.add("c", 1);
+    if (u.state) u.state(b);
+    SplitMixRandom random(7);
+    auto balancer = makeReset(name, random, pool.pointers());
+    ASSERT_NE(balancer, nullptr);
+    const Backend* excluded[] = {&b};
+    PickContext ctx = contextAt();
+    if (u.exclude) ctx.exclude = excluded;
+    SplitMixRandom addresses(11);
+    std::map<std::string, int> counts;
+    for (int i = 0; i < 600; ++i) {
+      ctx.client_ip = ipv4(static_cast<uint32_t>(addresses.next()));
+      const Backend* picked = balancer->pick(ctx);
+      ++counts[picked ? picked->id() : ""];
+    }
+    EXPECT_EQ(counts.count("b"), 0u);
+    EXPECT_EQ(counts.count(""), 0u);
+    EXPECT_GT(counts["a"], 0);
+    EXPECT_GT(counts["c"], 0);
+  }
+}
+
+inline void expectNullWhenNoneAvailable(std::string_view name) {
+  TestPool pool;
+  pool.add("a", 1, [](core::BackendConfig& c) { c.active = false; });
+  pool.add("b").state().health.store(static_cast<int>(Health::kDown));
+  Backend& c = pool.add("c");
+  SplitMixRandom random(3);
+  auto balancer = makeReset(name, random, pool.pointers());
+  ASSERT_NE(balancer, nullptr);
+  const Backend* excluded[] = {&c};
+  PickContext ctx = contextAt();
+  ctx.exclude = excluded;
+  for (uint32_t i = 0; i < 50; ++i) {
+    ctx.client_ip = ipv4(0x0A000000u + i * 7919u);
+    EXPECT_EQ(balancer->pick(ctx), nullptr);
+  }
+  balancer->reset({});
+  EXPECT_EQ(balancer->pick(contextAt()), nullptr);
+}
+
+}  // namespace speedmimi::upstream::testing

@@ -1,0 +1,213 @@
+// "ip_hash": consistent, weighted hashing of the client IP (ketama ring).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+
+#include "balancer_test_util.h"
+
+namespace speedmimi::upstream {
+namespace {
+
+using namespace testing;
+
+constexpr int kClients = 10'000;
+
+std::vector<core::IpAddress> clients(uint64_t seed, int count = kClients) {
+  SplitMixRandom draws(seed);
+  std::vector<core::IpAddress> out;
+  for (int i = 0; i < count; ++i) out.push_back(ipv4(static_cast<uint32_t>(draws.next())));
+  return out;
+}
+
+// The backend id for every client ("" for none).
+std::vector<std::string> mapping(Balancer& balancer, const std::vector<core::IpAddress>& ips,
+                                 PickContext ctx = contextAt()) {
+  std::vector<std::string> out;
+  for (const core::IpAddress& ip : ips) {
+    ctx.client_ip = ip;
+    const Backend* b = balancer.pick(ctx);
+    out.push_back(b ? b->id() : "");
+  }
+  return out;
+}
+
+std::map<std::string, int> shares(const std::vector<std::string>& ids) {
+  std::map<std::string, int> counts;
+  for (const std::string& id : ids) ++counts[id];
+  return counts;
+}
+
+void addAll(TestPool& pool, std::initializer_list<const char*> ids, int weight = 1) {
+  for (const char* id : ids) pool.add(id, weight);
+}
+
+TEST(LbIpHash, SameClientSameBackendRegardlessOfOrder) {
+  TestPool pool;
+  addAll(pool, {"alpha", "beta", "gamma", "delta"});
+  SplitMixRandom random(1);
+  auto balancer = makeReset("ip_hash", random, pool.pointers());
+  const auto ips = clients(1, 1'000);
+  const auto first = mapping(*balancer, ips);
+  EXPECT_EQ(mapping(*balancer, ips), first);
+  std::vector<Backend*> reversed = pool.pointers();
+  std::reverse(reversed.begin(), reversed.end());
+  auto other = makeReset("ip_hash", random, reversed);
+  EXPECT_EQ(mapping(*other, ips), first);
+  EXPECT_EQ(shares(first).size(), 4u);
+}
+
+TEST(LbIpHash, FourEqualBackendsShareTheClients) {
+  TestPool pool;
+  addAll(pool, {"b1", "b2", "b3", "b4"});
+  SplitMixRandom random(1);
+  auto balancer = makeReset("ip_hash", random, pool.pointers());
+  const auto counts = shares(mapping(*balancer, clients(2)));
+  ASSERT_EQ(counts.size(), 4u);
+  for (const auto& [id, count] : counts) {
+    EXPECT_GE(count, kClients * 20 / 100) << id;
+    EXPECT_LE(count, kClients * 30 / 100) << id;
+  }
+}
+
+TEST(LbIpHash, Ipv6ClientsAreSpreadToo) {
+  TestPool pool;
+  addAll(pool, {"b1", "b2", "b3", "b4"});
+  SplitMixRandom random(1);
+  auto balancer = makeReset("ip_hash", random, pool.pointers());
+  SplitMixRandom draws(4);
+  std::vector<core::IpAddress> ips;
+  for (int i = 0; i < kClients; ++i) {
+    core::IpAddress ip;
+    ip.bytes[0] = 0x20;  // 2001:db8::/64 with random interface ids
+    ip.bytes[1] = 0x01;
+    ip.bytes[2] = 0x0d;
+    ip.bytes[3] = 0xb8;
+    const uint64_t iid = draws.next();
+    for (int k = 0; k < 8; ++k) ip.bytes[8 + k] = static_cast<uint8_t>(iid >> (8 * k));
+    ips.push_back(ip);
+  }
+  for (const auto& [id, count] : shares(mapping(*balancer, ips))) {
+    EXPECT_GE(count, kClients * 20 / 100) << id;
+    EXPECT_LE(count, kClients * 30 / 100) << id;
+  }
+}
+
+TEST(LbIpHash, WeightsSetTheShares) {
+  TestPool pool;
+  pool.add("heavy", 3);
+  pool.add("light", 1);
+  SplitMixRandom random(1);
+  auto balancer = makeReset("ip_hash", random, pool.pointers());
+  const auto counts = shares(mapping(*balancer, clients(3)));
+  EXPECT_NEAR(counts.at("heavy"), kClients * 3 / 4, kClients * 5 / 100);
+  EXPECT_NEAR(counts.at("light"), kClients / 4, kClients * 5 / 100);
+}
+
+TEST(LbIpHash, RemovingOneMovesOnlyItsClients) {
+  TestPool pool;
+  addAll(pool, {"b1", "b2", "b3", "b4", "b5"});
+  SplitMixRandom random(1);
+  const auto ips = clients(5);
+  auto balancer = makeReset("ip_hash", random, pool.pointers());
+  const auto before = mapping(*balancer, ips);
+  for (const char* removed : {"b1", "b3", "b5"}) {
+    SCOPED_TRACE(removed);
+    balancer->reset(pool.pointers({removed}));
+    const auto after = mapping(*balancer, ips);
+    int moved = 0;
+    for (size_t i = 0; i < ips.size(); ++i) {
+      EXPECT_NE(after[i], removed);
+      if (before[i] != removed) {
+        EXPECT_EQ(after[i], before[i]);
+      } else {
+        ++moved;
+      }
+    }
+    EXPECT_GT(moved, 0);
+  }
+}
+
+TEST(LbIpHash, AddingOneMovesAtMostItsShare) {
+  for (int n = 3; n <= 6; ++n) {
+    SCOPED_TRACE(n);
+    TestPool pool;
+    for (int i = 0; i <= n; ++i) pool.add("node-" + std::to_string(i));
+    const std::string added = "node-" + std::to_string(n);
+    SplitMixRandom random(1);
+    const auto ips = clients(6);
+    auto balancer = makeReset("ip_hash", random, pool.pointers({added}));
+    const auto before = mapping(*balancer, ips);
+    balancer->reset(pool.pointers());
+    const auto after = mapping(*balancer, ips);
+    int moved = 0;
+    for (size_t i = 0; i < ips.size(); ++i) {
+      if (after[i] == before[i]) continue;
+      ++moved;
+      EXPECT_EQ(after[i], added);  // keys only ever move to the new backend
+    }
+    EXPECT_GT(moved, 0);
+    EXPECT_LE(moved * 100.0 / kClients, 100.0 / (n + 1) + 2.0);
+  }
+}
+
+// A down backend's clients go, deterministically, where they would go if it were removed;
+// everyone else stays; and its clients are spread over several others.
+TEST(LbIpHash, FallbackWhenDownIsDeterministicAndSpread) {
+  TestPool pool;
+  addAll(pool, {"b1", "b2", "b3", "b4", "b5"});
+  SplitMixRandom random(1);
+  const auto ips = clients(7);
+  auto balancer = makeReset("ip_hash", random, pool.pointers());
+  const auto before = mapping(*balancer, ips);
+  auto without = makeReset("ip_hash", random, pool.pointers({"b2"}));
+  const auto removed = mapping(*without, ips);
+
+  pool["b2"].state().health = static_cast<int>(Health::kDown);
+  const auto down = mapping(*balancer, ips);
+  EXPECT_EQ(mapping(*balancer, ips), down);
+  EXPECT_EQ(down, removed);
+  std::set<std::string> fallbacks;
+  for (size_t i = 0; i < ips.size(); ++i) {
+    if (before[i] == "b2") fallbacks.insert(down[i]);
+  }
+  EXPECT_GE(fallbacks.size(), 3u);
+  EXPECT_EQ(fallbacks.count("b2"), 0u);
+
+  pool["b2"].state().health = static_cast<int>(Health::kUp);
+  EXPECT_EQ(mapping(*balancer, ips), before);  // back where they were
+}
+
+// A retry excludes the backend tried first and lands on the next one of the ring.
+TEST(LbIpHash, RetryGoesToTheNextBackendOfTheRing) {
+  TestPool pool;
+  addAll(pool, {"b1", "b2", "b3"});
+  SplitMixRandom random(1);
+  auto balancer = makeReset("ip_hash", random, pool.pointers());
+  for (const core::IpAddress& ip : clients(8, 200)) {
+    PickContext ctx = contextAt();
+    ctx.client_ip = ip;
+    const Backend* first = balancer->pick(ctx);
+    ASSERT_NE(first, nullptr);
+    const Backend* tried[] = {first};
+    ctx.exclude = tried;
+    const Backend* second = balancer->pick(ctx);
+    ASSERT_NE(second, nullptr);
+    EXPECT_NE(second, first);
+    auto without = makeReset("ip_hash", random, pool.pointers({first->id()}));
+    EXPECT_EQ(without->pick(contextAt()) != nullptr, true);
+    PickContext plain = contextAt();
+    plain.client_ip = ip;
+    EXPECT_EQ(without->pick(plain), second);
+  }
+}
+
+TEST(LbIpHash, SkipsUnavailable) {
+  expectSkipsUnavailable("ip_hash");
+}
+TEST(LbIpHash, NullWhenNoneAvailable) {
+  expectNullWhenNoneAvailable("ip_hash");
+}
+
+}  // namespace
+}  // namespace speedmimi::upstream
