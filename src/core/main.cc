@@ -1,0 +1,49 @@
+// speedmimi: entry point. Parses the command line, loads the configuration and hands over to
+// the master process (or tests the configuration, or signals a running master).
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "core/cmdline.h"
+#include "core/config.h"
+#include "core/master.h"
+
+namespace {
+
+constexpr const char* kDefaultConfig = SYSCONFDIR "/speedmimi/speedmimi.yaml";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace speedmimi::core;
+  Options options;
+  std::string error;
+  if (!parseCommandLine(std::vector<std::string>(argv + 1, argv + argc), options, error)) {
+    fprintf(stderr, "speedmimi: %s\n%s", error.c_str(), usageText());
+    return 1;
+  }
+  if (options.help) {
+    fputs(usageText(), stdout);
+    return 0;
+  }
+  if (options.version) {
+    printf("speedmimi version %s\n", PACKAGE_VERSION);
+    return 0;
+  }
+  std::string file = options.config_file.empty() ? kDefaultConfig : options.config_file;
+  Config config;
+  try {
+    config = loadConfigFile(file);
+  } catch (const ConfigError& e) {
+    fprintf(stderr, "%s\n", e.what());
+    if (options.test_config) fprintf(stderr, "speedmimi: configuration file %s test failed\n",
+                                     file.c_str());
+    return 1;
+  }
+  if (options.test_config) {
+    printf("speedmimi: configuration file %s test is successful\n", file.c_str());
+    return 0;
+  }
+  if (!options.signal.empty()) return signalMaster(config, options);
+  return runMaster(config, options);
+}

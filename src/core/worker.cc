@@ -1,0 +1,217 @@
+#include "core/worker.h"
+
+#include <signal.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "core/log.h"
+#include "event/handles.h"
+#include "http/error_pages.h"
+#include "http/router.h"
+#include "upstream/connection_pool.h"
+#include "upstream/upstream_set.h"
+
+namespace speedmimi::core {
+namespace {
+
+constexpr std::chrono::milliseconds kTick{100};  // graceful-stop polling, log flushing
+
+timeval toTimeval(std::chrono::milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+class Worker {
+ public:
+  explicit Worker(const WorkerSetup& setup) : setup_(setup) {}
+  int run();
+
+ private:
+  bool init();
+  void stopGracefully();
+  static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg);
+  static void onAcceptError(evconnlistener*, void* arg);
+  static void onSignal(evutil_socket_t sig, short, void* arg);
+  static void onTick(evutil_socket_t, short, void* arg);
+  static void onShutdownDeadline(evutil_socket_t, short, void* arg);
+  void refuse(int fd);
+
+  const WorkerSetup& setup_;
+  event::EventBasePtr base_;
+  std::unique_ptr<http::Router> router_;
+  upstream::DefaultRandom random_;
+  std::unique_ptr<upstream::UpstreamSet> upstreams_;
+  std::unique_ptr<upstream::ConnectionPool> pool_;
+  http::AccessLog access_log_;
+  http::ProxyContext ctx_;
+  event::ListenerPtr listener_;
+  std::vector<event::EventPtr> signals_;
+  event::EventPtr tick_;
+  event::EventPtr deadline_;
+  int ticks_ = 0;
+};
+
+bool Worker::init() {
+  const Config& config = *setup_.config;
+  base_.reset(event_base_new());
+  if (!base_) {
+    SM_CRIT("event_base_new() failed");
+    return false;
+  }
+  router_ = std::make_unique<http::Router>(config.routes);
+  try {
+    upstreams_ = std::make_unique<upstream::UpstreamSet>(config, setup_.backend_states, random_);
+  } catch (const std::exception& e) {
+    SM_CRIT("%s", e.what());
+    return false;
+  }
+  pool_ = std::make_unique<upstream::ConnectionPool>(config.server.idle_timeout);
+  std::string error;
+  if (!access_log_.open(setup_.access_log_path, config.server.access_log_format, error)) {
+    SM_CRIT("%s", error.c_str());
+    return false;
+  }
+
+  ctx_.base = base_.get();
+  ctx_.config = &config;
+  ctx_.router = router_.get();
+  ctx_.upstreams = upstreams_.get();
+  ctx_.pool = pool_.get();
+  ctx_.access_log = &access_log_;
+  ctx_.all_counters = setup_.counters;
+  ctx_.counters = &setup_.counters[setup_.slot];
+  ctx_.worker_slots = setup_.worker_slots;
+  ctx_.request_limits.max_head_size = config.server.max_header_size;
+  ctx_.request_limits.max_headers = config.server.max_headers;
+  ctx_.response_limits.max_head_size = std::max<uint64_t>(config.server.max_header_size, 64 * 1024);
+  ctx_.response_limits.max_headers = std::max<uint64_t>(config.server.max_headers, 100);
+  ctx_.header_storage.resize(
+      std::max(ctx_.request_limits.max_headers, ctx_.response_limits.max_headers) + 1);
+
+  listener_.reset(evconnlistener_new(base_.get(), &Worker::onAccept, this,
+                                     LEV_OPT_CLOSE_ON_EXEC, -1, setup_.listen_fd));
+  if (!listener_) {
+    SM_CRIT("evconnlistener_new() failed");
+    return false;
+  }
+  evconnlistener_set_error_cb(listener_.get(), &Worker::onAcceptError);
+
+  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) {
+    event::EventPtr ev(evsignal_new(base_.get(), sig, &Worker::onSignal, this));
+    if (!ev || evsignal_add(ev.get(), nullptr) != 0) {
+      SM_CRIT("cannot watch signal %d", sig);
+      return false;
+    }
+    signals_.push_back(std::move(ev));
+  }
+  tick_.reset(event_new(base_.get(), -1, EV_PERSIST, &Worker::onTick, this));
+  timeval tv = toTimeval(kTick);
+  event_add(tick_.get(), &tv);
+  return true;
+}
+
+int Worker::run() {
+  if (!init()) return 2;
+  // The master blocks these signals; libevent delivers them here from now on.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGCHLD}) sigaddset(&set, sig);
+  sigprocmask(SIG_UNBLOCK, &set, nullptr);
+
+  SM_DEBUG("worker started");
+  event_base_dispatch(base_.get());
+
+  // Fast stop, or the graceful deadline passed: end what is left.
+  std::vector<http::ProxySession*> left(ctx_.sessions.begin(), ctx_.sessions.end());
+  for (http::ProxySession* s : left) {
+    s->abort();
+    delete s;
+  }
+  pool_->clear();
+  access_log_.flush();
+  return 0;
+}
+
+void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  const ServerConfig& server = self->setup_.config->server;
+  if (server.max_conn > 0 &&
+      self->ctx_.totalActiveConnections() >= static_cast<int64_t>(server.max_conn)) {
+    return self->refuse(fd);
+  }
+  auto* session = new http::ProxySession(self->ctx_, fd, addr);  // deletes itself
+  session->start();
+}
+
+// server.max_conn reached: a best-effort 503 without reading the request, then close.
+void Worker::refuse(int fd) {
+  event::Fd owned(fd);
+  event::EvbufferPtr buf(evbuffer_new());
+  http::appendErrorResponse(503, false, false, buf.get());
+  evbuffer_write(buf.get(), fd);
+  SM_WARN("server.max_conn (%llu) reached; refusing a connection",
+          static_cast<unsigned long long>(setup_.config->server.max_conn));
+}
+
+void Worker::onAcceptError(evconnlistener*, void*) {
+  int err = EVUTIL_SOCKET_ERROR();
+  // EMFILE/ENFILE: out of descriptors; the listener retries on the next readiness.
+  SM_ERROR("accept() failed: %s", std::strerror(err));
+}
+
+void Worker::onSignal(evutil_socket_t sig, short, void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  if (sig == SIGQUIT) return self->stopGracefully();
+  if (sig == SIGUSR1) {
+    std::string error;
+    if (!reopenErrorLog(error)) SM_ERROR("%s", error.c_str());
+    self->access_log_.flush();
+    if (!self->access_log_.open(self->setup_.access_log_path,
+                                self->setup_.config->server.access_log_format, error)) {
+      SM_ERROR("%s", error.c_str());
+    }
+    return;
+  }
+  event_base_loopbreak(self->base_.get());
+}
+
+// Stop accepting, close idle keep-alive connections, let exchanges finish (DESIGN §2 QUIT).
+void Worker::stopGracefully() {
+  if (ctx_.draining) return;
+  ctx_.draining = true;
+  listener_.reset();
+  pool_->clear();
+  std::vector<http::ProxySession*> sessions(ctx_.sessions.begin(), ctx_.sessions.end());
+  for (http::ProxySession* s : sessions) s->drain();
+  deadline_.reset(evtimer_new(base_.get(), &Worker::onShutdownDeadline, this));
+  timeval tv = toTimeval(setup_.config->server.shutdown_timeout);
+  evtimer_add(deadline_.get(), &tv);
+  if (ctx_.sessions.empty()) event_base_loopbreak(base_.get());
+}
+
+void Worker::onTick(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  if (self->ctx_.draining && self->ctx_.sessions.empty()) {
+    event_base_loopbreak(self->base_.get());
+    return;
+  }
+  if (++self->ticks_ % 10 == 0) self->access_log_.flush();  // once a second
+}
+
+void Worker::onShutdownDeadline(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  SM_NOTICE("shutdown_timeout passed; closing %zu connections", self->ctx_.sessions.size());
+  event_base_loopbreak(self->base_.get());
+}
+
+}  // namespace
+
+int runWorker(const WorkerSetup& setup) {
+  Worker worker(setup);
+  return worker.run();
+}
+
+}  // namespace speedmimi::core

@@ -1,0 +1,167 @@
+#include "event/stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/uio.h>
+
+#include <cstdlib>
+
+namespace speedmimi::event {
+namespace {
+
+constexpr size_t kReadChunk = 16 * 1024;  // bytes reserved per readv()
+
+timeval toTimeval(std::chrono::milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+bool isTransient(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+
+}  // namespace
+
+const char* streamEventName(StreamEvent ev) {
+  switch (ev) {
+    case StreamEvent::kReadable: return "readable";
+    case StreamEvent::kEof: return "eof";
+    case StreamEvent::kError: return "error";
+    case StreamEvent::kReadTimeout: return "read timeout";
+    case StreamEvent::kWriteTimeout: return "write timeout";
+    case StreamEvent::kConnected: return "connected";
+    case StreamEvent::kDrained: return "drained";
+  }
+  return "?";
+}
+
+Stream::Stream(event_base* base, int fd, StreamHandler* handler)
+    : fd_(fd),
+      handler_(handler),
+      input_(evbuffer_new()),
+      output_(evbuffer_new()),
+      read_event_(event_new(base, fd, EV_READ | EV_PERSIST, &Stream::onRead, this)),
+      write_event_(event_new(base, fd, EV_WRITE | EV_PERSIST, &Stream::onWrite, this)) {
+  // Out of memory here leaves nothing sensible to do in a proxy worker.
+  if (!input_ || !output_ || !read_event_ || !write_event_) std::abort();
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // fails harmlessly on AF_UNIX
+}
+
+Stream::~Stream() = default;  // events are freed (and so deleted) before the fd closes
+
+std::unique_ptr<Stream> Stream::connect(event_base* base, const sockaddr* addr, socklen_t len,
+                                        std::chrono::milliseconds timeout,
+                                        StreamHandler* handler) {
+  int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return nullptr;
+  auto stream = std::make_unique<Stream>(base, fd, handler);
+  stream->connected_ = false;
+  if (::connect(fd, addr, len) != 0 && errno != EINPROGRESS) {
+    // Refused at once (loopback): report it from the loop like any other failure.
+    stream->last_error_ = errno;
+    event_active(stream->write_event_.get(), EV_WRITE, 0);
+    return stream;
+  }
+  timeval tv = toTimeval(timeout);
+  event_add(stream->write_event_.get(), &tv);
+  stream->write_armed_ = true;
+  return stream;
+}
+
+void Stream::startReading(std::chrono::milliseconds timeout) {
+  if (reading_ && timeout == read_timeout_) return;
+  read_timeout_ = timeout;
+  timeval tv = toTimeval(timeout);
+  event_add(read_event_.get(), timeout.count() > 0 ? &tv : nullptr);
+  reading_ = true;
+}
+
+void Stream::stopReading() {
+  if (!reading_) return;
+  event_del(read_event_.get());
+  reading_ = false;
+}
+
+bool Stream::flush() {
+  if (!connected_) return true;  // written once connected
+  while (evbuffer_get_length(output_.get()) > 0) {
+    int n = evbuffer_write(output_.get(), fd_.get());
+    if (n > 0) continue;
+    if (n < 0 && isTransient(errno)) break;
+    last_error_ = n < 0 ? errno : EPIPE;
+    return false;
+  }
+  bool pending = evbuffer_get_length(output_.get()) > 0;
+  if (pending && !write_armed_) {
+    timeval tv = toTimeval(write_timeout_);
+    event_add(write_event_.get(), write_timeout_.count() > 0 ? &tv : nullptr);
+    write_armed_ = true;
+  } else if (!pending && write_armed_) {
+    event_del(write_event_.get());
+    write_armed_ = false;
+  }
+  return true;
+}
+
+void Stream::shutdownWrite() { ::shutdown(fd_.get(), SHUT_WR); }
+
+void Stream::onRead(evutil_socket_t fd, short what, void* arg) {
+  auto* self = static_cast<Stream*>(arg);
+  if (what & EV_TIMEOUT) return self->notify(StreamEvent::kReadTimeout);
+  evbuffer_iovec vec[2];
+  int nvec = evbuffer_reserve_space(self->input_.get(), kReadChunk, vec, 2);
+  if (nvec < 0) std::abort();
+  ssize_t n = ::readv(fd, reinterpret_cast<iovec*>(vec), nvec);
+  if (n < 0) {
+    evbuffer_commit_space(self->input_.get(), vec, 0);
+    if (isTransient(errno)) return;
+    self->last_error_ = errno;
+    return self->notify(StreamEvent::kError);
+  }
+  // Shrink the iovecs to what was read before committing.
+  size_t left = static_cast<size_t>(n);
+  for (int i = 0; i < nvec; ++i) {
+    if (vec[i].iov_len > left) vec[i].iov_len = left;
+    left -= vec[i].iov_len;
+  }
+  evbuffer_commit_space(self->input_.get(), vec, nvec);
+  self->bytes_read_ += static_cast<uint64_t>(n);
+  if (n == 0) {
+    self->stopReading();
+    return self->notify(StreamEvent::kEof);
+  }
+  self->notify(StreamEvent::kReadable);
+}
+
+void Stream::onWrite(evutil_socket_t, short what, void* arg) {
+  auto* self = static_cast<Stream*>(arg);
+  if (!self->connected_) return self->handleConnect(what);
+  if (what & EV_TIMEOUT) return self->notify(StreamEvent::kWriteTimeout);
+  if (!self->flush()) return self->notify(StreamEvent::kError);
+  if (evbuffer_get_length(self->output_.get()) <= self->low_watermark_) {
+    self->notify(StreamEvent::kDrained);
+  }
+}
+
+void Stream::handleConnect(short what) {
+  event_del(write_event_.get());
+  write_armed_ = false;
+  if (last_error_ != 0) return notify(StreamEvent::kError);  // refused at once
+  if (what & EV_TIMEOUT) {
+    last_error_ = ETIMEDOUT;
+    return notify(StreamEvent::kWriteTimeout);
+  }
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) {
+    last_error_ = err;
+    return notify(StreamEvent::kError);
+  }
+  connected_ = true;
+  if (!flush()) return notify(StreamEvent::kError);
+  notify(StreamEvent::kConnected);
+}
+
+}  // namespace speedmimi::event

@@ -1,0 +1,107 @@
+// A non-blocking byte stream over a socket: an input and an output evbuffer, a read event that
+// is enabled on demand, and a write event armed only when the kernel refuses bytes.
+//
+// Unlike a libevent bufferevent it writes eagerly: flush() calls writev() at once and arms the
+// write event only on EAGAIN, so a request/response exchange costs no epoll_ctl calls in the
+// common case. Reads go straight into the input buffer with readv() (no FIONREAD ioctl).
+//
+// Callback contract: the handler is called only from the event loop, never from inside a
+// Stream method, and the handler may destroy the Stream from within the callback (the Stream
+// touches nothing after the call).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstddef>
+
+#include "event/handles.h"
+
+namespace speedmimi::event {
+
+class Stream;
+
+enum class StreamEvent {
+  kReadable,      // new bytes were appended to input()
+  kEof,           // the peer closed its side; input() may still hold bytes
+  kError,         // a socket error (errno in Stream::lastError())
+  kReadTimeout,   // no bytes within the read timeout while reading
+  kWriteTimeout,  // output could not be written within the write timeout
+  kConnected,     // connect() completed
+  kDrained,       // output fell to or below the low watermark after a blocked write
+};
+
+const char* streamEventName(StreamEvent ev);
+
+class StreamHandler {
+ public:
+  virtual void onStreamEvent(Stream& stream, StreamEvent ev) = 0;
+
+ protected:
+  ~StreamHandler() = default;
+};
+
+class Stream {
+ public:
+  // Takes ownership of the connected, non-blocking socket `fd`.
+  Stream(event_base* base, int fd, StreamHandler* handler);
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // Starts a non-blocking connect; kConnected or kError (or kWriteTimeout after `timeout`) is
+  // reported later. Returns nullptr with errno set when the socket cannot even be created.
+  static std::unique_ptr<Stream> connect(event_base* base, const sockaddr* addr,
+                                         socklen_t len, std::chrono::milliseconds timeout,
+                                         StreamHandler* handler);
+
+  evbuffer* input() const { return input_.get(); }
+  evbuffer* output() const { return output_.get(); }
+  int fd() const { return fd_.get(); }
+  int lastError() const { return last_error_; }
+  uint64_t bytesRead() const { return bytes_read_; }
+  bool connected() const { return connected_; }
+
+  void setHandler(StreamHandler* handler) { handler_ = handler; }
+
+  // Reading with an inactivity timeout (0 = none). Calling again with another timeout changes
+  // it; with the same one it does nothing (the timer keeps running).
+  void startReading(std::chrono::milliseconds timeout);
+  void stopReading();
+  bool reading() const { return reading_; }
+
+  // Writes as much of output() as the kernel takes now. Returns false on a fatal socket error
+  // (lastError() says which); the handler is not called for it. When bytes remain, the write
+  // event is armed with `write_timeout` and kDrained follows once they are written down to the
+  // low watermark.
+  bool flush();
+  void setWriteTimeout(std::chrono::milliseconds timeout) { write_timeout_ = timeout; }
+  void setLowWatermark(size_t bytes) { low_watermark_ = bytes; }
+  size_t pendingOutput() const { return evbuffer_get_length(output_.get()); }
+
+  // Half-closes the sending side (lingering close after an error response).
+  void shutdownWrite();
+
+ private:
+  static void onRead(evutil_socket_t fd, short what, void* arg);
+  static void onWrite(evutil_socket_t fd, short what, void* arg);
+  void handleConnect(short what);
+  void notify(StreamEvent ev) { handler_->onStreamEvent(*this, ev); }
+
+  Fd fd_;
+  StreamHandler* handler_;
+  EvbufferPtr input_;
+  EvbufferPtr output_;
+  EventPtr read_event_;
+  EventPtr write_event_;
+  std::chrono::milliseconds write_timeout_{30'000};
+  size_t low_watermark_ = 0;
+  int last_error_ = 0;
+  uint64_t bytes_read_ = 0;
+  bool reading_ = false;
+  std::chrono::milliseconds read_timeout_{0};  // of the current startReading()
+  bool write_armed_ = false;
+  bool connected_ = true;
+};
+
+}  // namespace speedmimi::event

@@ -1,0 +1,143 @@
+#include "http/access_log.h"
+
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace speedmimi::http {
+namespace {
+
+// Escapes quotes, backslashes and control bytes as \xHH (combined) or JSON escapes (json).
+void appendEscaped(std::string& out, std::string_view s, bool json) {
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c >= 0x7f) {
+      char buf[8];
+      snprintf(buf, sizeof(buf), json ? "\\u%04x" : "\\x%02X", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+}
+
+void appendOr(std::string& out, std::string_view s, bool json) {
+  if (s.empty() && !json) {
+    out += '-';
+  } else {
+    appendEscaped(out, s, json);
+  }
+}
+
+void appendSeconds(std::string& out, double s) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%.3f", s);
+  out += buf;
+}
+
+}  // namespace
+
+AccessLog::~AccessLog() { flush(); }
+
+bool AccessLog::open(const std::string& path, core::AccessLogFormat format, std::string& error) {
+  format_ = format;
+  if (path == "off") {
+    fd_.reset();
+    return true;
+  }
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = "cannot open access log " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  fd_.reset(fd);
+  buffer_.reserve(kBufferSize);
+  return true;
+}
+
+void AccessLog::write(const AccessLogEntry& entry) {
+  if (!enabled()) return;
+  append(buffer_, entry, format_, time(nullptr));
+  buffer_ += '\n';
+  if (buffer_.size() >= kBufferSize) flush();
+}
+
+void AccessLog::flush() {
+  if (!enabled() || buffer_.empty()) return;
+  ssize_t n = ::write(fd_.get(), buffer_.data(), buffer_.size());
+  (void)n;  // a full disk must not stop the proxy; the lines are dropped
+  buffer_.clear();
+}
+
+std::string AccessLog::format(const AccessLogEntry& entry, core::AccessLogFormat format,
+                              time_t now) {
+  std::string out;
+  append(out, entry, format, now);
+  return out;
+}
+
+void AccessLog::append(std::string& out, const AccessLogEntry& e, core::AccessLogFormat format,
+                       time_t now) {
+  struct tm tm;
+  localtime_r(&now, &tm);
+  char when[64];
+  bool json = format == core::AccessLogFormat::kJson;
+  strftime(when, sizeof(when), json ? "%Y-%m-%dT%H:%M:%S%z" : "%d/%b/%Y:%H:%M:%S %z", &tm);
+  char num[64];
+  if (json) {
+    out += "{\"time\":\"";
+    out += when;
+    out += "\",\"remote_addr\":\"";
+    appendEscaped(out, e.client_ip, true);
+    out += "\",\"method\":\"";
+    appendEscaped(out, e.method, true);
+    out += "\",\"uri\":\"";
+    appendEscaped(out, e.target, true);
+    snprintf(num, sizeof(num), "\",\"protocol\":\"HTTP/1.%d\",\"status\":%d,\"body_bytes_sent\":%llu",
+             e.minor_version, e.status, static_cast<unsigned long long>(e.body_bytes));
+    out += num;
+    out += ",\"http_referer\":\"";
+    appendEscaped(out, e.referer, true);
+    out += "\",\"http_user_agent\":\"";
+    appendEscaped(out, e.user_agent, true);
+    out += "\",\"upstream_addr\":\"";
+    appendEscaped(out, e.upstream_addr, true);
+    snprintf(num, sizeof(num), "\",\"upstream_status\":%d,\"request_time\":", e.upstream_status);
+    out += num;
+    appendSeconds(out, e.request_time);
+    out += ",\"upstream_response_time\":";
+    if (e.upstream_time < 0) out += "null"; else appendSeconds(out, e.upstream_time);
+    out += '}';
+    return;
+  }
+  // nginx "combined" plus: "upstream_addr" upstream_status request_time upstream_response_time
+  out.append(e.client_ip);
+  out += " - - [";
+  out += when;
+  out += "] \"";
+  appendEscaped(out, e.method, false);
+  out += ' ';
+  appendEscaped(out, e.target, false);
+  snprintf(num, sizeof(num), " HTTP/1.%d\" %d %llu \"", e.minor_version, e.status,
+           static_cast<unsigned long long>(e.body_bytes));
+  out += num;
+  appendOr(out, e.referer, false);
+  out += "\" \"";
+  appendOr(out, e.user_agent, false);
+  out += "\" \"";
+  appendOr(out, e.upstream_addr, false);
+  out += "\" ";
+  if (e.upstream_status) out += std::to_string(e.upstream_status); else out += '-';
+  out += ' ';
+  appendSeconds(out, e.request_time);
+  out += ' ';
+  if (e.upstream_time < 0) out += '-'; else appendSeconds(out, e.upstream_time);
+}
+
+}  // namespace speedmimi::http

@@ -1,0 +1,58 @@
+// The access log (DESIGN §7 access_log / access_log_format): one line per request in nginx's
+// combined format plus upstream fields, or one JSON object per line. Lines are buffered per
+// worker and written with one write(2) when the buffer fills or on flush() (every second and at
+// exit), so logging costs no syscall per request.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/config_types.h"
+#include "event/handles.h"
+
+namespace speedmimi::http {
+
+struct AccessLogEntry {
+  std::string_view client_ip;  // the real client IP
+  std::string_view method;
+  std::string_view target;
+  int minor_version = 1;
+  int status = 0;
+  uint64_t body_bytes = 0;  // response body bytes sent to the client
+  std::string_view referer;
+  std::string_view user_agent;
+  std::string_view upstream_addr;  // "-" when no backend was used
+  int upstream_status = 0;         // 0 when none
+  double request_time = 0;         // seconds, from the first byte of the request
+  double upstream_time = -1;       // seconds, from connect to the response's end; < 0: none
+};
+
+class AccessLog {
+ public:
+  static constexpr size_t kBufferSize = 64 * 1024;
+
+  AccessLog() = default;
+  ~AccessLog();
+  AccessLog(const AccessLog&) = delete;
+  AccessLog& operator=(const AccessLog&) = delete;
+
+  // `path` is a file or "off". False with `error` set when the file cannot be opened.
+  bool open(const std::string& path, core::AccessLogFormat format, std::string& error);
+  bool enabled() const { return fd_.valid(); }
+
+  void write(const AccessLogEntry& entry);
+  void flush();
+
+  // For tests: the formatted line of an entry at time `now` (without the newline).
+  static std::string format(const AccessLogEntry& entry, core::AccessLogFormat format,
+                            time_t now);
+
+ private:
+  static void append(std::string& out, const AccessLogEntry& e, core::AccessLogFormat format,
+                     time_t now);
+  event::Fd fd_;
+  core::AccessLogFormat format_ = core::AccessLogFormat::kCombined;
+  std::string buffer_;
+};
+
+}  // namespace speedmimi::http

@@ -1,0 +1,15 @@
+// The small responses SpeedMimi answers itself (DESIGN §4 table): a status line, Server,
+// Content-Type, a correct Content-Length and Connection, and a short HTML body.
+#pragma once
+
+#include <event2/buffer.h>
+
+namespace speedmimi::http {
+
+const char* reasonPhrase(int status);
+
+// Appends the whole response to `out`. `keep_alive` false adds "Connection: close".
+// `head_only` (HEAD requests) sends the same head without the body.
+void appendErrorResponse(int status, bool keep_alive, bool head_only, evbuffer* out);
+
+}  // namespace speedmimi::http

@@ -1,0 +1,752 @@
+#include "http/proxy_session.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "core/log.h"
+#include "http/error_pages.h"
+#include "http/header_rewrite.h"
+#include "http/real_ip.h"
+
+namespace speedmimi::http {
+namespace {
+
+using event::StreamEvent;
+using std::chrono::milliseconds;
+
+// Backpressure: stop reading one side while the other side's output holds more than this;
+// resume when it has drained to the low watermark (DESIGN §4, bounded buffering).
+constexpr size_t kHighWater = 64 * 1024;
+constexpr size_t kLowWater = 16 * 1024;
+constexpr milliseconds kLingerTime{2000};
+
+timeval toTimeval(milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+// Contiguous view of the first `max` bytes of `buf` (copies only when they span chunks).
+std::string_view pullup(evbuffer* buf, size_t max) {
+  size_t len = std::min(evbuffer_get_length(buf), max);
+  if (len == 0) return {};
+  auto* p = reinterpret_cast<const char*>(evbuffer_pullup(buf, static_cast<ssize_t>(len)));
+  return {p, len};
+}
+
+// The first contiguous segment of `buf`, without copying.
+std::string_view firstSegment(evbuffer* buf) {
+  evbuffer_iovec v;
+  if (evbuffer_peek(buf, -1, nullptr, &v, 1) < 1) return {};
+  return {static_cast<const char*>(v.iov_base), v.iov_len};
+}
+
+void appendChunkHeader(evbuffer* out, size_t n) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + 16, n, 16);
+  *r.ptr++ = '\r';
+  *r.ptr++ = '\n';
+  evbuffer_add(out, buf, r.ptr - buf);
+}
+
+bool isIdempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
+         method == "PUT" || method == "DELETE";
+}
+
+}  // namespace
+
+int64_t ProxyContext::nowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+int64_t ProxyContext::totalActiveConnections() const {
+  int64_t total = 0;
+  for (size_t i = 0; i < worker_slots; ++i) {
+    total += all_counters[i].active_connections.load(std::memory_order_relaxed);
+  }
+  return total;
+}
+
+ProxySession::ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer)
+    : ctx_(ctx),
+      client_(std::make_unique<event::Stream>(ctx.base, fd, this)),
+      header_timer_(evtimer_new(ctx.base, &ProxySession::onHeaderTimeout, this)),
+      peer_(core::IpAddress::fromSockaddr(peer)),
+      peer_text_(peer_.toString()) {
+  client_->setWriteTimeout(ctx.config->server.write_timeout);
+  client_->setLowWatermark(kLowWater);
+  ctx_.sessions.insert(this);
+  ctx_.counters->active_connections.fetch_add(1, std::memory_order_relaxed);
+  ctx_.counters->accepted.fetch_add(1, std::memory_order_relaxed);
+}
+
+ProxySession::~ProxySession() {
+  if (upstream_) releaseUpstream(false);
+  ctx_.counters->bytes_in.fetch_add(client_->bytesRead(), std::memory_order_relaxed);
+  ctx_.sessions.erase(this);
+  ctx_.counters->active_connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void ProxySession::start() {
+  // The first request of a connection gets header_timeout from accept (as nginx does).
+  client_->startReading(ctx_.config->server.header_timeout);
+}
+
+void ProxySession::drain() {
+  if (phase_ == Phase::kIdle) {
+    closeNow();
+    delete this;
+  }
+}
+
+// Entry point for both streams. Deletes the session when it died during the callback; nothing
+// may touch `this` afterwards.
+void ProxySession::onStreamEvent(event::Stream& stream, StreamEvent ev) {
+  if (&stream == client_.get()) {
+    onClientEvent(ev);
+  } else if (&stream == upstream_.get()) {
+    onUpstreamEvent(ev);
+  }
+  if (phase_ == Phase::kDead) delete this;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client side
+
+void ProxySession::onClientEvent(StreamEvent ev) {
+  switch (ev) {
+    case StreamEvent::kReadable:
+      if (phase_ == Phase::kLinger) {
+        evbuffer_drain(client_->input(), evbuffer_get_length(client_->input()));
+      } else if (phase_ == Phase::kTunnel) {
+        tunnelData(*client_, *upstream_);
+      } else if (phase_ == Phase::kExchange) {
+        forwardRequestBody();
+      } else {
+        driveClient();
+      }
+      return;
+    case StreamEvent::kDrained:
+      if (phase_ == Phase::kClosing || phase_ == Phase::kLinger) {
+        if (client_->pendingOutput() == 0) {
+          if (phase_ == Phase::kClosing) return closeNow();
+          client_->shutdownWrite();
+        }
+        return;
+      }
+      return updateReading();
+    case StreamEvent::kEof:
+      if (phase_ == Phase::kTunnel && upstream_) {
+        // Deliver what the client sent, then end the tunnel.
+        tunnelData(*client_, *upstream_);
+        return closeNow();
+      }
+      if (phase_ == Phase::kExchange && x_.request_done) return;  // half-close: keep going
+      if (phase_ == Phase::kExchange && !x_.response_started) {
+        SM_INFO("client %s closed the connection before sending the whole request",
+                peer_text_.c_str());
+      }
+      return closeNow();
+    case StreamEvent::kReadTimeout:
+      if (phase_ == Phase::kHead) {
+        return respondError(408, "client sent no complete request head in time");
+      }
+      if (phase_ == Phase::kExchange && !x_.request_done) {
+        SM_INFO("client %s timed out sending the request body", peer_text_.c_str());
+      }
+      return closeNow();
+    case StreamEvent::kWriteTimeout:
+      SM_INFO("client %s timed out reading the response", peer_text_.c_str());
+      return closeNow();
+    case StreamEvent::kError:
+      SM_INFO("client %s connection error: %s", peer_text_.c_str(),
+              std::strerror(client_->lastError()));
+      return closeNow();
+    case StreamEvent::kConnected:
+      return;
+  }
+}
+
+// Serves requests while complete heads are buffered (pipelining), one at a time.
+void ProxySession::driveClient() {
+  while ((phase_ == Phase::kIdle || phase_ == Phase::kHead) &&
+         evbuffer_get_length(client_->input()) > 0) {
+    if (!readHead()) return;
+  }
+}
+
+bool ProxySession::readHead() {
+  evbuffer* in = client_->input();
+  if (phase_ == Phase::kIdle) {
+    phase_ = Phase::kHead;
+    x_.start_ms = ProxyContext::nowMs();
+    timeval tv = toTimeval(ctx_.config->server.header_timeout);
+    evtimer_add(header_timer_.get(), &tv);
+    client_->startReading(ctx_.config->server.header_timeout);
+  }
+  std::string_view bytes = pullup(in, ctx_.request_limits.max_head_size + 2);
+  RequestHead head;
+  ParseError error;
+  ParseStatus status =
+      parseRequestHead(bytes, ctx_.request_limits, ctx_.header_storage, head, error);
+  if (status == ParseStatus::kNeedMore) return false;
+  if (status == ParseStatus::kError) {
+    respondError(error.status, error.reason);
+    return false;
+  }
+  evtimer_del(header_timer_.get());
+  x_.client_minor = head.minor_version;
+  x_.head_method = head.method == "HEAD";
+  x_.idempotent = isIdempotent(head.method);
+  RequestInfo info;
+  if (!analyzeRequest(head, ctx_.config->server.max_body_size, info, error)) {
+    captureLogFields(head);
+    evbuffer_drain(in, head.head_length);
+    respondError(error.status, error.reason);
+    return false;
+  }
+  ctx_.counters->requests.fetch_add(1, std::memory_order_relaxed);
+  return beginExchange(head, info);
+}
+
+// The head is valid: route it, rewrite it and start talking to a backend.
+bool ProxySession::beginExchange(const RequestHead& head, const RequestInfo& info) {
+  const core::ServerConfig& server = ctx_.config->server;
+  captureLogFields(head);
+  phase_ = Phase::kExchange;
+  x_.keep_alive = info.keep_alive && !ctx_.draining;
+  x_.request_framing = info.framing;
+  x_.request_remaining = info.content_length;
+  x_.request_done = info.framing == BodyFraming::kNone;
+  x_.upgrade_requested = info.upgrade_websocket;
+  x_.route = ctx_.router->match(info.host, info.path);
+
+  if (x_.route < 0) {
+    evbuffer_drain(client_->input(), head.head_length);
+    respondError(404, "no route matches");
+    return phase_ == Phase::kIdle;
+  }
+  x_.protocol = info.upgrade_websocket      ? upstream::Protocol::kWebsocket
+                : info.accepts_event_stream ? upstream::Protocol::kSse
+                                            : upstream::Protocol::kHttp;
+  real_ip_ = resolveRealIp(peer_, head.headers, head.num_headers, server.real_ip_header,
+                           server.trusted_proxies);
+  real_ip_text_ = real_ip_ == peer_ ? peer_text_ : real_ip_.toString();
+
+  ForwardContext fwd;
+  fwd.peer_ip = peer_text_;
+  fwd.real_ip = real_ip_text_;
+  fwd.tunnel = info.upgrade_websocket;
+  out_head_.clear();
+  appendUpstreamRequestHead(head, info, fwd, out_head_);
+  evbuffer_drain(client_->input(), head.head_length);  // views into the head end here
+
+  connectUpstream();
+  return phase_ == Phase::kIdle;
+}
+
+void ProxySession::captureLogFields(const RequestHead& head) {
+  if (!ctx_.access_log->enabled()) return;
+  const Header* referer = findHeader(head.headers, head.num_headers, "Referer");
+  const Header* agent = findHeader(head.headers, head.num_headers, "User-Agent");
+  log_fields_.assign(head.method);
+  log_fields_.append(head.target);
+  log_method_len_ = head.method.size();
+  log_target_len_ = head.target.size();
+  log_referer_len_ = referer ? referer->value.size() : 0;
+  if (referer) log_fields_.append(referer->value);
+  if (agent) log_fields_.append(agent->value);
+}
+
+// Moves request body bytes from the client to the backend, re-framing chunked bodies.
+void ProxySession::forwardRequestBody() {
+  if (x_.request_done || !upstream_) return updateReading();
+  evbuffer* in = client_->input();
+  evbuffer* out = upstream_->output();
+  if (x_.request_framing == BodyFraming::kContentLength) {
+    size_t n = std::min<uint64_t>(x_.request_remaining, evbuffer_get_length(in));
+    if (n > 0) {
+      evbuffer_remove_buffer(in, out, n);
+      x_.request_remaining -= n;
+      x_.body_moved = true;
+    }
+    x_.request_done = x_.request_remaining == 0;
+  } else if (x_.request_framing == BodyFraming::kChunked) {
+    if (!forwardChunkedRequest()) return;
+  }
+  if (!upstream_->flush()) return upstreamFailed(502, "write to backend failed");
+  if (x_.request_done) {
+    // The backend now owes us a response within read_timeout.
+    upstream_->stopReading();
+  }
+  updateReading();
+}
+
+bool ProxySession::forwardChunkedRequest() {
+  evbuffer* in = client_->input();
+  evbuffer* out = upstream_->output();
+  uint64_t limit = ctx_.config->server.max_body_size;
+  while (!x_.request_done && evbuffer_get_length(in) > 0) {
+    ChunkedDecoder::Step step = x_.request_chunks.next(firstSegment(in));
+    evbuffer_drain(in, step.framing);
+    switch (step.kind) {
+      case ChunkedDecoder::Kind::kData:
+        x_.request_body_total += step.data;
+        if (limit != 0 && x_.request_body_total > limit) {
+          respondError(413, "chunked request body over max_body_size");
+          return false;
+        }
+        appendChunkHeader(out, step.data);
+        evbuffer_remove_buffer(in, out, step.data);
+        evbuffer_add(out, "\r\n", 2);
+        x_.body_moved = true;
+        break;
+      case ChunkedDecoder::Kind::kDone:
+        evbuffer_add(out, "0\r\n\r\n", 5);
+        x_.request_done = true;
+        break;
+      case ChunkedDecoder::Kind::kError:
+        respondError(step.error.status, step.error.reason);
+        return false;
+      case ChunkedDecoder::Kind::kNeedMore:
+        break;
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstream side
+
+// Picks a backend (excluding those already tried) and sends the request to it, reusing an idle
+// pooled connection when there is one.
+void ProxySession::connectUpstream() {
+  upstream::PickContext pick;
+  pick.client_ip = real_ip_;
+  pick.now_ms = ProxyContext::nowMs();
+  pick.exclude = x_.tried;
+  upstream::Backend* backend =
+      ctx_.upstreams->balancer(static_cast<size_t>(x_.route), x_.protocol).pick(pick);
+  if (!backend) return respondError(503, "no backend available");
+
+  x_.backend = backend;
+  x_.tried.push_back(backend);
+  x_.upstream_got_bytes = false;
+  backend->state().active_connections.fetch_add(1, std::memory_order_relaxed);
+  backend->state().requests.fetch_add(1, std::memory_order_relaxed);
+  if (x_.upstream_start_ms < 0) x_.upstream_start_ms = ProxyContext::nowMs();
+
+  upstream_ = ctx_.pool->take(backend);
+  x_.reused_connection = upstream_ != nullptr;
+  if (upstream_) {
+    upstream_->setHandler(this);
+  } else {
+    upstream_ = event::Stream::connect(ctx_.base, backend->address(), backend->addressLength(),
+                                       ctx_.config->server.connect_timeout, this);
+    if (!upstream_) {
+      SM_ERROR("socket() for backend %s failed: %s", backend->addressText().c_str(),
+               std::strerror(errno));
+      return respondError(502, "cannot create a socket");
+    }
+  }
+  upstream_->setWriteTimeout(ctx_.config->server.write_timeout);
+  upstream_->setLowWatermark(kLowWater);
+  sendRequestHead();
+}
+
+void ProxySession::sendRequestHead() {
+  evbuffer_add(upstream_->output(), out_head_.data(), out_head_.size());
+  if (!x_.request_done) return forwardRequestBody();  // flushes and updates reading
+  if (!upstream_->flush()) return upstreamFailed(502, "write to backend failed");
+  updateReading();
+}
+
+void ProxySession::onUpstreamEvent(StreamEvent ev) {
+  switch (ev) {
+    case StreamEvent::kReadable:
+      x_.upstream_got_bytes = true;
+      if (phase_ == Phase::kTunnel) return tunnelData(*upstream_, *client_);
+      return processResponse();
+    case StreamEvent::kConnected:
+    case StreamEvent::kDrained:
+      return updateReading();
+    case StreamEvent::kEof:
+      if (phase_ == Phase::kTunnel) {
+        tunnelData(*upstream_, *client_);
+        upstream_->stopReading();
+        if (client_->pendingOutput() == 0) return closeNow();
+        return closeAfterFlush();
+      }
+      if (x_.response_head_done && x_.response.framing == BodyFraming::kUntilClose) {
+        processResponse();  // whatever is left is the end of the body
+        x_.response_done = true;
+        x_.upstream_reusable = false;
+        return finishExchange();
+      }
+      return upstreamFailed(502, "backend closed the connection");
+    case StreamEvent::kError:
+      return upstreamFailed(502, std::strerror(upstream_->lastError()));
+    case StreamEvent::kReadTimeout:
+      if (phase_ == Phase::kTunnel) return closeNow();
+      return upstreamFailed(504, "backend timed out sending the response");
+    case StreamEvent::kWriteTimeout:
+      return upstreamFailed(504, upstream_->connected() ? "backend timed out reading the request"
+                                                        : "connecting to the backend timed out");
+  }
+}
+
+void ProxySession::processResponse() {
+  while (!x_.response_head_done) {
+    if (!readResponseHead()) return;
+    if (phase_ != Phase::kExchange) return;  // a tunnel started or the exchange failed
+  }
+  forwardResponseBody();
+}
+
+// Parses one response head. False when more bytes are needed or the exchange ended.
+bool ProxySession::readResponseHead() {
+  evbuffer* in = upstream_->input();
+  std::string_view bytes = pullup(in, ctx_.response_limits.max_head_size + 2);
+  if (bytes.empty()) return false;
+  ResponseHead head;
+  ParseError error;
+  ParseStatus status =
+      parseResponseHead(bytes, ctx_.response_limits, ctx_.header_storage, head, error);
+  if (status == ParseStatus::kNeedMore) return false;
+  ResponseInfo info;
+  if (status == ParseStatus::kError ||
+      !analyzeResponse(head, x_.head_method ? "HEAD" : "GET", x_.upgrade_requested, info,
+                       error)) {
+    SM_ERROR("backend %s sent an invalid response: %s", x_.backend->addressText().c_str(),
+             error.reason);
+    x_.upstream_reusable = false;
+    upstreamFailed(502, "invalid response head");
+    return false;
+  }
+  x_.upstream_status = head.status;
+
+  ClientResponseContext cc;
+  cc.client_minor_version = x_.client_minor;
+  cc.send_body = !x_.head_method;
+  if (info.informational) {
+    // 1xx (100 Continue...) goes to HTTP/1.1 clients as is; another head follows.
+    if (x_.client_minor >= 1) {
+      resp_head_.clear();
+      appendClientResponseHead(head, info, cc, resp_head_);
+      evbuffer_add(client_->output(), resp_head_.data(), resp_head_.size());
+      flushClient();
+    }
+    evbuffer_drain(in, head.head_length);
+    return phase_ == Phase::kExchange;
+  }
+
+  x_.response = info;
+  x_.response_head_done = true;
+  x_.response_remaining = info.content_length;
+  x_.status = head.status;
+  bool chunked_to_old_client = info.framing == BodyFraming::kChunked && x_.client_minor == 0;
+  x_.rechunk_response = info.framing == BodyFraming::kChunked && !chunked_to_old_client;
+  if (info.framing == BodyFraming::kUntilClose || chunked_to_old_client || !x_.request_done) {
+    x_.keep_alive = false;
+  }
+  if (ctx_.draining) x_.keep_alive = false;
+  cc.keep_alive = x_.keep_alive && !info.switching;
+  resp_head_.clear();
+  appendClientResponseHead(head, info, cc, resp_head_);
+  evbuffer_add(client_->output(), resp_head_.data(), resp_head_.size());
+  evbuffer_drain(in, head.head_length);
+  x_.response_started = true;
+
+  if (info.switching) {
+    startTunnel();
+    return false;
+  }
+  if (info.framing == BodyFraming::kNone) x_.response_done = true;
+  if (info.event_stream) upstream_->startReading(ctx_.config->server.idle_timeout);
+  return true;
+}
+
+void ProxySession::forwardResponseBody() {
+  evbuffer* in = upstream_->input();
+  evbuffer* out = client_->output();
+  size_t before = evbuffer_get_length(out);
+  switch (x_.response.framing) {
+    case BodyFraming::kNone:
+      break;
+    case BodyFraming::kContentLength: {
+      size_t n = std::min<uint64_t>(x_.response_remaining, evbuffer_get_length(in));
+      evbuffer_remove_buffer(in, out, n);
+      x_.response_remaining -= n;
+      if (x_.response_remaining == 0) x_.response_done = true;
+      break;
+    }
+    case BodyFraming::kUntilClose:
+      evbuffer_add_buffer(out, in);
+      break;
+    case BodyFraming::kChunked:
+      while (!x_.response_done && evbuffer_get_length(in) > 0) {
+        ChunkedDecoder::Step step = x_.response_chunks.next(firstSegment(in));
+        evbuffer_drain(in, step.framing);
+        if (step.kind == ChunkedDecoder::Kind::kError) {
+          SM_ERROR("backend %s sent a malformed chunked body: %s",
+                   x_.backend->addressText().c_str(), step.error.reason);
+          x_.upstream_reusable = false;
+          return upstreamFailed(502, "malformed chunked response");
+        }
+        if (step.kind == ChunkedDecoder::Kind::kData) {
+          if (x_.rechunk_response) appendChunkHeader(out, step.data);
+          evbuffer_remove_buffer(in, out, step.data);
+          if (x_.rechunk_response) evbuffer_add(out, "\r\n", 2);
+        } else if (step.kind == ChunkedDecoder::Kind::kDone) {
+          if (x_.rechunk_response) evbuffer_add(out, "0\r\n\r\n", 5);
+          x_.response_done = true;
+        }
+      }
+      break;
+  }
+  x_.body_bytes_sent += evbuffer_get_length(out) - before;
+  if (x_.response_done) return finishExchange();
+  flushClient();
+  if (phase_ == Phase::kExchange) updateReading();
+}
+
+bool ProxySession::canRetry() const {
+  if (x_.response_started || x_.upstream_got_bytes) return false;
+  if (x_.body_moved) return false;  // the body is gone from our buffers
+  int retries = ctx_.config->routes[static_cast<size_t>(x_.route)].retries;
+  return static_cast<int>(x_.tried.size()) <= retries;
+}
+
+// The backend failed before the exchange completed: retry, answer `status`, or cut the client.
+void ProxySession::upstreamFailed(int status, const char* why) {
+  upstream::Backend* backend = x_.backend;
+  bool stale = x_.reused_connection && !x_.upstream_got_bytes && !x_.body_moved;
+  SM_LOG(stale ? core::LogLevel::kInfo : core::LogLevel::kError,
+         "%s while proxying to backend %s (%s) for client %s", why,
+         backend->addressText().c_str(), backend->id().c_str(), peer_text_.c_str());
+  bool was_connected = upstream_ && upstream_->connected();
+  releaseUpstream(false);
+  if (stale) {
+    // An idle pooled connection that the backend had closed: retry it transparently.
+    x_.tried.pop_back();
+    return connectUpstream();
+  }
+  backend->recordFailure(ProxyContext::nowMs());
+  // A non-idempotent request is retried only when it never reached the backend.
+  if (canRetry() && (x_.idempotent || !was_connected)) return connectUpstream();
+  if (x_.response_started) {
+    // Part of the response is out: the client must see a truncated message, never a new one.
+    SM_INFO("response from %s truncated; closing client %s", backend->addressText().c_str(),
+            peer_text_.c_str());
+    return closeNow();
+  }
+  respondError(status, why);
+}
+
+// Returns the upstream connection to the pool or closes it, and settles the backend's counters.
+void ProxySession::releaseUpstream(bool reusable) {
+  if (!upstream_) return;
+  x_.backend->state().active_connections.fetch_sub(1, std::memory_order_relaxed);
+  if (reusable && evbuffer_get_length(upstream_->input()) == 0 &&
+      upstream_->pendingOutput() == 0) {
+    ctx_.pool->put(x_.backend, std::move(upstream_));
+  }
+  upstream_.reset();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exchange lifecycle
+
+void ProxySession::finishExchange() {
+  x_.upstream_end_ms = ProxyContext::nowMs();
+  bool reusable = x_.response.keep_alive && x_.request_done && !ctx_.draining;
+  if (x_.backend) {
+    upstream::BackendState& st = x_.backend->state();
+    uint64_t sample = static_cast<uint64_t>(x_.upstream_end_ms - x_.upstream_start_ms) * 1000;
+    uint64_t old = st.latency_ewma_us.load(std::memory_order_relaxed);
+    st.latency_ewma_us.store(old == 0 ? sample : (old * 4 + sample) / 5,
+                             std::memory_order_relaxed);
+    if (x_.upstream_status == 502 || x_.upstream_status == 504) {
+      x_.backend->recordFailure(x_.upstream_end_ms);
+    } else {
+      x_.backend->recordSuccess();
+    }
+  }
+  releaseUpstream(reusable);
+  logAccess();
+  flushClient();
+  if (phase_ == Phase::kDead) return;
+  if (!x_.keep_alive) return closeAfterFlush();
+  resetExchange();
+  phase_ = Phase::kIdle;
+  client_->startReading(ctx_.config->server.idle_timeout);
+  driveClient();  // pipelined requests already buffered
+}
+
+void ProxySession::resetExchange() {
+  std::vector<const upstream::Backend*> tried = std::move(x_.tried);
+  tried.clear();
+  x_ = Exchange{};
+  x_.tried = std::move(tried);  // keeps its capacity
+}
+
+// Answers `status` ourselves. Malformed requests (4xx other than 404) close the connection after
+// a lingering close; 404/502/503/504 keep it alive when the request had no body.
+void ProxySession::respondError(int status, const char* why) {
+  if (x_.backend == nullptr || status >= 500) {
+    SM_LOG(status >= 500 ? core::LogLevel::kWarn : core::LogLevel::kInfo,
+           "answering %d to client %s: %s", status, peer_text_.c_str(), why);
+  }
+  evtimer_del(header_timer_.get());
+  if (upstream_) releaseUpstream(false);
+  // After a malformed request the rest of the input cannot be framed: close.
+  bool malformed = status != 404 && status != 502 && status != 503 && status != 504;
+  bool keep = !malformed && x_.keep_alive && x_.request_framing == BodyFraming::kNone &&
+              !ctx_.draining;
+  x_.keep_alive = keep;
+  x_.status = status;
+  appendErrorResponse(status, keep, x_.head_method, client_->output());
+  x_.body_bytes_sent = 0;
+  if (x_.start_ms == 0) x_.start_ms = ProxyContext::nowMs();
+  logAccess();
+  flushClient();
+  if (phase_ == Phase::kDead) return;
+  if (malformed) return startLinger();
+  if (!keep) return closeAfterFlush();
+  resetExchange();
+  phase_ = Phase::kIdle;
+  client_->startReading(ctx_.config->server.idle_timeout);
+}
+
+void ProxySession::startTunnel() {
+  phase_ = Phase::kTunnel;
+  milliseconds idle = ctx_.config->server.idle_timeout;
+  client_->startReading(idle);
+  upstream_->startReading(idle);
+  if (evbuffer_get_length(upstream_->input()) > 0) tunnelData(*upstream_, *client_);
+  if (phase_ == Phase::kTunnel && evbuffer_get_length(client_->input()) > 0) {
+    tunnelData(*client_, *upstream_);
+  }
+  if (phase_ == Phase::kTunnel) flushClient();
+}
+
+void ProxySession::tunnelData(event::Stream& from, event::Stream& to) {
+  evbuffer_add_buffer(to.output(), from.input());
+  if (!to.flush()) return closeNow();
+  if (to.pendingOutput() > kHighWater) from.stopReading();
+}
+
+// Reads from a side only while its bytes are wanted and the other side's output has room.
+void ProxySession::updateReading() {
+  const core::ServerConfig& server = ctx_.config->server;
+  if (phase_ == Phase::kTunnel) {
+    if (client_->pendingOutput() <= kLowWater && !upstream_->reading()) {
+      upstream_->startReading(server.idle_timeout);
+    }
+    if (upstream_->pendingOutput() <= kLowWater && !client_->reading()) {
+      client_->startReading(server.idle_timeout);
+    }
+    return;
+  }
+  if (phase_ != Phase::kExchange) return;
+  bool want_client = !x_.request_done && upstream_ && upstream_->pendingOutput() < kHighWater;
+  if (want_client) {
+    client_->startReading(server.read_timeout);
+  } else {
+    client_->stopReading();
+  }
+  if (!upstream_) return;
+  bool want_upstream = !x_.response_done && client_->pendingOutput() < kHighWater;
+  if (!want_upstream) {
+    upstream_->stopReading();
+  } else if (!x_.request_done) {
+    upstream_->startReading(milliseconds(0));  // an early answer or a close, no deadline yet
+  } else {
+    upstream_->startReading(x_.response.event_stream ? server.idle_timeout : server.read_timeout);
+  }
+}
+
+void ProxySession::flushClient() {
+  size_t pending = client_->pendingOutput();
+  if (!client_->flush()) {
+    SM_INFO("write to client %s failed: %s", peer_text_.c_str(),
+            std::strerror(client_->lastError()));
+    return closeNow();
+  }
+  ctx_.counters->bytes_out.fetch_add(pending - client_->pendingOutput(),
+                                     std::memory_order_relaxed);
+}
+
+void ProxySession::closeAfterFlush() {
+  if (client_->pendingOutput() == 0) return closeNow();
+  phase_ = Phase::kClosing;
+  client_->stopReading();
+}
+
+// After an error answer to a malformed request: stop sending, discard what the client still
+// sends for a moment, so the answer is not lost to a reset (as nginx's lingering close).
+void ProxySession::startLinger() {
+  phase_ = Phase::kLinger;
+  evbuffer_drain(client_->input(), evbuffer_get_length(client_->input()));
+  if (client_->pendingOutput() == 0) client_->shutdownWrite();
+  client_->startReading(kLingerTime);
+  linger_timer_.reset(evtimer_new(ctx_.base, &ProxySession::onLingerTimeout, this));
+  timeval tv = toTimeval(kLingerTime);
+  evtimer_add(linger_timer_.get(), &tv);
+}
+
+// Closes both connections. The session is deleted when the current callback returns.
+void ProxySession::closeNow() {
+  if (upstream_) releaseUpstream(false);
+  client_->stopReading();
+  phase_ = Phase::kDead;
+}
+
+void ProxySession::logAccess() {
+  int cls = x_.status / 100;
+  if (cls >= 0 && cls <= 5) {
+    ctx_.counters->responses_by_class[cls].fetch_add(1, std::memory_order_relaxed);
+  }
+  if (!ctx_.access_log->enabled()) return;
+  AccessLogEntry e;
+  e.client_ip = real_ip_text_.empty() ? peer_text_ : real_ip_text_;
+  std::string_view f = log_fields_;
+  e.method = f.substr(0, log_method_len_);
+  e.target = f.substr(log_method_len_, log_target_len_);
+  e.referer = f.substr(log_method_len_ + log_target_len_, log_referer_len_);
+  e.user_agent = f.substr(log_method_len_ + log_target_len_ + log_referer_len_);
+  e.minor_version = x_.client_minor;
+  e.status = x_.status;
+  e.body_bytes = x_.body_bytes_sent;
+  e.upstream_addr = x_.backend ? std::string_view(x_.backend->addressText()) : "-";
+  e.upstream_status = x_.upstream_status;
+  int64_t now = ProxyContext::nowMs();
+  e.request_time = (now - x_.start_ms) / 1000.0;
+  if (x_.upstream_start_ms >= 0) {
+    e.upstream_time = ((x_.upstream_end_ms >= 0 ? x_.upstream_end_ms : now) -
+                       x_.upstream_start_ms) / 1000.0;
+  }
+  ctx_.access_log->write(e);
+}
+
+void ProxySession::onHeaderTimeout(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<ProxySession*>(arg);
+  if (self->phase_ == Phase::kHead) {
+    self->respondError(408, "client sent no complete request head in time");
+  }
+  if (self->phase_ == Phase::kDead) delete self;
+}
+
+void ProxySession::onLingerTimeout(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<ProxySession*>(arg);
+  self->closeNow();
+  delete self;
+}
+
+}  // namespace speedmimi::http

@@ -1,0 +1,183 @@
+// One client connection on a worker and the exchange in progress on it (DESIGN §4): parse the
+// request head, route, pick a backend, send the rewritten head, stream the body, parse the
+// response head, stream the body back, then keep-alive on both sides or close.
+//
+// Runs on the worker's event loop only. A session owns its client stream and, while an exchange
+// is in progress, the upstream stream; it deletes itself when the client connection ends.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "core/cidr.h"
+#include "core/config_types.h"
+#include "event/stream.h"
+#include "http/access_log.h"
+#include "http/chunked.h"
+#include "http/message_types.h"
+#include "http/parser.h"
+#include "http/router.h"
+#include "upstream/connection_pool.h"
+#include "upstream/upstream_set.h"
+
+namespace speedmimi::http {
+
+// Per-worker server counters, in shared memory (one slot per worker; the sum is the server's).
+struct ServerCounters {
+  std::atomic<int64_t> active_connections{0};
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> responses_by_class[6]{};  // index = status / 100 (0: none sent)
+  std::atomic<uint64_t> bytes_in{0};              // from clients
+  std::atomic<uint64_t> bytes_out{0};             // to clients
+};
+
+class ProxySession;
+
+// What every session of a worker shares. Owned by the worker; outlives its sessions.
+struct ProxyContext {
+  event_base* base = nullptr;
+  const core::Config* config = nullptr;
+  const Router* router = nullptr;
+  upstream::UpstreamSet* upstreams = nullptr;
+  upstream::ConnectionPool* pool = nullptr;
+  AccessLog* access_log = nullptr;
+  ServerCounters* counters = nullptr;      // this worker's slot
+  ServerCounters* all_counters = nullptr;  // every worker's slot, for server.max_conn
+  size_t worker_slots = 0;
+  bool draining = false;  // graceful stop: finish exchanges, keep nothing alive
+  std::unordered_set<ProxySession*> sessions;
+  // Scratch storage reused by every parse on this worker (parsing is synchronous).
+  std::vector<Header> header_storage;
+  HeadLimits request_limits;
+  HeadLimits response_limits;
+
+  // Monotonic milliseconds (cheap: CLOCK_MONOTONIC_COARSE).
+  static int64_t nowMs();
+  // Connections open on all workers, for server.max_conn.
+  int64_t totalActiveConnections() const;
+};
+
+class ProxySession final : public event::StreamHandler {
+ public:
+  // Takes ownership of the accepted socket `fd`. The session registers itself in ctx.sessions.
+  ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer);
+  ~ProxySession();
+
+  // Starts reading the first request.
+  void start();
+
+  // Graceful stop: an idle keep-alive connection closes now; an exchange in progress finishes
+  // with "Connection: close"; a tunnel or event stream is closed by the worker's deadline.
+  void drain();
+  // Fast stop (shutdown_timeout passed): closes at once.
+  void abort() { closeNow(); }
+
+  void onStreamEvent(event::Stream& stream, event::StreamEvent ev) override;
+
+ private:
+  enum class Phase {
+    kIdle,      // between requests: no byte of the next head yet
+    kHead,      // reading a request head
+    kExchange,  // a request is being proxied
+    kTunnel,    // after 101: bytes both ways
+    kClosing,   // flushing the last response, then closing
+    kLinger,    // after an error response: discard input until EOF or a short timeout
+    kDead,      // to be deleted when the current callback returns
+  };
+
+  // Client side.
+  void onClientEvent(event::StreamEvent ev);
+  void driveClient();
+  bool readHead();  // false: nothing more can be done now
+  bool beginExchange(const RequestHead& head, const RequestInfo& info);
+  void captureLogFields(const RequestHead& head);
+  void forwardRequestBody();
+  bool forwardChunkedRequest();
+
+  // Upstream side.
+  void onUpstreamEvent(event::StreamEvent ev);
+  void connectUpstream();
+  void sendRequestHead();
+  void processResponse();
+  bool readResponseHead();
+  void forwardResponseBody();
+  void upstreamFailed(int status, const char* why);
+  bool canRetry() const;
+  void releaseUpstream(bool reusable);
+
+  // Exchange lifecycle.
+  void finishExchange();
+  void resetExchange();
+  void respondError(int status, const char* why);
+  void startTunnel();
+  void tunnelData(event::Stream& from, event::Stream& to);
+  void updateReading();
+  void flushClient();
+  void closeAfterFlush();
+  void startLinger();
+  void closeNow();
+  void logAccess();
+
+  static void onHeaderTimeout(evutil_socket_t, short, void* arg);
+  static void onLingerTimeout(evutil_socket_t, short, void* arg);
+
+  ProxyContext& ctx_;
+  std::unique_ptr<event::Stream> client_;
+  std::unique_ptr<event::Stream> upstream_;
+  event::EventPtr header_timer_;
+  event::EventPtr linger_timer_;
+  Phase phase_ = Phase::kIdle;
+
+  core::IpAddress peer_;
+  core::IpAddress real_ip_;  // of the current request
+  std::string peer_text_;
+  std::string real_ip_text_;
+
+  // The exchange in progress.
+  struct Exchange {
+    int route = -1;
+    upstream::Protocol protocol = upstream::Protocol::kHttp;
+    BodyFraming request_framing = BodyFraming::kNone;
+    uint64_t request_remaining = 0;  // kContentLength: bytes still to forward
+    uint64_t request_body_total = 0;
+    ChunkedDecoder request_chunks;
+    bool request_done = false;
+    bool body_moved = false;  // a body byte left the client buffer: no more retries
+    bool keep_alive = true;   // the client connection may serve another request
+    bool head_method = false;
+    bool idempotent = true;
+    bool upgrade_requested = false;
+    int client_minor = 1;
+    upstream::Backend* backend = nullptr;
+    std::vector<const upstream::Backend*> tried;
+    bool reused_connection = false;
+    bool response_head_done = false;
+    bool response_started = false;  // bytes of the response reached the client output
+    bool response_done = false;
+    bool upstream_reusable = false;
+    bool upstream_got_bytes = false;
+    ResponseInfo response;
+    uint64_t response_remaining = 0;
+    ChunkedDecoder response_chunks;
+    bool rechunk_response = false;  // chunked to an HTTP/1.1 client
+    int status = 0;
+    int upstream_status = 0;
+    uint64_t body_bytes_sent = 0;
+    int64_t start_ms = 0;
+    int64_t upstream_start_ms = -1;
+    int64_t upstream_end_ms = -1;
+  } x_;
+
+  std::string out_head_;    // rewritten request head (kept for retries)
+  std::string resp_head_;   // response head for the client
+  std::string log_fields_;  // method, target, referer, user agent for the access log
+  size_t log_method_len_ = 0, log_target_len_ = 0, log_referer_len_ = 0;
+};
+
+}  // namespace speedmimi::http

@@ -1,0 +1,171 @@
+#include "event/stream.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+namespace speedmimi::event {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Records events; runs the loop until one of `want` arrives or a deadline passes.
+class Recorder : public StreamHandler {
+ public:
+  void onStreamEvent(Stream&, StreamEvent ev) override { events.push_back(ev); }
+  std::vector<StreamEvent> events;
+};
+
+class StreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_.reset(event_base_new());
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    stream_ = std::make_unique<Stream>(base_.get(), sv[0], &rec_);
+    peer_.reset(sv[1]);
+  }
+  // Runs the loop until `ev` was recorded; at most ~2 s.
+  bool runUntil(StreamEvent ev) {
+    for (int i = 0; i < 200; ++i) {
+      for (StreamEvent e : rec_.events) {
+        if (e == ev) return true;
+      }
+      timeval tv{0, 10'000};
+      event_base_loopexit(base_.get(), &tv);
+      event_base_dispatch(base_.get());
+    }
+    return false;
+  }
+  std::string drainInput() {
+    std::string s(evbuffer_get_length(stream_->input()), '\0');
+    evbuffer_remove(stream_->input(), s.data(), s.size());
+    return s;
+  }
+
+  EventBasePtr base_;
+  Recorder rec_;
+  std::unique_ptr<Stream> stream_;
+  Fd peer_;
+};
+
+TEST_F(StreamTest, FlushWritesAtOnceWithoutTheLoop) {
+  evbuffer_add(stream_->output(), "hello", 5);
+  ASSERT_TRUE(stream_->flush());
+  EXPECT_EQ(stream_->pendingOutput(), 0u);
+  char buf[16];
+  ASSERT_EQ(read(peer_.get(), buf, sizeof(buf)), 5);
+  EXPECT_EQ(std::string(buf, 5), "hello");
+  EXPECT_TRUE(rec_.events.empty());  // no callback from inside flush()
+}
+
+TEST_F(StreamTest, ReadsArriveInInputAndEofIsReported) {
+  stream_->startReading(milliseconds(0));
+  ASSERT_EQ(write(peer_.get(), "abc", 3), 3);
+  ASSERT_TRUE(runUntil(StreamEvent::kReadable));
+  EXPECT_EQ(drainInput(), "abc");
+  EXPECT_EQ(stream_->bytesRead(), 3u);
+  peer_.reset();
+  ASSERT_TRUE(runUntil(StreamEvent::kEof));
+  EXPECT_FALSE(stream_->reading());
+}
+
+TEST_F(StreamTest, StoppedStreamSeesNothing) {
+  stream_->startReading(milliseconds(0));
+  stream_->stopReading();
+  ASSERT_EQ(write(peer_.get(), "abc", 3), 3);
+  EXPECT_FALSE(runUntil(StreamEvent::kReadable));
+  EXPECT_EQ(evbuffer_get_length(stream_->input()), 0u);
+}
+
+TEST_F(StreamTest, ReadTimeoutFiresWhenIdle) {
+  stream_->startReading(milliseconds(30));
+  ASSERT_TRUE(runUntil(StreamEvent::kReadTimeout));
+}
+
+TEST_F(StreamTest, BlockedOutputDrainsWhenPeerReads) {
+  std::string big(4 * 1024 * 1024, 'x');
+  evbuffer_add(stream_->output(), big.data(), big.size());
+  stream_->setLowWatermark(0);
+  ASSERT_TRUE(stream_->flush());
+  ASSERT_GT(stream_->pendingOutput(), 0u);  // the socket buffer is smaller than 4 MiB
+  size_t got = 0;
+  char buf[65536];
+  for (int i = 0; i < 2000 && got < big.size(); ++i) {
+    ssize_t n = read(peer_.get(), buf, sizeof(buf));
+    if (n > 0) got += static_cast<size_t>(n);
+    timeval tv{0, 1000};
+    event_base_loopexit(base_.get(), &tv);
+    event_base_dispatch(base_.get());
+  }
+  EXPECT_EQ(got, big.size());
+  EXPECT_EQ(stream_->pendingOutput(), 0u);
+  bool drained = false;
+  for (StreamEvent e : rec_.events) drained |= e == StreamEvent::kDrained;
+  EXPECT_TRUE(drained);
+}
+
+TEST_F(StreamTest, WriteToClosedPeerFails) {
+  signal(SIGPIPE, SIG_IGN);  // as the master does before forking workers
+  peer_.reset();
+  evbuffer_add(stream_->output(), "x", 1);
+  EXPECT_FALSE(stream_->flush());
+  EXPECT_EQ(stream_->lastError(), EPIPE);
+}
+
+TEST(StreamConnectTest, RefusedConnectIsReportedFromTheLoop) {
+  EventBasePtr base(event_base_new());
+  // A port nobody listens on: bind one, close it, connect to it.
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(s);
+  Recorder rec;
+  auto stream = Stream::connect(base.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr),
+                                milliseconds(1000), &rec);
+  ASSERT_NE(stream, nullptr);
+  EXPECT_TRUE(rec.events.empty());
+  for (int i = 0; i < 100 && rec.events.empty(); ++i) event_base_loop(base.get(), EVLOOP_ONCE);
+  ASSERT_EQ(rec.events.size(), 1u);
+  EXPECT_EQ(rec.events[0], StreamEvent::kError);
+  EXPECT_EQ(stream->lastError(), ECONNREFUSED);
+}
+
+TEST(StreamConnectTest, ConnectsAndFlushesQueuedOutput) {
+  EventBasePtr base(event_base_new());
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(ls, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(ls, 1), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(ls, reinterpret_cast<sockaddr*>(&addr), &len);
+  Recorder rec;
+  auto stream = Stream::connect(base.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr),
+                                milliseconds(1000), &rec);
+  ASSERT_NE(stream, nullptr);
+  evbuffer_add(stream->output(), "ping", 4);
+  EXPECT_TRUE(stream->flush());  // queued until connected
+  for (int i = 0; i < 100 && rec.events.empty(); ++i) event_base_loop(base.get(), EVLOOP_ONCE);
+  ASSERT_EQ(rec.events.size(), 1u);
+  EXPECT_EQ(rec.events[0], StreamEvent::kConnected);
+  EXPECT_TRUE(stream->connected());
+  int c = accept(ls, nullptr, nullptr);
+  ASSERT_GE(c, 0);
+  char buf[8];
+  EXPECT_EQ(read(c, buf, sizeof(buf)), 4);
+  close(c);
+  close(ls);
+}
+
+}  // namespace
+}  // namespace speedmimi::event

@@ -1,0 +1,108 @@
+#include "http/access_log.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <time.h>
+
+namespace speedmimi::http {
+namespace {
+
+class AccessLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    setenv("TZ", "UTC", 1);
+    tzset();
+  }
+  AccessLogEntry entry() {
+    AccessLogEntry e;
+    e.client_ip = "203.0.113.7";
+    e.method = "GET";
+    e.target = "/index.html?q=1";
+    e.minor_version = 1;
+    e.status = 200;
+    e.body_bytes = 612;
+    e.referer = "http://example.com/";
+    e.user_agent = "curl/8.0";
+    e.upstream_addr = "127.0.0.1:8081";
+    e.upstream_status = 200;
+    e.request_time = 0.0123;
+    e.upstream_time = 0.011;
+    return e;
+  }
+  static constexpr time_t kNow = 1795780800;  // 2026-11-27 12:00:00 UTC
+};
+
+TEST_F(AccessLogTest, CombinedFormatWithUpstreamFields) {
+  EXPECT_EQ(AccessLog::format(entry(), core::AccessLogFormat::kCombined, kNow),
+            "203.0.113.7 - - [27/Nov/2026:12:00:00 +0000] \"GET /index.html?q=1 HTTP/1.1\" 200 "
+            "612 \"http://example.com/\" \"curl/8.0\" \"127.0.0.1:8081\" 200 0.012 0.011");
+}
+
+TEST_F(AccessLogTest, MissingFieldsAreDashes) {
+  AccessLogEntry e = entry();
+  e.referer = "";
+  e.user_agent = "";
+  e.upstream_addr = "-";
+  e.upstream_status = 0;
+  e.upstream_time = -1;
+  e.status = 404;
+  e.body_bytes = 0;
+  EXPECT_EQ(AccessLog::format(e, core::AccessLogFormat::kCombined, kNow),
+            "203.0.113.7 - - [27/Nov/2026:12:00:00 +0000] \"GET /index.html?q=1 HTTP/1.1\" 404 "
+            "0 \"-\" \"-\" \"-\" - 0.012 -");
+}
+
+TEST_F(AccessLogTest, QuotesAndControlBytesAreEscaped) {
+  AccessLogEntry e = entry();
+  e.user_agent = "evil\"agent\n";
+  std::string line = AccessLog::format(e, core::AccessLogFormat::kCombined, kNow);
+  EXPECT_NE(line.find("\"evil\\\"agent\\x0A\""), std::string::npos) << line;
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+}
+
+TEST_F(AccessLogTest, JsonFormat) {
+  AccessLogEntry e = entry();
+  e.user_agent = "a\"b";
+  EXPECT_EQ(AccessLog::format(e, core::AccessLogFormat::kJson, kNow),
+            "{\"time\":\"2026-11-27T12:00:00+0000\",\"remote_addr\":\"203.0.113.7\","
+            "\"method\":\"GET\",\"uri\":\"/index.html?q=1\",\"protocol\":\"HTTP/1.1\","
+            "\"status\":200,\"body_bytes_sent\":612,\"http_referer\":\"http://example.com/\","
+            "\"http_user_agent\":\"a\\\"b\",\"upstream_addr\":\"127.0.0.1:8081\","
+            "\"upstream_status\":200,\"request_time\":0.012,\"upstream_response_time\":0.011}");
+}
+
+TEST_F(AccessLogTest, OffWritesNothingAndFileGetsBufferedLines) {
+  AccessLog off;
+  std::string error;
+  ASSERT_TRUE(off.open("off", core::AccessLogFormat::kCombined, error));
+  EXPECT_FALSE(off.enabled());
+
+  char path[] = "/tmp/speedmimi-access-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  {
+    AccessLog log;
+    ASSERT_TRUE(log.open(path, core::AccessLogFormat::kCombined, error)) << error;
+    log.write(entry());
+    log.write(entry());
+  }  // flushed on destruction
+  FILE* f = fopen(path, "r");
+  ASSERT_NE(f, nullptr);
+  int lines = 0;
+  char buf[1024];
+  while (fgets(buf, sizeof(buf), f)) ++lines;
+  fclose(f);
+  unlink(path);
+  EXPECT_EQ(lines, 2);
+}
+
+TEST_F(AccessLogTest, UnwritablePathIsAnError) {
+  AccessLog log;
+  std::string error;
+  EXPECT_FALSE(log.open("/nonexistent-dir/x/access.log", core::AccessLogFormat::kCombined, error));
+  EXPECT_NE(error.find("cannot open access log /nonexistent-dir/x/access.log"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace speedmimi::http

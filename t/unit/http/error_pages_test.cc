@@ -1,0 +1,49 @@
+#include "http/error_pages.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "event/handles.h"
+
+namespace speedmimi::http {
+namespace {
+
+std::string render(int status, bool keep_alive, bool head_only) {
+  event::EvbufferPtr buf(evbuffer_new());
+  appendErrorResponse(status, keep_alive, head_only, buf.get());
+  std::string out(evbuffer_get_length(buf.get()), '\0');
+  evbuffer_remove(buf.get(), out.data(), out.size());
+  return out;
+}
+
+TEST(ErrorPagesTest, EveryStatusOfTheTableIsFramedCorrectly) {
+  for (int status : {400, 404, 408, 413, 414, 417, 431, 501, 502, 503, 504, 505}) {
+    std::string r = render(status, true, false);
+    std::string line = "HTTP/1.1 " + std::to_string(status) + " " + reasonPhrase(status) + "\r\n";
+    ASSERT_EQ(r.rfind(line, 0), 0u) << r;
+    size_t end = r.find("\r\n\r\n");
+    ASSERT_NE(end, std::string::npos);
+    std::string body = r.substr(end + 4);
+    EXPECT_NE(r.find("Content-Length: " + std::to_string(body.size()) + "\r\n"),
+              std::string::npos) << r;
+    EXPECT_NE(body.find(std::to_string(status)), std::string::npos);
+    EXPECT_EQ(r.find("Connection: close"), std::string::npos);
+  }
+}
+
+TEST(ErrorPagesTest, CloseAndHeadOnly) {
+  std::string r = render(400, false, true);
+  EXPECT_NE(r.find("Connection: close\r\n"), std::string::npos);
+  EXPECT_EQ(r.substr(r.size() - 4), "\r\n\r\n");  // no body after the head
+  EXPECT_NE(r.find("Content-Length: "), std::string::npos);
+}
+
+TEST(ErrorPagesTest, ReasonPhrases) {
+  EXPECT_STREQ(reasonPhrase(404), "Not Found");
+  EXPECT_STREQ(reasonPhrase(431), "Request Header Fields Too Large");
+  EXPECT_STREQ(reasonPhrase(505), "HTTP Version Not Supported");
+}
+
+}  // namespace
+}  // namespace speedmimi::http
