@@ -43,28 +43,16 @@ class ChunkedDecoder {
 
  private:
   enum class State {
-    kSize,
-    kSizeWs,
-    kExtension,
-    kSizeLf,
-    kData,
-    kDataCr,
-    kDataLf,
-    kTrailerLineStart,
-    kTrailer,
-    kTrailerValue,
-    kTrailerLf,
-    kFinalLf,
-    kDone,
-    kError
+    kSize, kSizeWs, kExtension, kSizeLf, kData, kDataCr, kDataLf, kTrailerLineStart, kTrailer,
+    kTrailerValue, kTrailerLf, kFinalLf, kDone, kError
   };
   bool consume(char c, ParseError& error);
   bool consumeSize(char c, ParseError& error);
   bool consumeTrailer(char c, ParseError& error);
 
   State state_ = State::kSize;
-  uint64_t remaining_ = 0;  // data bytes left in the current chunk
-  int size_digits_ = 0;     // hex digits seen in the current size line
+  uint64_t remaining_ = 0;   // data bytes left in the current chunk
+  int size_digits_ = 0;      // hex digits seen in the current size line
   size_t trailer_bytes_ = 0;
   size_t extension_bytes_ = 0;
   bool last_chunk_ = false;
