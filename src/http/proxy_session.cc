@@ -147,7 +147,10 @@ void ProxySession::onClientEvent(StreamEvent ev) {
         tunnelData(*client_, *upstream_);
         return closeNow();
       }
-      if (phase_ == Phase::kExchange && x_.request_done) return;  // half-close: keep going
+      if (phase_ == Phase::kExchange && x_.request_done) {
+        x_.keep_alive = false;  // half-close: answer this request, then close
+        return;
+      }
       if (phase_ == Phase::kExchange && !x_.response_started) {
         SM_INFO("client %s closed the connection before sending the whole request",
                 peer_text_.c_str());
@@ -183,24 +186,35 @@ void ProxySession::driveClient() {
 
 bool ProxySession::readHead() {
   evbuffer* in = client_->input();
-  if (phase_ == Phase::kIdle) {
-    phase_ = Phase::kHead;
-    x_.start_ms = ProxyContext::nowMs();
-    timeval tv = toTimeval(ctx_.config->server.header_timeout);
-    evtimer_add(header_timer_.get(), &tv);
-    client_->startReading(ctx_.config->server.header_timeout);
-  }
+  if (phase_ == Phase::kIdle) x_.start_ms = ProxyContext::nowMs();
   std::string_view bytes = pullup(in, ctx_.request_limits.max_head_size + 2);
+  // A head arriving in small pieces is parsed again only when a line has ended (or the limit is
+  // reached), so a slow client cannot make us re-scan its head once per byte.
+  if (phase_ == Phase::kHead && bytes.size() <= ctx_.request_limits.max_head_size &&
+      bytes.substr(head_scanned_).find('\n') == std::string_view::npos) {
+    head_scanned_ = bytes.size();
+    return false;
+  }
   RequestHead head;
   ParseError error;
   ParseStatus status =
       parseRequestHead(bytes, ctx_.request_limits, ctx_.header_storage, head, error);
-  if (status == ParseStatus::kNeedMore) return false;
+  if (status == ParseStatus::kNeedMore) {
+    head_scanned_ = bytes.size();
+    if (phase_ == Phase::kIdle) {
+      // A head arriving in pieces must be complete within header_timeout of its first byte.
+      phase_ = Phase::kHead;
+      timeval tv = toTimeval(ctx_.config->server.header_timeout);
+      evtimer_add(header_timer_.get(), &tv);
+      client_->startReading(ctx_.config->server.header_timeout);
+    }
+    return false;
+  }
   if (status == ParseStatus::kError) {
     respondError(error.status, error.reason);
     return false;
   }
-  evtimer_del(header_timer_.get());
+  if (phase_ == Phase::kHead) evtimer_del(header_timer_.get());
   x_.client_minor = head.minor_version;
   x_.head_method = head.method == "HEAD";
   x_.idempotent = isIdempotent(head.method);
@@ -281,10 +295,6 @@ void ProxySession::forwardRequestBody() {
     if (!forwardChunkedRequest()) return;
   }
   if (!upstream_->flush()) return upstreamFailed(502, "write to backend failed");
-  if (x_.request_done) {
-    // The backend now owes us a response within read_timeout.
-    upstream_->stopReading();
-  }
   updateReading();
 }
 
@@ -655,9 +665,13 @@ void ProxySession::updateReading() {
     return;
   }
   if (phase_ != Phase::kExchange) return;
-  bool want_client = !x_.request_done && upstream_ && upstream_->pendingOutput() < kHighWater;
+  // Once the request is in, the client stays readable (no epoll change per request) until a
+  // pipelined backlog reaches the high watermark; its bytes wait in the input buffer.
+  bool want_client = x_.request_done
+                         ? evbuffer_get_length(client_->input()) < kHighWater
+                         : upstream_ && upstream_->pendingOutput() < kHighWater;
   if (want_client) {
-    client_->startReading(server.read_timeout);
+    client_->startReading(x_.request_done ? milliseconds(0) : server.read_timeout);
   } else {
     client_->stopReading();
   }

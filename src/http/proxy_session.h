@@ -133,6 +133,7 @@ class ProxySession final : public event::StreamHandler {
   event::EventPtr header_timer_;
   event::EventPtr linger_timer_;
   Phase phase_ = Phase::kIdle;
+  size_t head_scanned_ = 0;  // kHead: bytes of the partial head already parsed
 
   core::IpAddress peer_;
   core::IpAddress real_ip_;  // of the current request

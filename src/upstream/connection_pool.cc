@@ -10,8 +10,7 @@ std::unique_ptr<event::Stream> ConnectionPool::take(const Backend* backend) {
   std::unique_ptr<event::Stream> stream = std::move(it->second.back());
   it->second.pop_back();
   owners_.erase(stream.get());
-  stream->stopReading();
-  return stream;
+  return stream;  // still reading (no epoll change); the caller takes over the events
 }
 
 void ConnectionPool::put(const Backend* backend, std::unique_ptr<event::Stream> stream) {

@@ -21,7 +21,8 @@ class ConnectionPool final : public event::StreamHandler {
   explicit ConnectionPool(std::chrono::milliseconds idle_timeout) : idle_timeout_(idle_timeout) {}
   ~ConnectionPool() = default;
 
-  // An idle connection to `backend`, or nullptr. The caller must set itself as the handler.
+  // An idle connection to `backend`, or nullptr. The caller must set itself as the handler
+  // at once: the stream is still reading.
   std::unique_ptr<event::Stream> take(const Backend* backend);
 
   // Keeps `stream` (buffers empty, at a message boundary) for the next request to `backend`;

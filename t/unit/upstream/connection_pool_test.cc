@@ -53,7 +53,7 @@ TEST_F(ConnectionPoolTest, TakeReturnsTheMostRecentlyUsedConnectionOfThatBackend
   EXPECT_EQ(pool.take(&b), nullptr);
   auto t = pool.take(&a);
   EXPECT_EQ(t.get(), raw2);
-  EXPECT_FALSE(t->reading());  // the pool stopped watching it
+  EXPECT_TRUE(t->reading());  // handed over still reading: no epoll change
   EXPECT_EQ(pool.take(&a).get(), raw1);
   EXPECT_EQ(pool.take(&a), nullptr);
   EXPECT_EQ(pool.idleCount(), 0u);
