@@ -815,6 +815,23 @@ void validateConfig(const Config& config) {
   validateAdmin(config);
 }
 
+void checkServable(const Config& config) {
+  if (config.ssl.enabled) {
+    throw ConfigError(config.file, 0, 0,
+                      "'ssl.enabled': TLS termination is not available in this version; "
+                      "set it to false");
+  }
+  for (const auto& [upstream, backends] : config.backends) {
+    for (const BackendConfig& b : backends) {
+      if (b.scheme == "https") {
+        failAt(config, b.mark,
+               quoted("backends." + upstream + "." + b.id + ".scheme") +
+                   ": TLS to backends is not available in this version; use \"http\"");
+      }
+    }
+  }
+}
+
 int effectiveWorkers(const ServerConfig& server) {
   if (server.workers > 0) return server.workers;
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN);

@@ -37,6 +37,10 @@ Config parseConfig(std::string_view yaml, const std::string& file);
 // algorithm names are known, ports in range...). Called by parseConfig; exposed for the API.
 void validateConfig(const Config& config);
 
+// Refuses settings this version parses but cannot honour, where serving anyway would be unsafe:
+// TLS termination (ssl.enabled) and TLS to backends (scheme https). Throws ConfigError.
+void checkServable(const Config& config);
+
 // Number of worker processes to fork: server.workers, or the number of online CPUs for auto.
 int effectiveWorkers(const ServerConfig& server);
 

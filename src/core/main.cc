@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   Config config;
   try {
     config = loadConfigFile(file);
+    checkServable(config);
   } catch (const ConfigError& e) {
     fprintf(stderr, "%s\n", e.what());
     if (options.test_config) fprintf(stderr, "speedmimi: configuration file %s test failed\n",

@@ -60,6 +60,7 @@ class Master {
 
  private:
   bool setUp();
+  void warnUnserved();
   void spawn(size_t slot);
   void reap();
   void respawnDue();
@@ -101,6 +102,7 @@ bool Master::setUp() {
     return false;
   }
 
+  warnUnserved();
   size_t nbackends = upstream::countBackends(config_);
   size_t need = sizeof(http::ServerCounters) * kMaxWorkers +
                 sizeof(upstream::BackendState) * nbackends;
@@ -134,6 +136,22 @@ bool Master::setUp() {
     return false;
   }
   return true;
+}
+
+// Settings this version accepts but does not act on yet: say so once at startup.
+void Master::warnUnserved() {
+  if (config_.admin.enabled) {
+    SM_WARN("the management API is not available in this version; nothing listens on %s:%d",
+            config_.admin.host.c_str(), config_.admin.port);
+  }
+  for (const auto& [upstream, backends] : config_.backends) {
+    for (const BackendConfig& b : backends) {
+      if (b.health_check.enabled) {
+        SM_WARN("active health checks are not available in this version; backend %s of %s is "
+                "checked passively only", b.id.c_str(), upstream.c_str());
+      }
+    }
+  }
 }
 
 void Master::writePidFile() {

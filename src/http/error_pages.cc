@@ -27,7 +27,7 @@ const char* reasonPhrase(int status) {
   }
 }
 
-void appendErrorResponse(int status, bool keep_alive, bool head_only, evbuffer* out) {
+size_t appendErrorResponse(int status, bool keep_alive, bool head_only, evbuffer* out) {
   const char* reason = reasonPhrase(status);
   char body[256];
   int body_len = snprintf(body, sizeof(body),
@@ -39,7 +39,9 @@ void appendErrorResponse(int status, bool keep_alive, bool head_only, evbuffer* 
                       "HTTP/1.1 %d %s\r\nServer: speedmimi\r\nContent-Type: text/html\r\n"
                       "Content-Length: %d\r\n%s\r\n",
                       status, reason, body_len, keep_alive ? "" : "Connection: close\r\n");
-  if (!head_only) evbuffer_add(out, body, body_len);
+  if (head_only) return 0;
+  evbuffer_add(out, body, body_len);
+  return static_cast<size_t>(body_len);
 }
 
 }  // namespace speedmimi::http

@@ -4,12 +4,15 @@
 
 #include <event2/buffer.h>
 
+#include <cstddef>
+
 namespace speedmimi::http {
 
 const char* reasonPhrase(int status);
 
 // Appends the whole response to `out`. `keep_alive` false adds "Connection: close".
-// `head_only` (HEAD requests) sends the same head without the body.
-void appendErrorResponse(int status, bool keep_alive, bool head_only, evbuffer* out);
+// `head_only` (HEAD requests) sends the same head without the body. Returns the body bytes
+// appended (for the access log).
+size_t appendErrorResponse(int status, bool keep_alive, bool head_only, evbuffer* out);
 
 }  // namespace speedmimi::http

@@ -621,8 +621,7 @@ void ProxySession::respondError(int status, const char* why) {
               !ctx_.draining;
   x_.keep_alive = keep;
   x_.status = status;
-  appendErrorResponse(status, keep, x_.head_method, client_->output());
-  x_.body_bytes_sent = 0;
+  x_.body_bytes_sent = appendErrorResponse(status, keep, x_.head_method, client_->output());
   if (x_.start_ms == 0) x_.start_ms = ProxyContext::nowMs();
   logAccess();
   flushClient();

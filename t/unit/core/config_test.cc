@@ -809,3 +809,43 @@ TEST(EffectiveWorkers, AutoIsTheNumberOfOnlineCpus) {
 
 }  // namespace
 }  // namespace speedmimi::core
+
+namespace speedmimi::core {
+namespace {
+
+TEST(CheckServableTest, RefusesTlsSettingsThisVersionCannotHonour) {
+  Config tls = parseConfig(
+      "ssl: {enabled: true}\n"
+      "backends: {u: [{id: a, host: 127.0.0.1, port: 1}]}\n"
+      "routing: {r: {path: /, upstream: u}}\n",
+      "t.yaml");
+  try {
+    checkServable(tls);
+    FAIL() << "ssl.enabled was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(),
+                 "t.yaml: 'ssl.enabled': TLS termination is not available in this version; "
+                 "set it to false");
+  }
+  Config https = parseConfig(
+      "backends:\n"
+      "  u:\n"
+      "    - {id: a, host: 127.0.0.1, port: 1, scheme: https}\n"
+      "routing: {r: {path: /, upstream: u}}\n",
+      "t.yaml");
+  try {
+    checkServable(https);
+    FAIL() << "scheme https was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.line(), 3);
+    EXPECT_NE(std::string(e.what()).find("TLS to backends is not available"), std::string::npos);
+  }
+  Config plain = parseConfig(
+      "backends: {u: [{id: a, host: 127.0.0.1, port: 1}]}\n"
+      "routing: {r: {path: /, upstream: u}}\n",
+      "t.yaml");
+  EXPECT_NO_THROW(checkServable(plain));
+}
+
+}  // namespace
+}  // namespace speedmimi::core

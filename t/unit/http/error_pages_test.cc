@@ -11,7 +11,10 @@ namespace {
 
 std::string render(int status, bool keep_alive, bool head_only) {
   event::EvbufferPtr buf(evbuffer_new());
-  appendErrorResponse(status, keep_alive, head_only, buf.get());
+  size_t body = appendErrorResponse(status, keep_alive, head_only, buf.get());
+  size_t head_end = std::string_view(reinterpret_cast<const char*>(evbuffer_pullup(buf.get(), -1)),
+                                     evbuffer_get_length(buf.get())).find("\r\n\r\n");
+  EXPECT_EQ(head_end + 4 + body, evbuffer_get_length(buf.get()));
   std::string out(evbuffer_get_length(buf.get()), '\0');
   evbuffer_remove(buf.get(), out.data(), out.size());
   return out;
