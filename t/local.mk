@@ -46,6 +46,10 @@ t_integration_integration_tests_CXXFLAGS = $(TEST_CXXFLAGS) \
 t_integration_integration_tests_LDADD = $(DEPS_LIBS) $(TEST_LIBS)
 t_integration_integration_tests_SOURCES = \
 	t/integration/harness.cc t/integration/harness.h \
-	t/integration/proxy_basic_test.cc
+	t/integration/harness_test.cc \
+	t/integration/proxy_basic_test.cc \
+	t/integration/proxy_errors_test.cc \
+	t/integration/proxy_process_test.cc \
+	t/integration/proxy_streaming_test.cc
 
 TESTS += t/unit/unit_tests t/integration/integration_tests

@@ -343,7 +343,11 @@ void ProxySession::connectUpstream() {
   pick.exclude = x_.tried;
   upstream::Backend* backend =
       ctx_.upstreams->balancer(static_cast<size_t>(x_.route), x_.protocol).pick(pick);
-  if (!backend) return respondError(503, "no backend available");
+  if (!backend) {
+    // A retry that finds no other backend answers with what the last attempt got.
+    if (x_.failed_status != 0) return respondError(x_.failed_status, "no other backend to retry");
+    return respondError(503, "no backend available");
+  }
 
   x_.backend = backend;
   x_.tried.push_back(backend);
@@ -542,6 +546,7 @@ void ProxySession::upstreamFailed(int status, const char* why) {
          backend->addressText().c_str(), backend->id().c_str(), peer_text_.c_str());
   bool was_connected = upstream_ && upstream_->connected();
   releaseUpstream(false);
+  x_.failed_status = status;
   if (stale) {
     // An idle pooled connection that the backend had closed: retry it transparently.
     x_.tried.pop_back();

@@ -169,6 +169,7 @@ class ProxySession final : public event::StreamHandler {
     bool rechunk_response = false;  // chunked to an HTTP/1.1 client
     int status = 0;
     int upstream_status = 0;
+    int failed_status = 0;  // 502/504 of the last failed attempt, for a retry that finds none
     uint64_t body_bytes_sent = 0;
     int64_t start_ms = 0;
     int64_t upstream_start_ms = -1;
