@@ -1,1 +1,1 @@
-EXTRA_DIST += bench/compare.sh
+EXTRA_DIST += bench/compare.sh bench/README
