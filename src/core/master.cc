@@ -16,20 +16,18 @@
 
 #include "core/config.h"
 #include "core/log.h"
-#include "core/shm.h"
+#include "core/control.h"
 #include "core/worker.h"
+#include "core/zone.h"
 #include "event/listener.h"
-#include "http/proxy_session.h"
-#include "upstream/upstream_set.h"
 
 namespace speedmimi::core {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr size_t kMaxWorkers = 256;
 constexpr int kBacklog = 511;
 constexpr std::chrono::seconds kFastStopGrace{5};       // TERM: then SIGKILL
-constexpr std::chrono::seconds kRespawnBackoffMax{10};  // for a worker that keeps crashing
+constexpr std::chrono::seconds kRespawnBackoffMax{10};  // for a child that keeps crashing
 
 const int kMasterSignals[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGUSR2};
 
@@ -47,12 +45,6 @@ std::string describeExit(int status) {
   return "exited with code " + std::to_string(WEXITSTATUS(status));
 }
 
-// Shared memory layout: ServerCounters[kMaxWorkers] then BackendState[backends].
-struct SharedLayout {
-  http::ServerCounters* counters;
-  upstream::BackendState* backends;
-};
-
 class Master {
  public:
   Master(const Config& config, const Options& options) : config_(config), options_(options) {}
@@ -68,6 +60,7 @@ class Master {
   bool waitForWorkers(Clock::time_point deadline);
   void writePidFile();
 
+  // Children: workers in slots 0..workers-1, then the control process.
   struct WorkerSlot {
     pid_t pid = 0;
     Clock::time_point started;
@@ -81,9 +74,11 @@ class Master {
   std::string pid_path_;
   std::string access_log_path_;
   event::Fd listener_;
-  SharedMemory shm_;
-  SharedLayout layout_{};
-  std::vector<WorkerSlot> workers_;
+  std::unique_ptr<Zone> zone_;
+  std::vector<WorkerSlot> workers_;  // the workers, then the control process
+  size_t worker_count_ = 0;
+  bool isControl(size_t slot) const { return slot == worker_count_; }
+  const char* kindOf(size_t slot) const { return isControl(slot) ? "control" : "worker"; }
   bool stopping_ = false;
 };
 
@@ -103,29 +98,11 @@ bool Master::setUp() {
   }
 
   warnUnserved();
-  size_t nbackends = upstream::countBackends(config_);
-  size_t need = sizeof(http::ServerCounters) * kMaxWorkers +
-                sizeof(upstream::BackendState) * nbackends;
-  if (need > server.shm_size) {
-    SM_ALERT("server.shm_size %llu is too small: %zu bytes are needed",
-             static_cast<unsigned long long>(server.shm_size), need);
-    return false;
-  }
-  if (!shm_.map(server.shm_size, error)) {
+  // Every backend is resolved and validated here, so a bad host fails the start, not a child.
+  zone_ = Zone::create(config_, error);
+  if (!zone_) {
     SM_ALERT("%s", error.c_str());
-    return false;
-  }
-  auto* base = static_cast<char*>(shm_.data());
-  layout_.counters = new (base) http::ServerCounters[kMaxWorkers];
-  layout_.backends = new (base + sizeof(http::ServerCounters) * kMaxWorkers)
-      upstream::BackendState[nbackends];
-
-  try {  // resolve every backend once here, so a bad host fails the start, not each worker
-    upstream::DefaultRandom random;
-    upstream::UpstreamSet check(config_, layout_.backends, random);
-  } catch (const std::exception& e) {
-    SM_ALERT("%s", e.what());
-    fprintf(stderr, "speedmimi: %s\n", e.what());
+    fprintf(stderr, "speedmimi: %s\n", error.c_str());
     return false;
   }
 
@@ -144,14 +121,7 @@ void Master::warnUnserved() {
     SM_WARN("the management API is not available in this version; nothing listens on %s:%d",
             config_.admin.host.c_str(), config_.admin.port);
   }
-  for (const auto& [upstream, backends] : config_.backends) {
-    for (const BackendConfig& b : backends) {
-      if (b.health_check.enabled) {
-        SM_WARN("active health checks are not available in this version; backend %s of %s is "
-                "checked passively only", b.id.c_str(), upstream.c_str());
-      }
-    }
-  }
+
 }
 
 void Master::writePidFile() {
@@ -161,7 +131,8 @@ void Master::writePidFile() {
 }
 
 void Master::spawn(size_t slot) {
-  new (&layout_.counters[slot]) http::ServerCounters();  // the old worker's connections are gone
+  ServerCounters* counters = isControl(slot) ? nullptr : &zone_->workers()[slot];
+  if (counters) new (counters) ServerCounters();  // the old worker's connections are gone
   pid_t pid = fork();
   if (pid < 0) {
     SM_ALERT("fork() failed: %s", std::strerror(errno));
@@ -169,19 +140,26 @@ void Master::spawn(size_t slot) {
     return;
   }
   if (pid == 0) {
+    if (isControl(slot)) {
+      listener_.reset();  // the control process serves no traffic
+      ControlSetup setup;
+      setup.config = &config_;
+      setup.zone = zone_.get();
+      _exit(runControl(setup));
+    }
     WorkerSetup setup;
     setup.config = &config_;
     setup.listen_fd = listener_.get();
-    setup.counters = layout_.counters;
-    setup.worker_slots = workers_.size();
+    setup.zone = zone_.get();
+    setup.worker_slots = worker_count_;
     setup.slot = slot;
-    setup.backend_states = layout_.backends;
     setup.access_log_path = access_log_path_;
     _exit(runWorker(setup));
   }
+  if (counters) counters->pid.store(pid, std::memory_order_release);
   workers_[slot].pid = pid;
   workers_[slot].started = Clock::now();
-  SM_NOTICE("started worker process %d (slot %zu)", static_cast<int>(pid), slot);
+  SM_NOTICE("started %s process %d", kindOf(slot), static_cast<int>(pid));
 }
 
 // Collects exited children; schedules a respawn for workers that died unexpectedly.
@@ -193,8 +171,10 @@ void Master::reap() {
       WorkerSlot& w = workers_[i];
       if (w.pid != pid) continue;
       w.pid = 0;
+      if (!isControl(i)) zone_->workers()[i].pid.store(0, std::memory_order_release);
       if (stopping_) {
-        SM_NOTICE("worker process %d %s", static_cast<int>(pid), describeExit(status).c_str());
+        SM_NOTICE("%s process %d %s", kindOf(i), static_cast<int>(pid),
+                  describeExit(status).c_str());
         break;
       }
       // A worker that dies within a second of starting is crashing: back off.
@@ -204,7 +184,7 @@ void Master::reap() {
                               kRespawnBackoffMax)
                         : std::chrono::milliseconds(0);
       w.respawn_at = Clock::now() + w.backoff;
-      SM_ERROR("worker process %d %s; respawning%s", static_cast<int>(pid),
+      SM_ERROR("%s process %d %s; respawning%s", kindOf(i), static_cast<int>(pid),
                describeExit(status).c_str(), quick ? " after a backoff" : "");
     }
   }
@@ -254,9 +234,10 @@ int Master::run() {
     return 1;
   }
   writePidFile();
-  workers_.resize(std::min<size_t>(effectiveWorkers(config_.server), kMaxWorkers));
+  worker_count_ = std::min<size_t>(effectiveWorkers(config_.server), kMaxWorkers);
+  workers_.resize(worker_count_ + 1);
   SM_NOTICE("speedmimi started on %s:%d with %zu workers", config_.server.host.c_str(),
-            config_.server.port, workers_.size());
+            config_.server.port, worker_count_);
   for (size_t i = 0; i < workers_.size(); ++i) spawn(i);
 
   int stop_signal = 0;

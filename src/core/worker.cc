@@ -43,8 +43,8 @@ class Worker {
   event::EventBasePtr base_;
   std::unique_ptr<http::Router> router_;
   upstream::DefaultRandom random_;
-  std::unique_ptr<upstream::UpstreamSet> upstreams_;
   std::unique_ptr<upstream::ConnectionPool> pool_;
+  std::unique_ptr<upstream::UpstreamSet> upstreams_;  // refers to pool_
   http::AccessLog access_log_;
   http::ProxyContext ctx_;
   event::ListenerPtr listener_;
@@ -62,13 +62,15 @@ bool Worker::init() {
     return false;
   }
   router_ = std::make_unique<http::Router>(config.routes);
+  pool_ = std::make_unique<upstream::ConnectionPool>(config.server.idle_timeout);
+  ServerCounters& mine = setup_.zone->workers()[setup_.slot];
   try {
-    upstreams_ = std::make_unique<upstream::UpstreamSet>(config, setup_.backend_states, random_);
+    upstreams_ = std::make_unique<upstream::UpstreamSet>(config, *setup_.zone, random_, *pool_,
+                                                         &mine.seen_generation);
   } catch (const std::exception& e) {
     SM_CRIT("%s", e.what());
     return false;
   }
-  pool_ = std::make_unique<upstream::ConnectionPool>(config.server.idle_timeout);
   std::string error;
   if (!access_log_.open(setup_.access_log_path, config.server.access_log_format, error)) {
     SM_CRIT("%s", error.c_str());
@@ -81,8 +83,8 @@ bool Worker::init() {
   ctx_.upstreams = upstreams_.get();
   ctx_.pool = pool_.get();
   ctx_.access_log = &access_log_;
-  ctx_.all_counters = setup_.counters;
-  ctx_.counters = &setup_.counters[setup_.slot];
+  ctx_.all_counters = setup_.zone->workers();
+  ctx_.counters = &mine;
   ctx_.worker_slots = setup_.worker_slots;
   ctx_.request_limits.max_head_size = config.server.max_header_size;
   ctx_.request_limits.max_headers = config.server.max_headers;
@@ -118,7 +120,7 @@ int Worker::run() {
   // The master blocks these signals; libevent delivers them here from now on.
   sigset_t set;
   sigemptyset(&set);
-  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGCHLD}) sigaddset(&set, sig);
+  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) sigaddset(&set, sig);
   sigprocmask(SIG_UNBLOCK, &set, nullptr);
 
   SM_DEBUG("worker started");
@@ -198,6 +200,9 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
     event_base_loopbreak(self->base_.get());
     return;
   }
+  // Idle workers follow the zone too, so removed backends can be reclaimed.
+  self->upstreams_->refresh();
+  self->upstreams_->collectRetired();
   if (++self->ticks_ % 10 == 0) self->access_log_.flush();  // once a second
 }
 

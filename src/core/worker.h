@@ -7,18 +7,17 @@
 
 #include "core/config_types.h"
 #include "http/proxy_session.h"
-#include "upstream/backend.h"
+#include "core/zone.h"
 
 namespace speedmimi::core {
 
 struct WorkerSetup {
   const Config* config = nullptr;
   int listen_fd = -1;
-  http::ServerCounters* counters = nullptr;  // every worker's slot (shared memory)
-  size_t worker_slots = 0;
-  size_t slot = 0;                            // this worker's slot
-  upstream::BackendState* backend_states = nullptr;  // shared memory, one per backend
-  std::string access_log_path;                       // resolved against the prefix, or "off"
+  Zone* zone = nullptr;      // shared memory: counters, backends
+  size_t worker_slots = 0;   // workers in use (slots 0..worker_slots-1)
+  size_t slot = 0;           // this worker's slot
+  std::string access_log_path;  // resolved against the prefix, or "off"
 };
 
 // Runs the worker until TERM/INT (at once) or QUIT (after in-flight exchanges finish, at most

@@ -341,6 +341,7 @@ void ProxySession::connectUpstream() {
   pick.client_ip = real_ip_;
   pick.now_ms = ProxyContext::nowMs();
   pick.exclude = x_.tried;
+  ctx_.upstreams->refresh();  // one load unless the zone changed
   upstream::Backend* backend =
       ctx_.upstreams->balancer(static_cast<size_t>(x_.route), x_.protocol).pick(pick);
   if (!backend) {
@@ -352,7 +353,7 @@ void ProxySession::connectUpstream() {
   x_.backend = backend;
   x_.tried.push_back(backend);
   x_.upstream_got_bytes = false;
-  backend->state().active_connections.fetch_add(1, std::memory_order_relaxed);
+  backend->acquire();
   backend->state().requests.fetch_add(1, std::memory_order_relaxed);
   if (x_.upstream_start_ms < 0) x_.upstream_start_ms = ProxyContext::nowMs();
 
@@ -567,7 +568,7 @@ void ProxySession::upstreamFailed(int status, const char* why) {
 // Returns the upstream connection to the pool or closes it, and settles the backend's counters.
 void ProxySession::releaseUpstream(bool reusable) {
   if (!upstream_) return;
-  x_.backend->state().active_connections.fetch_sub(1, std::memory_order_relaxed);
+  x_.backend->release();
   if (reusable && evbuffer_get_length(upstream_->input()) == 0 &&
       upstream_->pendingOutput() == 0) {
     ctx_.pool->put(x_.backend, std::move(upstream_));

@@ -16,6 +16,7 @@
 
 #include "core/cidr.h"
 #include "core/config_types.h"
+#include "core/zone.h"
 #include "event/stream.h"
 #include "http/access_log.h"
 #include "http/chunked.h"
@@ -27,15 +28,7 @@
 
 namespace speedmimi::http {
 
-// Per-worker server counters, in shared memory (one slot per worker; the sum is the server's).
-struct ServerCounters {
-  std::atomic<int64_t> active_connections{0};
-  std::atomic<uint64_t> accepted{0};
-  std::atomic<uint64_t> requests{0};
-  std::atomic<uint64_t> responses_by_class[6]{};  // index = status / 100 (0: none sent)
-  std::atomic<uint64_t> bytes_in{0};              // from clients
-  std::atomic<uint64_t> bytes_out{0};             // to clients
-};
+using core::ServerCounters;
 
 class ProxySession;
 

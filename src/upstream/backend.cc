@@ -101,6 +101,15 @@ bool Backend::resolve() {
   return true;
 }
 
+bool Backend::setAddress(const sockaddr_storage& addr, socklen_t len) {
+  std::string text = formatAddress(addr);
+  if (text.empty()) return false;
+  addr_ = addr;
+  addr_len_ = len;
+  address_text_ = std::move(text);
+  return true;
+}
+
 bool Backend::available(int64_t now_ms) const {
   if (!config_.active) return false;
   if (state_->health.load(kRelaxed) == static_cast<int>(Health::kDown)) return false;

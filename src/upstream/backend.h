@@ -45,7 +45,24 @@ class Backend {
   int weight() const { return config_.weight; }
 
   // Resolved once (numeric host or name lookup at configuration time). False if unresolvable.
+  // Blocking: the master and the control process resolve; workers take the zone's address.
   bool resolve();
+  // Takes an address resolved elsewhere. False when the family is neither IPv4 nor IPv6.
+  bool setAddress(const sockaddr_storage& addr, socklen_t len);
+  // Replaces the configuration (a runtime update); the address is set separately.
+  void reconfigure(core::BackendConfig config) { config_ = std::move(config); }
+
+  // An exchange of this worker uses the backend: counts it in the shared active connections
+  // and in this worker's own count, which keeps a removed backend alive until it drops to 0.
+  void acquire() {
+    ++in_flight_;
+    state_->active_connections.fetch_add(1, std::memory_order_relaxed);
+  }
+  void release() {
+    --in_flight_;
+    state_->active_connections.fetch_sub(1, std::memory_order_relaxed);
+  }
+  int inFlight() const { return in_flight_; }
   const sockaddr* address() const { return reinterpret_cast<const sockaddr*>(&addr_); }
   socklen_t addressLength() const { return addr_len_; }
   const std::string& addressText() const { return address_text_; }  // "127.0.0.1:8081"
@@ -65,6 +82,7 @@ class Backend {
   sockaddr_storage addr_{};
   socklen_t addr_len_ = 0;
   std::string address_text_;
+  int in_flight_ = 0;  // this worker only
 };
 
 }  // namespace speedmimi::upstream

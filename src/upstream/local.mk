@@ -2,6 +2,7 @@ libspeedmimi_la_SOURCES += \
 	src/upstream/backend.cc src/upstream/backend.h \
 	src/upstream/balancer.h src/upstream/balancer_factory.cc \
 	src/upstream/connection_pool.cc src/upstream/connection_pool.h \
+	src/upstream/health.cc src/upstream/health.h \
 	src/upstream/lb_internal.h \
 	src/upstream/lb_ip_hash.cc \
 	src/upstream/lb_least_connections.cc \

@@ -1,7 +1,10 @@
 #include "upstream/upstream_set.h"
 
-#include <map>
+#include <algorithm>
+#include <cstring>
 #include <stdexcept>
+
+#include "core/log.h"
 
 namespace speedmimi::upstream {
 
@@ -10,41 +13,90 @@ const char* protocolName(Protocol p) {
   return kNames[static_cast<size_t>(p)];
 }
 
-size_t countBackends(const core::Config& config) {
-  size_t n = 0;
-  for (const auto& [name, list] : config.backends) n += list.size();
-  return n;
-}
-
-UpstreamSet::UpstreamSet(const core::Config& config, BackendState* states, Random& random) {
-  std::map<std::string, std::vector<Backend*>> by_upstream;
-  size_t slot = 0;
-  for (const auto& [name, list] : config.backends) {
-    auto& members = by_upstream[name];
-    for (const auto& bc : list) {
-      auto backend = std::make_unique<Backend>(bc, &states[slot++]);
-      if (!backend->resolve()) {
-        throw std::runtime_error("cannot resolve backend " + bc.id + " host \"" + bc.host +
-                                 "\" in upstream " + name);
-      }
-      members.push_back(backend.get());
-      backends_.push_back(std::move(backend));
-    }
-  }
+UpstreamSet::UpstreamSet(const core::Config& config, core::Zone& zone, Random& random,
+                         ConnectionPool& pool, std::atomic<uint64_t>* seen)
+    : config_(config), zone_(zone), pool_(pool), seen_(seen) {
   for (const auto& route : config.routes) {
     RouteBalancers rb;
-    const std::vector<Backend*>& members = by_upstream[route.upstream];
     for (size_t p = 0; p < kProtocolCount; ++p) {
       auto it = route.protocols.find(protocolName(static_cast<Protocol>(p)));
       const std::string& algo = it != route.protocols.end() ? it->second : route.load_balancer;
       auto balancer = makeBalancer(algo, random);
       if (!balancer) throw std::runtime_error("unknown load balancer \"" + algo + "\"");
-      balancer->reset(members);
       rb.by_protocol[p] = balancer.get();
       balancers_.push_back(std::move(balancer));
     }
     routes_.push_back(rb);
   }
+  rebuild();
+}
+
+std::vector<Backend*> UpstreamSet::backends() const {
+  std::vector<Backend*> out;
+  for (const auto& [slot, entry] : entries_) out.push_back(entry.backend.get());
+  return out;
+}
+
+// Copies every live slot into local Backend objects (kept across rebuilds while the slot keeps
+// its incarnation, so exchanges and pooled connections stay valid), then resets the balancers.
+// Repeats if the zone changed meanwhile; publishes the generation it applied.
+void UpstreamSet::rebuild() {
+  uint64_t generation;
+  std::map<size_t, Entry> next;
+  do {
+    generation = zone_.generation();
+    for (auto& [slot, entry] : next) entries_.emplace(slot, std::move(entry));  // retry: keep
+    next.clear();
+    zone_.forEachLive([&](size_t index, core::BackendSlot& slot) {
+      const core::ZoneBackendConfig* zc = slot.config.load(std::memory_order_acquire);
+      uint64_t incarnation = slot.incarnation.load(std::memory_order_acquire);
+      if (!zc) return;
+      Entry entry;
+      auto it = entries_.find(index);
+      if (it != entries_.end() && it->second.incarnation == incarnation) {
+        entry = std::move(it->second);
+        entries_.erase(it);
+      } else {
+        entry.incarnation = incarnation;
+        entry.backend = std::make_unique<Backend>(core::BackendConfig{}, &slot.runtime);
+      }
+      entry.upstream = zc->upstream;
+      core::BackendConfig bc = core::fromZoneConfig(*zc);
+      bool moved = std::memcmp(&zc->address, entry.backend->address(), zc->address_len) != 0;
+      entry.backend->reconfigure(std::move(bc));
+      if (moved) {
+        pool_.clear(entry.backend.get());  // idle connections go to the old address
+        entry.backend->setAddress(zc->address, zc->address_len);
+      }
+      next.emplace(index, std::move(entry));
+    });
+  } while (zone_.generation() != generation);
+
+  for (auto& [slot, entry] : entries_) retire(std::move(entry.backend));  // gone from the zone
+  entries_ = std::move(next);
+
+  std::map<std::string, std::vector<Backend*>> by_upstream;
+  for (const auto& [slot, entry] : entries_) {
+    by_upstream[entry.upstream].push_back(entry.backend.get());
+  }
+  for (size_t r = 0; r < routes_.size(); ++r) {
+    const std::vector<Backend*>& members = by_upstream[config_.routes[r].upstream];
+    for (Balancer* b : routes_[r].by_protocol) b->reset(members);
+  }
+  generation_ = generation;
+  if (seen_) seen_->store(generation, std::memory_order_release);
+  collectRetired();
+}
+
+void UpstreamSet::retire(std::unique_ptr<Backend> backend) {
+  pool_.clear(backend.get());
+  SM_INFO("backend %s (%s) left this worker's view", backend->id().c_str(),
+          backend->addressText().c_str());
+  retired_.push_back(std::move(backend));
+}
+
+void UpstreamSet::collectRetired() {
+  std::erase_if(retired_, [](const std::unique_ptr<Backend>& b) { return b->inFlight() == 0; });
 }
 
 }  // namespace speedmimi::upstream

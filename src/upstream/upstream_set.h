@@ -1,16 +1,19 @@
-// A worker's view of the upstreams of one configuration: every backend (with its resolved
-// address and its runtime state in shared memory) and, for every route, the balancer of each
-// protocol class.
+// A worker's view of the upstreams: every live backend of the shared zone (its configuration,
+// resolved address and runtime state) and, for every route, the balancer of each protocol class.
+// The view follows the zone: refresh() rebuilds it when the zone's generation moved.
 #pragma once
 
 #include <array>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/config_types.h"
+#include "core/zone.h"
 #include "upstream/backend.h"
 #include "upstream/balancer.h"
+#include "upstream/connection_pool.h"
 
 namespace speedmimi::upstream {
 
@@ -19,26 +22,50 @@ enum class Protocol { kHttp = 0, kHttps = 1, kWebsocket = 2, kSse = 3 };
 constexpr size_t kProtocolCount = 4;
 const char* protocolName(Protocol p);
 
-// Number of BackendState slots a configuration needs (one per backend, in config order).
-size_t countBackends(const core::Config& config);
-
 class UpstreamSet {
  public:
-  // `states` has countBackends(config) slots shared by all workers; `random` outlives this.
-  // Throws std::runtime_error when a backend host cannot be resolved.
-  UpstreamSet(const core::Config& config, BackendState* states, Random& random);
+  // `config` (routes), `zone`, `random` and `pool` outlive the set. `seen` is where this process
+  // publishes the generation it applied (the worker's ServerCounters), or nullptr. Throws
+  // std::runtime_error when a route names an unknown balancer (validated configs never do).
+  UpstreamSet(const core::Config& config, core::Zone& zone, Random& random, ConnectionPool& pool,
+              std::atomic<uint64_t>* seen);
+
+  // Brings the view to the zone's current generation if it moved: one acquire load otherwise.
+  void refresh() {
+    if (zone_.generation() != generation_) rebuild();
+  }
 
   // The balancer for a route (index into config.routes) and protocol class.
   Balancer& balancer(size_t route, Protocol protocol) const {
     return *routes_[route].by_protocol[static_cast<size_t>(protocol)];
   }
-  const std::vector<std::unique_ptr<Backend>>& backends() const { return backends_; }
+
+  // Every backend of the view (live ones), in slot order.
+  std::vector<Backend*> backends() const;
+
+  // Frees removed backends that no exchange of this worker uses any more.
+  void collectRetired();
 
  private:
+  struct Entry {
+    uint64_t incarnation = 0;
+    std::string upstream;
+    std::unique_ptr<Backend> backend;
+  };
   struct RouteBalancers {
     std::array<Balancer*, kProtocolCount> by_protocol{};
   };
-  std::vector<std::unique_ptr<Backend>> backends_;   // every backend, config order
+
+  void rebuild();
+  void retire(std::unique_ptr<Backend> backend);
+
+  const core::Config& config_;
+  core::Zone& zone_;
+  ConnectionPool& pool_;
+  std::atomic<uint64_t>* seen_;
+  uint64_t generation_ = 0;
+  std::map<size_t, Entry> entries_;                  // slot index -> backend
+  std::vector<std::unique_ptr<Backend>> retired_;    // removed, maybe still in use
   std::vector<std::unique_ptr<Balancer>> balancers_;  // owned; RouteBalancers point in here
   std::vector<RouteBalancers> routes_;
 };

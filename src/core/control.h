@@ -1,0 +1,20 @@
+// The control process (DESIGN §2): one event_base beside the workers. It runs the active health
+// checks and reclaims zone slots; it is the one process that makes structural changes to the
+// zone after startup (the management API will call Zone::addBackend / removeBackend /
+// updateBackend / recordReport from here).
+#pragma once
+
+#include "core/config_types.h"
+#include "core/zone.h"
+
+namespace speedmimi::core {
+
+struct ControlSetup {
+  const Config* config = nullptr;
+  Zone* zone = nullptr;
+};
+
+// Runs until TERM, INT or QUIT. Returns the process exit code.
+int runControl(const ControlSetup& setup);
+
+}  // namespace speedmimi::core

@@ -1,0 +1,320 @@
+#include "core/zone.h"
+
+#include <cstring>
+#include <new>
+
+#include "core/config.h"
+
+namespace speedmimi::core {
+
+struct ZoneHeader {
+  static constexpr uint64_t kMagic = 0x5350454544'4d494dull;  // "SPEEDMIM"
+  static constexpr size_t kMaxRetired = 1024;
+
+  uint64_t magic = kMagic;
+  Slab* slab = nullptr;
+  std::atomic<uint64_t> generation{1};
+  ServerCounters workers[kMaxWorkers];
+  size_t slot_capacity = 0;
+  BackendSlot* slots = nullptr;
+  // Configuration blocks replaced by an update, freed once no worker can read them.
+  struct Retired {
+    ZoneBackendConfig* block;
+    uint64_t generation;
+  } retired[kMaxRetired];
+  size_t retired_count = 0;
+};
+
+namespace {
+
+bool copyString(char* out, size_t size, const std::string& in, const char* what,
+                std::string& error) {
+  if (in.size() >= size) {
+    error = std::string(what) + " \"" + in + "\" is longer than " + std::to_string(size - 1) +
+            " bytes";
+    return false;
+  }
+  std::memcpy(out, in.c_str(), in.size() + 1);
+  return true;
+}
+
+// Every live worker has applied generation `g` or later.
+bool allWorkersSaw(const ZoneHeader& h, uint64_t g) {
+  for (const ServerCounters& w : h.workers) {
+    if (w.pid.load(std::memory_order_acquire) != 0 &&
+        w.seen_generation.load(std::memory_order_acquire) < g) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool toZoneConfig(const std::string& upstream, const BackendConfig& in, ZoneBackendConfig& out,
+                  std::string& error) {
+  out = ZoneBackendConfig{};
+  if (!copyString(out.upstream, sizeof(out.upstream), upstream, "upstream name", error) ||
+      !copyString(out.id, sizeof(out.id), in.id, "backend id", error) ||
+      !copyString(out.name, sizeof(out.name), in.name, "backend name", error) ||
+      !copyString(out.host, sizeof(out.host), in.host, "backend host", error) ||
+      !copyString(out.scheme, sizeof(out.scheme), in.scheme, "scheme", error) ||
+      !copyString(out.health_path, sizeof(out.health_path), in.health_check.path,
+                  "health_check path", error)) {
+    return false;
+  }
+  out.port = in.port;
+  out.weight = in.weight;
+  out.max_fails = in.max_fails;
+  out.max_conn = in.max_conn;
+  out.fail_timeout_ms = in.fail_timeout.count();
+  out.active = in.active;
+  out.tls_verify = in.tls_verify;
+  out.health_enabled = in.health_check.enabled;
+  out.health_interval_ms = in.health_check.interval.count();
+  out.health_timeout_ms = in.health_check.timeout.count();
+  out.health_failures = in.health_check.failures;
+  out.health_successes = in.health_check.successes;
+  upstream::BackendState scratch;
+  upstream::Backend resolver(in, &scratch);
+  if (!resolver.resolve()) {
+    error = "cannot resolve backend host \"" + in.host + "\"";
+    return false;
+  }
+  out.address = *reinterpret_cast<const sockaddr_storage*>(resolver.address());
+  out.address_len = resolver.addressLength();
+  return true;
+}
+
+BackendConfig fromZoneConfig(const ZoneBackendConfig& in) {
+  BackendConfig out;
+  out.id = in.id;
+  out.name = in.name;
+  out.host = in.host;
+  out.port = in.port;
+  out.weight = in.weight;
+  out.scheme = in.scheme;
+  out.active = in.active;
+  out.max_conn = in.max_conn;
+  out.max_fails = in.max_fails;
+  out.fail_timeout = Duration(in.fail_timeout_ms);
+  out.tls_verify = in.tls_verify;
+  out.health_check.enabled = in.health_enabled;
+  out.health_check.path = in.health_path;
+  out.health_check.interval = Duration(in.health_interval_ms);
+  out.health_check.timeout = Duration(in.health_timeout_ms);
+  out.health_check.failures = in.health_failures;
+  out.health_check.successes = in.health_successes;
+  return out;
+}
+
+std::unique_ptr<Zone> Zone::create(const Config& config, std::string& error) {
+  std::unique_ptr<Zone> zone(new Zone());
+  if (!zone->memory_.map(config.server.shm_size, error)) return nullptr;
+  char* base = static_cast<char*>(zone->memory_.data());
+  Slab* slab = Slab::create(base, config.server.shm_size);
+  if (!slab) {
+    error = "server.shm_size is too small for the shared zone";
+    return nullptr;
+  }
+  void* h = slab->allocate(sizeof(ZoneHeader));
+  size_t backends = 0;
+  for (const auto& [name, list] : config.backends) backends += list.size();
+  // Room for the configured backends and as many again added at run time (at least 256).
+  size_t capacity = std::max<size_t>(256, backends * 2);
+  void* slots = slab->allocate(capacity * sizeof(BackendSlot));
+  if (!h || !slots) {
+    error = "server.shm_size (" + std::to_string(config.server.shm_size) +
+            " bytes) is too small for " + std::to_string(backends) + " backends";
+    return nullptr;
+  }
+  zone->header_ = new (h) ZoneHeader();
+  zone->header_->slab = slab;
+  zone->header_->slot_capacity = capacity;
+  zone->header_->slots = new (slots) BackendSlot[capacity];
+
+  for (const auto& [name, list] : config.backends) {
+    for (const BackendConfig& b : list) {
+      ChangeResult r = zone->addBackend(name, b);
+      if (!r.ok()) {
+        error = r.message;
+        return nullptr;
+      }
+    }
+  }
+  return zone;
+}
+
+Zone::~Zone() = default;
+
+ServerCounters* Zone::workers() const { return header_->workers; }
+
+uint64_t Zone::generation() const { return header_->generation.load(std::memory_order_acquire); }
+
+size_t Zone::slotCapacity() const { return header_->slot_capacity; }
+
+BackendSlot* Zone::slot(size_t index) const { return &header_->slots[index]; }
+
+Slab& Zone::slab() const { return *header_->slab; }
+
+void Zone::forEachLive(const std::function<void(size_t, BackendSlot&)>& fn) const {
+  for (size_t i = 0; i < header_->slot_capacity; ++i) {
+    BackendSlot& s = header_->slots[i];
+    if (s.state.load(std::memory_order_acquire) == static_cast<uint32_t>(SlotState::kLive)) {
+      fn(i, s);
+    }
+  }
+}
+
+BackendSlot* Zone::find(const std::string& upstream, const std::string& id) const {
+  BackendSlot* found = nullptr;
+  forEachLive([&](size_t, BackendSlot& s) {
+    const ZoneBackendConfig* c = s.config.load(std::memory_order_acquire);
+    if (!found && upstream == c->upstream && id == c->id) found = &s;
+  });
+  return found;
+}
+
+void Zone::publish() { header_->generation.fetch_add(1, std::memory_order_acq_rel); }
+
+void Zone::retire(ZoneBackendConfig* block) {
+  ZoneHeader& h = *header_;
+  if (h.retired_count == ZoneHeader::kMaxRetired) reclaim();
+  if (h.retired_count == ZoneHeader::kMaxRetired) return;  // leak one block rather than crash
+  h.retired[h.retired_count++] = {block, h.generation.load(std::memory_order_relaxed)};
+}
+
+ChangeResult Zone::validate(const std::string& upstream, const BackendConfig& b) const {
+  if (upstream.empty()) return {400, "upstream: must not be empty"};
+  if (b.id.empty()) return {400, "backend.id: must not be empty"};
+  if (b.host.empty()) return {400, "backend.host: must not be empty"};
+  if (b.port < 1 || b.port > 65535) {
+    return {400, "backend.port: " + std::to_string(b.port) + " is out of range 1..65535"};
+  }
+  if (b.weight < 1 || b.weight > 10000) {
+    return {400, "backend.weight: " + std::to_string(b.weight) + " is out of range 1..10000"};
+  }
+  if (b.scheme != "http" && b.scheme != "https") {
+    return {400, "backend.scheme: must be \"http\" or \"https\""};
+  }
+  if (b.max_fails < 0) return {400, "backend.max_fails: must not be negative"};
+  if (b.health_check.failures < 1 || b.health_check.successes < 1) {
+    return {400, "backend.health_check: failures and successes must be at least 1"};
+  }
+  return {200, ""};
+}
+
+ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& config) {
+  ChangeResult v = validate(upstream, config);
+  if (!v.ok()) return v;
+  if (find(upstream, config.id)) {
+    return {409, "backend \"" + config.id + "\" already exists in upstream \"" + upstream + "\""};
+  }
+  auto* block = static_cast<ZoneBackendConfig*>(header_->slab->allocate(sizeof(ZoneBackendConfig)));
+  if (!block) return {507, "the shared zone is full (raise server.shm_size)"};
+  std::string error;
+  if (!toZoneConfig(upstream, config, *block, error)) {
+    header_->slab->free(block);
+    return {400, error};
+  }
+  for (size_t i = 0; i < header_->slot_capacity; ++i) {
+    BackendSlot& s = header_->slots[i];
+    if (s.state.load(std::memory_order_acquire) != static_cast<uint32_t>(SlotState::kFree)) {
+      continue;
+    }
+    // Fresh runtime state: a reused slot must not inherit its predecessor's counters.
+    s.runtime.~BackendState();
+    new (&s.runtime) upstream::BackendState();
+    s.health.~HealthRecord();
+    new (&s.health) HealthRecord();
+    s.config.store(block, std::memory_order_release);
+    s.incarnation.fetch_add(1, std::memory_order_acq_rel);
+    s.state.store(static_cast<uint32_t>(SlotState::kLive), std::memory_order_release);
+    publish();
+    return {201, "backend \"" + config.id + "\" added to upstream \"" + upstream + "\""};
+  }
+  header_->slab->free(block);
+  return {507, "the backend table is full (" + std::to_string(header_->slot_capacity) +
+                   " backends)"};
+}
+
+ChangeResult Zone::removeBackend(const std::string& upstream, const std::string& id) {
+  BackendSlot* s = find(upstream, id);
+  if (!s) return {404, "backend \"" + id + "\" not found in upstream \"" + upstream + "\""};
+  s->state.store(static_cast<uint32_t>(SlotState::kRemoved), std::memory_order_release);
+  publish();
+  s->removed_at.store(generation(), std::memory_order_release);
+  return {200, "backend \"" + id + "\" removed from upstream \"" + upstream + "\""};
+}
+
+ChangeResult Zone::updateBackend(const std::string& upstream, const BackendConfig& config) {
+  ChangeResult v = validate(upstream, config);
+  if (!v.ok()) return v;
+  BackendSlot* s = find(upstream, config.id);
+  if (!s) return {404, "backend \"" + config.id + "\" not found in upstream \"" + upstream + "\""};
+  auto* block = static_cast<ZoneBackendConfig*>(header_->slab->allocate(sizeof(ZoneBackendConfig)));
+  if (!block) return {507, "the shared zone is full (raise server.shm_size)"};
+  std::string error;
+  if (!toZoneConfig(upstream, config, *block, error)) {
+    header_->slab->free(block);
+    return {400, error};
+  }
+  // Readers copy the block they loaded; the old one is freed once no worker can hold it.
+  ZoneBackendConfig* old = s->config.exchange(block, std::memory_order_acq_rel);
+  publish();
+  retire(old);
+  return {200, "backend \"" + config.id + "\" updated in upstream \"" + upstream + "\""};
+}
+
+ChangeResult Zone::recordReport(const std::string& upstream, const std::string& id,
+                                const PerformanceReport& r, int64_t now_ms) {
+  for (auto [name, value] : {std::pair{"cpu_usage", r.cpu_usage},
+                             std::pair{"memory_usage", r.memory_usage},
+                             std::pair{"disk_usage", r.disk_usage}}) {
+    if (!(value >= 0 && value <= 100)) {
+      return {400, std::string("performance.") + name + ": must be between 0 and 100"};
+    }
+  }
+  for (auto [name, value] : {std::pair{"load_avg_1", r.load_avg_1},
+                             std::pair{"load_avg_5", r.load_avg_5},
+                             std::pair{"load_avg_15", r.load_avg_15}}) {
+    if (!(value >= 0 && value < 1e6)) {
+      return {400, std::string("performance.") + name + ": must be a non-negative number"};
+    }
+  }
+  BackendSlot* s = find(upstream, id);
+  if (!s) return {404, "backend \"" + id + "\" not found in upstream \"" + upstream + "\""};
+  upstream::BackendState& st = s->runtime;
+  st.report_cpu.store(static_cast<uint32_t>(r.cpu_usage * 100), std::memory_order_relaxed);
+  st.report_memory.store(static_cast<uint32_t>(r.memory_usage * 100), std::memory_order_relaxed);
+  st.report_load.store(static_cast<uint32_t>(r.load_avg_1 * 100), std::memory_order_relaxed);
+  st.report_time_ms.store(now_ms, std::memory_order_release);
+  return {200, "report recorded for backend \"" + id + "\""};
+}
+
+void Zone::reclaim() {
+  ZoneHeader& h = *header_;
+  size_t kept = 0;
+  for (size_t i = 0; i < h.retired_count; ++i) {
+    if (allWorkersSaw(h, h.retired[i].generation)) {
+      h.slab->free(h.retired[i].block);
+    } else {
+      h.retired[kept++] = h.retired[i];
+    }
+  }
+  h.retired_count = kept;
+  for (size_t i = 0; i < h.slot_capacity; ++i) {
+    BackendSlot& s = h.slots[i];
+    if (s.state.load(std::memory_order_acquire) != static_cast<uint32_t>(SlotState::kRemoved)) {
+      continue;
+    }
+    if (!allWorkersSaw(h, s.removed_at.load(std::memory_order_acquire)) ||
+        s.runtime.active_connections.load(std::memory_order_acquire) > 0) {
+      continue;
+    }
+    h.slab->free(s.config.exchange(nullptr, std::memory_order_acq_rel));
+    s.state.store(static_cast<uint32_t>(SlotState::kFree), std::memory_order_release);
+  }
+}
+
+}  // namespace speedmimi::core

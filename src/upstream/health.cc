@@ -1,0 +1,124 @@
+#include "upstream/health.h"
+
+#include <cstring>
+
+#include "http/parser.h"
+
+namespace speedmimi::upstream {
+namespace {
+
+timeval toTimeval(std::chrono::milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+void storeReason(core::HealthRecord& record, const std::string& reason) {
+  size_t n = std::min(reason.size(), sizeof(record.reason) - 1);
+  std::memcpy(record.reason, reason.data(), n);
+  record.reason[n] = '\0';
+}
+
+}  // namespace
+
+const char* healthName(Health h) {
+  switch (h) {
+    case Health::kUp: return "up";
+    case Health::kDown: return "down";
+    case Health::kUnknown: return "unknown";
+  }
+  return "unknown";
+}
+
+std::optional<Health> applyProbeResult(BackendState& state, core::HealthRecord& record,
+                                       bool passed, const std::string& reason, int failures,
+                                       int successes, int64_t now_unix_ms) {
+  record.last_check_unix_ms.store(now_unix_ms, std::memory_order_relaxed);
+  record.last_passed.store(passed ? 1 : 0, std::memory_order_relaxed);
+  auto current = static_cast<Health>(state.health.load(std::memory_order_relaxed));
+  Health next = current;
+  if (passed) {
+    record.consecutive_failures.store(0, std::memory_order_relaxed);
+    int n = record.consecutive_successes.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (current != Health::kUp && n >= successes) next = Health::kUp;
+  } else {
+    record.consecutive_successes.store(0, std::memory_order_relaxed);
+    int n = record.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (current != Health::kDown && n >= failures) next = Health::kDown;
+  }
+  if (next == current) return std::nullopt;
+  storeReason(record, reason);
+  state.health.store(static_cast<int>(next), std::memory_order_release);
+  return next;
+}
+
+HealthProbe::HealthProbe(event_base* base, const Backend& backend, Done done)
+    : done_(std::move(done)),
+      timer_(evtimer_new(base, &HealthProbe::onTimeout, this)) {
+  const core::HealthCheckConfig& hc = backend.config().health_check;
+  timeval tv = toTimeval(hc.timeout);
+  evtimer_add(timer_.get(), &tv);
+  stream_ = event::Stream::connect(base, backend.address(), backend.addressLength(), hc.timeout,
+                                   this);
+  if (!stream_) {
+    // Reported from the loop, like every other outcome.
+    early_failure_ = std::string("socket() failed: ") + std::strerror(errno);
+    timeval now{0, 0};
+    evtimer_add(timer_.get(), &now);
+    return;
+  }
+  std::string request = "GET " + hc.path + " HTTP/1.1\r\nHost: " + backend.config().host +
+                        "\r\nUser-Agent: speedmimi-health-check\r\nConnection: close\r\n\r\n";
+  evbuffer_add(stream_->output(), request.data(), request.size());
+  stream_->startReading(std::chrono::milliseconds(0));
+}
+
+HealthProbe::~HealthProbe() = default;
+
+void HealthProbe::finish(bool passed, const std::string& reason) {
+  if (finished_) return;
+  finished_ = true;
+  evtimer_del(timer_.get());
+  if (stream_) stream_->stopReading();
+  done_(passed, reason);  // may destroy this probe: nothing may follow
+}
+
+void HealthProbe::onTimeout(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<HealthProbe*>(arg);
+  self->finish(false, self->early_failure_.empty() ? "timed out" : self->early_failure_);
+}
+
+void HealthProbe::onStreamEvent(event::Stream& stream, event::StreamEvent ev) {
+  using event::StreamEvent;
+  switch (ev) {
+    case StreamEvent::kConnected:
+    case StreamEvent::kDrained:
+      return;
+    case StreamEvent::kError:
+      return finish(false, std::strerror(stream.lastError()));
+    case StreamEvent::kReadTimeout:
+    case StreamEvent::kWriteTimeout:
+      return finish(false, "timed out");
+    case StreamEvent::kReadable:
+    case StreamEvent::kEof: {
+      size_t len = evbuffer_get_length(stream.input());
+      std::string_view bytes(reinterpret_cast<const char*>(evbuffer_pullup(stream.input(), -1)),
+                             len);
+      http::Header headers[100];
+      http::ResponseHead head;
+      http::ParseError error;
+      http::HeadLimits limits;
+      auto status = http::parseResponseHead(bytes, limits, headers, head, error);
+      if (status == http::ParseStatus::kComplete) {
+        bool passed = head.status >= 200 && head.status < 400;
+        return finish(passed, "status " + std::to_string(head.status));
+      }
+      if (status == http::ParseStatus::kError) {
+        return finish(false, std::string("invalid response: ") + error.reason);
+      }
+      if (ev == StreamEvent::kEof) return finish(false, "connection closed before a response");
+      return;
+    }
+  }
+}
+
+}  // namespace speedmimi::upstream
