@@ -171,7 +171,10 @@ void Master::reap() {
       WorkerSlot& w = workers_[i];
       if (w.pid != pid) continue;
       w.pid = 0;
-      if (!isControl(i)) zone_->workers()[i].pid.store(0, std::memory_order_release);
+      if (!isControl(i)) {
+        zone_->workers()[i].pid.store(0, std::memory_order_release);
+        zone_->forgetWorker(i);  // its exchanges died with it
+      }
       if (stopping_) {
         SM_NOTICE("%s process %d %s", kindOf(i), static_cast<int>(pid),
                   describeExit(status).c_str());

@@ -66,7 +66,7 @@ bool Worker::init() {
   ServerCounters& mine = setup_.zone->workers()[setup_.slot];
   try {
     upstreams_ = std::make_unique<upstream::UpstreamSet>(config, *setup_.zone, random_, *pool_,
-                                                         &mine.seen_generation);
+                                                         static_cast<int>(setup_.slot));
   } catch (const std::exception& e) {
     SM_CRIT("%s", e.what());
     return false;

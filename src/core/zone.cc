@@ -227,6 +227,7 @@ ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& 
     new (&s.runtime) upstream::BackendState();
     s.health.~HealthRecord();
     new (&s.health) HealthRecord();
+    for (auto& count : s.worker_active) count.store(0, std::memory_order_relaxed);
     s.config.store(block, std::memory_order_release);
     s.incarnation.fetch_add(1, std::memory_order_acq_rel);
     s.state.store(static_cast<uint32_t>(SlotState::kLive), std::memory_order_release);
@@ -290,6 +291,14 @@ ChangeResult Zone::recordReport(const std::string& upstream, const std::string& 
   st.report_load.store(static_cast<uint32_t>(r.load_avg_1 * 100), std::memory_order_relaxed);
   st.report_time_ms.store(now_ms, std::memory_order_release);
   return {200, "report recorded for backend \"" + id + "\""};
+}
+
+void Zone::forgetWorker(size_t worker) {
+  for (size_t i = 0; i < header_->slot_capacity; ++i) {
+    BackendSlot& s = header_->slots[i];
+    int32_t n = s.worker_active[worker].exchange(0, std::memory_order_acq_rel);
+    if (n != 0) s.runtime.active_connections.fetch_sub(n, std::memory_order_acq_rel);
+  }
 }
 
 void Zone::reclaim() {

@@ -92,6 +92,9 @@ struct BackendSlot {
   std::atomic<ZoneBackendConfig*> config{nullptr};
   upstream::BackendState runtime;
   HealthRecord health;
+  // Each worker's share of runtime.active_connections, so the share of a worker that died can
+  // be taken back out (Zone::forgetWorker).
+  std::atomic<int32_t> worker_active[kMaxWorkers];
 };
 
 struct ZoneHeader;
@@ -147,6 +150,10 @@ class Zone {
   // Frees removed slots and replaced configuration blocks that no worker can still see (every
   // worker has applied a later generation and nothing is in flight). Control process only.
   void reclaim();
+
+  // A worker died: removes its in-flight exchanges from every backend's active connections.
+  // Master only, after the worker is reaped.
+  void forgetWorker(size_t worker);
 
   // Bytes the zone offers the slab (for tests and statistics).
   Slab& slab() const;

@@ -54,15 +54,20 @@ class Backend {
 
   // An exchange of this worker uses the backend: counts it in the shared active connections
   // and in this worker's own count, which keeps a removed backend alive until it drops to 0.
+  // `worker_count`, when set, is this worker's own share of the shared count in the zone: if the
+  // worker dies, the master takes that share back out of active_connections.
   void acquire() {
     ++in_flight_;
     state_->active_connections.fetch_add(1, std::memory_order_relaxed);
+    if (worker_count_) worker_count_->fetch_add(1, std::memory_order_relaxed);
   }
   void release() {
     --in_flight_;
     state_->active_connections.fetch_sub(1, std::memory_order_relaxed);
+    if (worker_count_) worker_count_->fetch_sub(1, std::memory_order_relaxed);
   }
   int inFlight() const { return in_flight_; }
+  void setWorkerCount(std::atomic<int32_t>* count) { worker_count_ = count; }
   const sockaddr* address() const { return reinterpret_cast<const sockaddr*>(&addr_); }
   socklen_t addressLength() const { return addr_len_; }
   const std::string& addressText() const { return address_text_; }  // "127.0.0.1:8081"
@@ -83,6 +88,7 @@ class Backend {
   socklen_t addr_len_ = 0;
   std::string address_text_;
   int in_flight_ = 0;  // this worker only
+  std::atomic<int32_t>* worker_count_ = nullptr;  // not owned: the zone's per-worker count
 };
 
 }  // namespace speedmimi::upstream

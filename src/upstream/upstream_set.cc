@@ -14,8 +14,8 @@ const char* protocolName(Protocol p) {
 }
 
 UpstreamSet::UpstreamSet(const core::Config& config, core::Zone& zone, Random& random,
-                         ConnectionPool& pool, std::atomic<uint64_t>* seen)
-    : config_(config), zone_(zone), pool_(pool), seen_(seen) {
+                         ConnectionPool& pool, int worker)
+    : config_(config), zone_(zone), pool_(pool), worker_(worker) {
   for (const auto& route : config.routes) {
     RouteBalancers rb;
     for (size_t p = 0; p < kProtocolCount; ++p) {
@@ -59,6 +59,7 @@ void UpstreamSet::rebuild() {
       } else {
         entry.incarnation = incarnation;
         entry.backend = std::make_unique<Backend>(core::BackendConfig{}, &slot.runtime);
+        if (worker_ >= 0) entry.backend->setWorkerCount(&slot.worker_active[worker_]);
       }
       entry.upstream = zc->upstream;
       core::BackendConfig bc = core::fromZoneConfig(*zc);
@@ -84,7 +85,9 @@ void UpstreamSet::rebuild() {
     for (Balancer* b : routes_[r].by_protocol) b->reset(members);
   }
   generation_ = generation;
-  if (seen_) seen_->store(generation, std::memory_order_release);
+  if (worker_ >= 0) {
+    zone_.workers()[worker_].seen_generation.store(generation, std::memory_order_release);
+  }
   collectRetired();
 }
 

@@ -24,11 +24,12 @@ const char* protocolName(Protocol p);
 
 class UpstreamSet {
  public:
-  // `config` (routes), `zone`, `random` and `pool` outlive the set. `seen` is where this process
-  // publishes the generation it applied (the worker's ServerCounters), or nullptr. Throws
-  // std::runtime_error when a route names an unknown balancer (validated configs never do).
+  // `config` (routes), `zone`, `random` and `pool` outlive the set. `worker` is this worker's slot
+  // in the zone, where it publishes the generation it applied and its share of each backend's
+  // connections (-1: none, for tests). Throws std::runtime_error when a route names an unknown
+  // balancer (validated configs never do).
   UpstreamSet(const core::Config& config, core::Zone& zone, Random& random, ConnectionPool& pool,
-              std::atomic<uint64_t>* seen);
+              int worker);
 
   // Brings the view to the zone's current generation if it moved: one acquire load otherwise.
   void refresh() {
@@ -62,7 +63,7 @@ class UpstreamSet {
   const core::Config& config_;
   core::Zone& zone_;
   ConnectionPool& pool_;
-  std::atomic<uint64_t>* seen_;
+  int worker_;
   uint64_t generation_ = 0;
   std::map<size_t, Entry> entries_;                  // slot index -> backend
   std::vector<std::unique_ptr<Backend>> retired_;    // removed, maybe still in use
