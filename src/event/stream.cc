@@ -72,8 +72,15 @@ std::unique_ptr<Stream> Stream::connect(event_base* base, const sockaddr* addr, 
 void Stream::startReading(std::chrono::milliseconds timeout) {
   if (reading_ && timeout == read_timeout_) return;
   read_timeout_ = timeout;
-  timeval tv = toTimeval(timeout);
-  event_add(read_event_.get(), timeout.count() > 0 ? &tv : nullptr);
+  if (timeout.count() > 0) {
+    timeval tv = toTimeval(timeout);
+    event_add(read_event_.get(), &tv);
+  } else if (reading_) {
+    // event_add(ev, NULL) would keep an armed timeout: drop it, the fd stays registered.
+    event_remove_timer(read_event_.get());
+  } else {
+    event_add(read_event_.get(), nullptr);
+  }
   reading_ = true;
 }
 

@@ -169,3 +169,17 @@ TEST(StreamConnectTest, ConnectsAndFlushesQueuedOutput) {
 
 }  // namespace
 }  // namespace speedmimi::event
+
+namespace speedmimi::event {
+namespace {
+
+TEST_F(StreamTest, ReadingWithoutATimeoutDropsTheEarlierDeadline) {
+  stream_->startReading(milliseconds(30));
+  stream_->startReading(milliseconds(0));  // e.g. waiting for a slow backend
+  EXPECT_FALSE(runUntil(StreamEvent::kReadTimeout));
+  ASSERT_EQ(write(peer_.get(), "x", 1), 1);
+  EXPECT_TRUE(runUntil(StreamEvent::kReadable));  // still reading
+}
+
+}  // namespace
+}  // namespace speedmimi::event
