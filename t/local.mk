@@ -10,7 +10,9 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/core/cidr_test.cc \
 	t/unit/core/cmdline_test.cc \
 	t/unit/core/config_test.cc \
+	t/unit/core/slab_test.cc \
 	t/unit/core/units_test.cc \
+	t/unit/core/zone_test.cc \
 	t/unit/event/stream_test.cc \
 	t/unit/http/access_log_test.cc \
 	t/unit/http/chunked_test.cc \
@@ -22,6 +24,7 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/upstream/backend_test.cc \
 	t/unit/upstream/balancer_factory_test.cc \
 	t/unit/upstream/connection_pool_test.cc \
+	t/unit/upstream/health_test.cc \
 	t/unit/upstream/balancer_test_util.h \
 	t/unit/upstream/lb_ip_hash_test.cc \
 	t/unit/upstream/lb_least_connections_test.cc \
@@ -46,10 +49,13 @@ t_integration_integration_tests_CXXFLAGS = $(TEST_CXXFLAGS) \
 t_integration_integration_tests_LDADD = $(DEPS_LIBS) $(TEST_LIBS)
 t_integration_integration_tests_SOURCES = \
 	t/integration/harness.cc t/integration/harness.h \
+	t/integration/balancing_test.cc \
 	t/integration/harness_test.cc \
 	t/integration/proxy_basic_test.cc \
 	t/integration/proxy_errors_test.cc \
 	t/integration/proxy_process_test.cc \
-	t/integration/proxy_streaming_test.cc
+	t/integration/proxy_streaming_test.cc \
+	t/integration/response_hazards_test.cc \
+	t/integration/smuggling_test.cc
 
 TESTS += t/unit/unit_tests t/integration/integration_tests

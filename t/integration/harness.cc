@@ -504,7 +504,10 @@ Stream::Io Stream::fill(const Deadline& deadline, size_t max) {
       if (recorder_) recorder_(got);
       return Io::kData;
     }
-    if (n == 0) return Io::kEof;
+    if (n == 0) {
+      saw_eof_ = true;
+      return Io::kEof;
+    }
     if (errno != EAGAIN && errno != EINTR) {
       errno_ = errno;
       return Io::kError;
@@ -916,6 +919,13 @@ bool FakeBackend::readRequest(int index, Stream& stream, Request* request) {
   }
   request->chunked = framing == Framing::kChunked;
   request->connection = index;
+  std::optional<std::string> expect = request->header("Expect");
+  if (continue_before_body_ && framing != Framing::kNone && expect &&
+      equalsIgnoreCase(*expect, "100-continue") &&
+      stream.sendAll("HTTP/1.1 100 Continue\r\n\r\n", idle) != Stream::Io::kData) {
+    noteError(index, "sending 100 Continue failed");
+    return false;
+  }
   BodyReader body;
   body.start(framing, length);
   while (!body.done() && problem.empty()) {
@@ -968,6 +978,16 @@ std::string FakeBackend::receivedBytes(int connection) const {
   std::lock_guard<std::mutex> lock(mutex_);
   if (connection < 0 || static_cast<size_t>(connection) >= connections_.size()) return "";
   return connections_[static_cast<size_t>(connection)]->received;
+}
+
+bool FakeBackend::peerClosed(int connection) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (connection < 0 || static_cast<size_t>(connection) >= connections_.size()) return false;
+  return connections_[static_cast<size_t>(connection)]->stream->sawEof();
+}
+
+bool FakeBackend::waitForPeerClose(int connection, Millis timeout) const {
+  return waitFor([&] { return peerClosed(connection); }, timeout);
 }
 
 std::vector<std::string> FakeBackend::errors() const {
@@ -1170,6 +1190,16 @@ std::string ProxyOptions::toYaml() const {
       y << "    - id: \"" << b.id << "\"\n      host: \"" << b.host << "\"\n      port: " << b.port
         << "\n      weight: " << b.weight << "\n      active: " << (b.active ? "true" : "false")
         << "\n";
+      if (b.max_conn != 0) y << "      max_conn: " << b.max_conn << "\n";
+      if (b.max_fails >= 0) y << "      max_fails: " << b.max_fails << "\n";
+      if (!b.fail_timeout.empty()) y << "      fail_timeout: " << b.fail_timeout << "\n";
+      if (b.health_check) {
+        const HealthCheckSpec& hc = *b.health_check;
+        y << "      health_check:\n        path: \"" << hc.path
+          << "\"\n        interval: " << hc.interval << "\n        timeout: " << hc.timeout
+          << "\n        failures: " << hc.failures << "\n        successes: " << hc.successes
+          << "\n";
+      }
     }
   }
   y << "routing:\n";
@@ -1177,6 +1207,13 @@ std::string ProxyOptions::toYaml() const {
     y << "  " << r.name << ":\n    path: \"" << r.path << "\"\n    upstream: \"" << r.upstream
       << "\"\n    load_balancer: \"" << r.load_balancer << "\"\n";
     if (!r.host.empty()) y << "    host: \"" << r.host << "\"\n";
+    if (!r.protocols.empty()) {
+      y << "    protocols:\n";
+      for (const auto& [protocol, balancer] : r.protocols) {
+        y << "      " << protocol << ": \"" << balancer << "\"\n";
+      }
+    }
+    if (r.retries >= 0) y << "    retries: " << r.retries << "\n";
   }
   y << "grpc:\n  enabled: false\n";
   return y.str();

@@ -129,6 +129,12 @@ std::string reasonPhrase(int status);
 std::string buildResponse(int status, const Headers& headers, std::string_view body,
                           Framing framing = Framing::kLength);
 
+// A string literal with the NUL bytes inside it (std::string(const char*) stops at the first).
+template <size_t N>
+std::string literalBytes(const char (&literal)[N]) {
+  return std::string(literal, N - 1);
+}
+
 // Deterministic bodies: byte i of a generated body, and a run of them.
 char patternByte(uint64_t index);
 std::string patternBytes(uint64_t offset, size_t count);
@@ -168,6 +174,8 @@ class Stream {
   int fd() const { return fd_; }
   std::string& buffer() { return buffer_; }
   int lastErrno() const { return errno_; }
+  // The peer closed its sending side (a recv() returned 0). Safe to read from another thread.
+  bool sawEof() const { return saw_eof_.load(); }
   // Checked between poll slices, so a blocked operation ends soon after *stop becomes true.
   void setStopFlag(const std::atomic<bool>* stop) { stop_ = stop; }
   // Called with every chunk of bytes as it is received (the backend records raw bytes with it).
@@ -187,6 +195,7 @@ class Stream {
 
   int fd_;
   int errno_ = 0;
+  std::atomic<bool> saw_eof_{false};
   std::string buffer_;
   const std::atomic<bool>* stop_ = nullptr;
   std::function<void(std::string_view)> recorder_;
@@ -317,6 +326,9 @@ class FakeBackend {
   bool ok() const { return listen_fd_ >= 0; }
   int port() const { return port_; }
   void setHandler(Handler handler);
+  // Answers "100 Continue" to a request with "Expect: 100-continue" and a body before reading
+  // the body (as origin servers do), so a client waiting for it can go on.
+  void setContinueBeforeBody(bool on) { continue_before_body_ = on; }
   void stop();  // closes everything and joins the threads; idempotent
 
   int connectionCount() const;
@@ -324,6 +336,9 @@ class FakeBackend {
   std::vector<Request> requests() const;
   std::string receivedBytes() const;  // every connection's bytes, in accept order
   std::string receivedBytes(int connection) const;
+  // The proxy closed backend connection `connection` (it read end-of-stream there).
+  bool peerClosed(int connection) const;
+  bool waitForPeerClose(int connection, Millis timeout) const;
   std::vector<std::string> errors() const;  // malformed input seen, with its connection
   bool waitForRequests(size_t count, Millis timeout) const;
   bool waitForConnections(int count, Millis timeout) const;
@@ -357,6 +372,7 @@ class FakeBackend {
 
   Handler handler_;
   Mode mode_;
+  std::atomic<bool> continue_before_body_{false};
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
@@ -373,12 +389,26 @@ class FakeBackend {
 // A port on 127.0.0.1 that was free a moment ago (bind :0, read it, close).
 int pickFreePort();
 
+// An active health check of a backend (written as its `health_check` block).
+struct HealthCheckSpec {
+  std::string path = "/health";
+  std::string interval = "200ms";
+  std::string timeout = "200ms";
+  int failures = 2;
+  int successes = 2;
+};
+
 struct BackendSpec {
   std::string id;
   int port = 0;
   int weight = 1;
   bool active = true;
   std::string host = "127.0.0.1";
+  // Written only when set, so the config defaults apply otherwise.
+  uint64_t max_conn = 0;     // 0 = not written (unlimited)
+  int max_fails = -1;        // -1 = not written
+  std::string fail_timeout;  // "" = not written
+  std::optional<HealthCheckSpec> health_check;
 };
 
 struct RouteSpec {
@@ -386,7 +416,9 @@ struct RouteSpec {
   std::string path = "/";
   std::string upstream;
   std::string load_balancer = "weight";
-  std::string host;  // "" = any
+  std::string host;                              // "" = any
+  std::map<std::string, std::string> protocols;  // protocol class -> balancer; empty = not written
+  int retries = -1;                              // -1 = not written
 };
 
 struct ProxyOptions {

@@ -1,0 +1,592 @@
+// Zone: the shared backend table (DESIGN §3). Loading from a Config, the runtime changes the
+// management API will make (add / remove / update / report) with their HTTP-like results, the
+// generation that publishes them, and when a removed slot may be reused.
+#include "core/zone.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace speedmimi::core {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr uint64_t kShmSize = 4ull * 1024 * 1024;
+
+BackendConfig backend(const std::string& id, int port, int weight = 1) {
+  BackendConfig b;
+  b.id = id;
+  b.name = "Backend " + id;
+  b.host = "127.0.0.1";
+  b.port = port;
+  b.weight = weight;
+  return b;
+}
+
+// Two upstreams; "api" exercises every non-default field.
+Config twoUpstreams() {
+  Config c;
+  c.server.shm_size = kShmSize;
+  BackendConfig full = backend("api1", 9001, 70);
+  full.name = "API server one";
+  full.host = "localhost";
+  full.scheme = "https";
+  full.active = false;
+  full.max_conn = 12;
+  full.max_fails = 4;
+  full.fail_timeout = milliseconds(2500);
+  full.tls_verify = false;
+  full.health_check.enabled = true;
+  full.health_check.path = "/status/ready";
+  full.health_check.interval = milliseconds(1500);
+  full.health_check.timeout = milliseconds(300);
+  full.health_check.failures = 5;
+  full.health_check.successes = 2;
+  c.backends["api"] = {full, backend("api2", 9002, 30)};
+  c.backends["web"] = {backend("w1", 8081), backend("w2", 8082, 3), backend("w3", 8083)};
+  RouteConfig r;
+  r.name = "default";
+  r.upstream = "web";
+  c.routes.push_back(r);
+  return c;
+}
+
+Config oneUpstream(std::vector<BackendConfig> backends) {
+  Config c;
+  c.server.shm_size = kShmSize;
+  c.backends["app"] = std::move(backends);
+  RouteConfig r;
+  r.name = "default";
+  r.upstream = "app";
+  c.routes.push_back(r);
+  return c;
+}
+
+void expectSameConfig(const BackendConfig& want, const BackendConfig& got) {
+  EXPECT_EQ(got.id, want.id);
+  EXPECT_EQ(got.name, want.name);
+  EXPECT_EQ(got.host, want.host);
+  EXPECT_EQ(got.port, want.port);
+  EXPECT_EQ(got.weight, want.weight);
+  EXPECT_EQ(got.scheme, want.scheme);
+  EXPECT_EQ(got.active, want.active);
+  EXPECT_EQ(got.max_conn, want.max_conn);
+  EXPECT_EQ(got.max_fails, want.max_fails);
+  EXPECT_EQ(got.fail_timeout, want.fail_timeout);
+  EXPECT_EQ(got.tls_verify, want.tls_verify);
+  EXPECT_EQ(got.health_check.enabled, want.health_check.enabled);
+  EXPECT_EQ(got.health_check.path, want.health_check.path);
+  EXPECT_EQ(got.health_check.interval, want.health_check.interval);
+  EXPECT_EQ(got.health_check.timeout, want.health_check.timeout);
+  EXPECT_EQ(got.health_check.failures, want.health_check.failures);
+  EXPECT_EQ(got.health_check.successes, want.health_check.successes);
+}
+
+std::unique_ptr<Zone> makeZone(const Config& config) {
+  std::string error;
+  std::unique_ptr<Zone> zone = Zone::create(config, error);
+  EXPECT_NE(zone, nullptr) << error;
+  return zone;
+}
+
+size_t indexOf(const Zone& zone, const BackendSlot* s) {
+  for (size_t i = 0; i < zone.slotCapacity(); ++i) {
+    if (zone.slot(i) == s) return i;
+  }
+  return zone.slotCapacity();
+}
+
+std::vector<std::string> liveIds(const Zone& zone) {
+  std::vector<std::string> ids;
+  zone.forEachLive([&](size_t, BackendSlot& s) {
+    const ZoneBackendConfig* c = s.config.load();
+    ids.push_back(std::string(c->upstream) + "/" + c->id);
+  });
+  return ids;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creation
+
+TEST(ZoneCreate, LoadsEveryBackendLiveWithItsConfig) {
+  Config config = twoUpstreams();
+  auto zone = makeZone(config);
+  ASSERT_NE(zone, nullptr);
+  EXPECT_GE(zone->slotCapacity(), 5u);
+  std::vector<std::string> ids = liveIds(*zone);
+  EXPECT_EQ(std::multiset<std::string>(ids.begin(), ids.end()),
+            (std::multiset<std::string>{"api/api1", "api/api2", "web/w1", "web/w2", "web/w3"}));
+  for (const auto& [upstream, list] : config.backends) {
+    for (const BackendConfig& want : list) {
+      SCOPED_TRACE(upstream + "/" + want.id);
+      BackendSlot* s = zone->find(upstream, want.id);
+      ASSERT_NE(s, nullptr);
+      EXPECT_EQ(s->state.load(), static_cast<uint32_t>(SlotState::kLive));
+      EXPECT_GE(s->incarnation.load(), 1u);
+      const ZoneBackendConfig* stored = s->config.load();
+      ASSERT_NE(stored, nullptr);
+      EXPECT_STREQ(stored->upstream, upstream.c_str());
+      expectSameConfig(want, fromZoneConfig(*stored));
+      EXPECT_EQ(s->runtime.active_connections.load(), 0);
+      EXPECT_EQ(s->runtime.requests.load(), 0u);
+    }
+  }
+}
+
+TEST(ZoneCreate, FindIsScopedToTheUpstream) {
+  auto zone = makeZone(twoUpstreams());
+  ASSERT_NE(zone, nullptr);
+  EXPECT_EQ(zone->find("web", "api1"), nullptr);
+  EXPECT_EQ(zone->find("api", "w1"), nullptr);
+  EXPECT_EQ(zone->find("nope", "w1"), nullptr);
+  EXPECT_NE(zone->find("web", "w1"), zone->find("web", "w2"));
+}
+
+TEST(ZoneCreate, WorkerCountersStartEmpty) {
+  auto zone = makeZone(twoUpstreams());
+  ASSERT_NE(zone, nullptr);
+  ServerCounters* workers = zone->workers();
+  for (size_t i = 0; i < kMaxWorkers; ++i) {
+    ASSERT_EQ(workers[i].pid.load(), 0) << i;
+    ASSERT_EQ(workers[i].requests.load(), 0u) << i;
+    ASSERT_EQ(workers[i].seen_generation.load(), 0u) << i;
+  }
+}
+
+TEST(ZoneCreate, ShmSizeTooSmallIsAnError) {
+  for (uint64_t size : {uint64_t{8 * 1024}, uint64_t{64 * 1024}}) {
+    SCOPED_TRACE(size);
+    Config config = twoUpstreams();
+    config.server.shm_size = size;
+    std::string error;
+    EXPECT_EQ(Zone::create(config, error), nullptr);
+    EXPECT_NE(error.find("shm_size"), std::string::npos) << error;
+  }
+}
+
+TEST(ZoneCreate, AStringLongerThanItsFieldIsAnError) {
+  BackendConfig b = backend(std::string(ZoneBackendConfig::kShort, 'i'), 8081);
+  std::string error;
+  EXPECT_EQ(Zone::create(oneUpstream({b}), error), nullptr);
+  EXPECT_NE(error.find("id"), std::string::npos) << error;
+}
+
+TEST(ZoneCreate, AnInvalidBackendIsAnError) {
+  std::string error;
+  EXPECT_EQ(Zone::create(oneUpstream({backend("a", 0)}), error), nullptr);
+  EXPECT_NE(error.find("port"), std::string::npos) << error;
+}
+
+// ---------------------------------------------------------------------------------------------
+// toZoneConfig / fromZoneConfig
+
+TEST(ZoneConfig, FieldLimits) {
+  struct Case {
+    const char* what;
+    std::function<void(std::string&, BackendConfig&)> tweak;
+    bool fits;
+    const char* field;  // must appear in the error
+  };
+  const size_t kShort = ZoneBackendConfig::kShort;
+  const size_t kLong = ZoneBackendConfig::kLong;
+  const Case cases[] = {
+      {"id at the limit", [&](auto&, auto& b) { b.id.assign(kShort - 1, 'x'); }, true, ""},
+      {"id too long", [&](auto&, auto& b) { b.id.assign(kShort, 'x'); }, false, "id"},
+      {"upstream too long", [&](auto& u, auto&) { u.assign(kShort, 'u'); }, false, "upstream"},
+      {"name at the limit", [&](auto&, auto& b) { b.name.assign(kLong - 1, 'n'); }, true, ""},
+      {"name too long", [&](auto&, auto& b) { b.name.assign(kLong, 'n'); }, false, "name"},
+      {"host too long", [&](auto&, auto& b) { b.host.assign(kLong, 'h'); }, false, "host"},
+      {"health path too long",
+       [&](auto&, auto& b) { b.health_check.path = "/" + std::string(kLong, 'p'); }, false, "path"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    std::string upstream = "app";
+    BackendConfig b = backend("b1", 8081);
+    c.tweak(upstream, b);
+    ZoneBackendConfig out;
+    std::string error;
+    EXPECT_EQ(toZoneConfig(upstream, b, out, error), c.fits);
+    if (c.fits) {
+      EXPECT_STREQ(out.upstream, upstream.c_str());
+      expectSameConfig(b, fromZoneConfig(out));
+    } else {
+      EXPECT_NE(error.find(c.field), std::string::npos) << error;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Add / remove / update
+
+class ZoneChange : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    zone_ = makeZone(oneUpstream({backend("a", 8081), backend("b", 8082)}));
+    ASSERT_NE(zone_, nullptr);
+  }
+  // Pretends worker `i` (a live process) has applied generation `g`.
+  void worker(size_t i, uint64_t g) {
+    zone_->workers()[i].pid.store(static_cast<int32_t>(4000 + i));
+    zone_->workers()[i].seen_generation.store(g);
+  }
+
+  std::unique_ptr<Zone> zone_;
+};
+
+TEST_F(ZoneChange, AddPublishesANewLiveBackend) {
+  uint64_t g = zone_->generation();
+  ChangeResult r = zone_->addBackend("app", backend("c", 8083, 7));
+  EXPECT_EQ(r.status, 201) << r.message;
+  EXPECT_TRUE(r.ok());
+  EXPECT_GT(zone_->generation(), g);
+  BackendSlot* s = zone_->find("app", "c");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->config.load()->weight, 7);
+  EXPECT_EQ(liveIds(*zone_).size(), 3u);
+}
+
+TEST_F(ZoneChange, AddCreatesAnUpstreamThatDidNotExist) {
+  EXPECT_EQ(zone_->addBackend("other", backend("a", 9000)).status, 201);
+  ASSERT_NE(zone_->find("other", "a"), nullptr);
+  EXPECT_NE(zone_->find("other", "a"), zone_->find("app", "a"));
+  EXPECT_EQ(zone_->find("other", "a")->config.load()->port, 9000);
+  EXPECT_EQ(zone_->find("app", "a")->config.load()->port, 8081);
+}
+
+TEST_F(ZoneChange, AddOfADuplicateIdIs409AndChangesNothing) {
+  uint64_t g = zone_->generation();
+  ChangeResult r = zone_->addBackend("app", backend("a", 9999));
+  EXPECT_EQ(r.status, 409);
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.message.find("\"a\""), std::string::npos) << r.message;
+  EXPECT_EQ(zone_->generation(), g);
+  EXPECT_EQ(zone_->find("app", "a")->config.load()->port, 8081);
+  EXPECT_EQ(liveIds(*zone_).size(), 2u);
+}
+
+TEST_F(ZoneChange, InvalidValuesAre400NamingTheField) {
+  struct Case {
+    const char* what;
+    std::string upstream;
+    std::function<void(BackendConfig&)> tweak;
+    const char* field;
+    // An update names its backend by id: an id that cannot exist may as well be 404.
+    bool id_changes = false;
+  };
+  const Case cases[] = {
+      {"empty upstream", "", [](auto&) {}, "upstream"},
+      {"empty id", "app", [](auto& b) { b.id = ""; }, "id"},
+      {"empty host", "app", [](auto& b) { b.host = ""; }, "host"},
+      {"port 0", "app", [](auto& b) { b.port = 0; }, "port"},
+      {"port 65536", "app", [](auto& b) { b.port = 65536; }, "port"},
+      {"weight 0", "app", [](auto& b) { b.weight = 0; }, "weight"},
+      {"weight 10001", "app", [](auto& b) { b.weight = 10001; }, "weight"},
+      {"scheme ftp", "app", [](auto& b) { b.scheme = "ftp"; }, "scheme"},
+      {"max_fails -1", "app", [](auto& b) { b.max_fails = -1; }, "max_fails"},
+      {"health failures 0", "app", [](auto& b) { b.health_check.failures = 0; }, "health_check"},
+      {"health successes 0", "app", [](auto& b) { b.health_check.successes = 0; }, "health_check"},
+      {"id too long", "app", [](auto& b) { b.id.assign(ZoneBackendConfig::kShort, 'x'); }, "id",
+       true},
+      {"host too long", "app", [](auto& b) { b.host.assign(ZoneBackendConfig::kLong, 'h'); },
+       "host"},
+      {"unresolvable host", "app", [](auto& b) { b.host = "no-such-host.invalid"; }, "host"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    uint64_t g = zone_->generation();
+    BackendConfig add = backend("new", 8090);
+    c.tweak(add);
+    ChangeResult r = zone_->addBackend(c.upstream, add);
+    EXPECT_EQ(r.status, 400) << r.message;
+    EXPECT_NE(r.message.find(c.field), std::string::npos) << r.message;
+
+    BackendConfig update = backend("a", 8081);
+    c.tweak(update);
+    r = zone_->updateBackend(c.upstream, update);
+    if (c.id_changes) {
+      EXPECT_TRUE(r.status == 400 || r.status == 404) << r.status << " " << r.message;
+    } else {
+      EXPECT_EQ(r.status, 400) << r.message;
+      EXPECT_NE(r.message.find(c.field), std::string::npos) << r.message;
+    }
+
+    EXPECT_EQ(zone_->generation(), g) << "a rejected change must not publish";
+    EXPECT_EQ(liveIds(*zone_).size(), 2u);
+    EXPECT_EQ(zone_->find("app", "a")->config.load()->port, 8081);
+  }
+}
+
+TEST_F(ZoneChange, UnknownBackendOrUpstreamIs404) {
+  uint64_t g = zone_->generation();
+  EXPECT_EQ(zone_->removeBackend("app", "zz").status, 404);
+  EXPECT_EQ(zone_->removeBackend("nope", "a").status, 404);
+  EXPECT_EQ(zone_->updateBackend("app", backend("zz", 8081)).status, 404);
+  EXPECT_EQ(zone_->updateBackend("nope", backend("a", 8081)).status, 404);
+  ChangeResult r = zone_->recordReport("app", "zz", PerformanceReport{}, 1000);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_NE(r.message.find("zz"), std::string::npos) << r.message;
+  EXPECT_EQ(zone_->generation(), g);
+}
+
+TEST_F(ZoneChange, RemoveTakesTheBackendOutAtOnce) {
+  uint64_t g = zone_->generation();
+  BackendSlot* a = zone_->find("app", "a");
+  ASSERT_NE(a, nullptr);
+  ChangeResult r = zone_->removeBackend("app", "a");
+  EXPECT_EQ(r.status, 200) << r.message;
+  EXPECT_GT(zone_->generation(), g);
+  EXPECT_EQ(zone_->find("app", "a"), nullptr);
+  EXPECT_EQ(liveIds(*zone_), std::vector<std::string>{"app/b"});
+  EXPECT_EQ(a->state.load(), static_cast<uint32_t>(SlotState::kRemoved));
+  EXPECT_EQ(zone_->removeBackend("app", "a").status, 404) << "already removed";
+  // The id is free again: adding it back takes a new slot while the old one is unreclaimed.
+  worker(0, 0);
+  EXPECT_EQ(zone_->addBackend("app", backend("a", 8091)).status, 201);
+  ASSERT_NE(zone_->find("app", "a"), nullptr);
+  EXPECT_NE(zone_->find("app", "a"), a);
+  EXPECT_EQ(zone_->find("app", "a")->config.load()->port, 8091);
+}
+
+// A removed slot comes back only when every live worker has applied the removal and no request
+// is in flight to it; until then new backends take other slots.
+TEST_F(ZoneChange, RemovedSlotIsReusedOnlyAfterReclaimWhenNoWorkerCanSeeIt) {
+  BackendSlot* a = zone_->find("app", "a");
+  ASSERT_NE(a, nullptr);
+  const size_t a_index = indexOf(*zone_, a);
+  const uint64_t a_incarnation = a->incarnation.load();
+  a->runtime.requests.store(77);
+  a->runtime.failures.store(5);
+  a->runtime.bytes_in.store(1234);
+  a->runtime.latency_ewma_us.store(900);
+  a->runtime.report_cpu.store(5000);
+  a->runtime.health.store(2);
+  a->health.consecutive_failures.store(3);
+  a->runtime.active_connections.store(1);
+
+  worker(0, zone_->generation());
+  worker(1, zone_->generation());
+  worker(7, zone_->generation());
+  ASSERT_EQ(zone_->removeBackend("app", "a").status, 200);
+  const uint64_t removal = zone_->generation();
+
+  int next_port = 8100;
+  auto addOne = [&](const std::string& id) {
+    EXPECT_EQ(zone_->addBackend("app", backend(id, next_port++)).status, 201);
+    return indexOf(*zone_, zone_->find("app", id));
+  };
+
+  // No reclaim at all: the slot stays taken.
+  EXPECT_NE(addOne("c1"), a_index);
+
+  // Two workers applied the removal, worker 7 has not: still taken.
+  worker(0, removal + 5);
+  worker(1, removal);
+  zone_->reclaim();
+  EXPECT_NE(addOne("c2"), a_index);
+
+  // Every worker has, but a request is still in flight to it.
+  worker(7, removal);
+  zone_->reclaim();
+  EXPECT_NE(addOne("c3"), a_index);
+
+  // Nothing in flight: reclaimed, and the next add takes it.
+  a->runtime.active_connections.store(0);
+  zone_->reclaim();
+  EXPECT_EQ(a->state.load(), static_cast<uint32_t>(SlotState::kFree));
+  EXPECT_EQ(addOne("d"), a_index);
+
+  // The new tenant starts clean, under a new incarnation.
+  EXPECT_GT(a->incarnation.load(), a_incarnation);
+  EXPECT_STREQ(a->config.load()->id, "d");
+  EXPECT_EQ(a->runtime.requests.load(), 0u);
+  EXPECT_EQ(a->runtime.failures.load(), 0u);
+  EXPECT_EQ(a->runtime.bytes_in.load(), 0u);
+  EXPECT_EQ(a->runtime.latency_ewma_us.load(), 0u);
+  EXPECT_EQ(a->runtime.report_cpu.load(), 0u);
+  EXPECT_EQ(a->runtime.health.load(), 0);
+  EXPECT_EQ(a->runtime.active_connections.load(), 0);
+  EXPECT_EQ(a->health.consecutive_failures.load(), 0);
+}
+
+TEST_F(ZoneChange, SlotsOfExitedWorkersDoNotHoldReclaimBack) {
+  BackendSlot* a = zone_->find("app", "a");
+  const size_t a_index = indexOf(*zone_, a);
+  // A worker slot with pid 0 (the process is gone) may keep a stale generation.
+  zone_->workers()[3].seen_generation.store(0);
+  worker(4, 0);
+  ASSERT_EQ(zone_->removeBackend("app", "a").status, 200);
+  zone_->reclaim();
+  EXPECT_EQ(a->state.load(), static_cast<uint32_t>(SlotState::kRemoved)) << "worker 4 lags";
+  zone_->workers()[4].pid.store(0);
+  zone_->reclaim();
+  EXPECT_EQ(a->state.load(), static_cast<uint32_t>(SlotState::kFree));
+  ASSERT_EQ(zone_->addBackend("app", backend("e", 8200)).status, 201);
+  EXPECT_EQ(indexOf(*zone_, zone_->find("app", "e")), a_index);
+}
+
+TEST_F(ZoneChange, UpdateSwapsTheConfigAndKeepsTheRuntimeState) {
+  BackendSlot* a = zone_->find("app", "a");
+  ASSERT_NE(a, nullptr);
+  a->runtime.requests.store(42);
+  a->runtime.active_connections.store(3);
+  a->runtime.latency_ewma_us.store(1500);
+  a->runtime.health.store(1);
+  const uint64_t incarnation = a->incarnation.load();
+  const uint64_t g = zone_->generation();
+
+  BackendConfig changed = backend("a", 8181, 9);
+  changed.max_conn = 5;
+  changed.active = false;
+  ChangeResult r = zone_->updateBackend("app", changed);
+  EXPECT_EQ(r.status, 200) << r.message;
+  EXPECT_GT(zone_->generation(), g);
+
+  EXPECT_EQ(zone_->find("app", "a"), a) << "an update keeps the slot";
+  expectSameConfig(changed, fromZoneConfig(*a->config.load()));
+  EXPECT_EQ(a->incarnation.load(), incarnation);
+  EXPECT_EQ(a->runtime.requests.load(), 42u);
+  EXPECT_EQ(a->runtime.active_connections.load(), 3);
+  EXPECT_EQ(a->runtime.latency_ewma_us.load(), 1500u);
+  EXPECT_EQ(a->runtime.health.load(), 1);
+  EXPECT_EQ(zone_->find("app", "b")->config.load()->port, 8082) << "others untouched";
+}
+
+// Replaced configuration blocks go back to the slab once no worker can still read them, so a
+// stream of updates does not eat the zone; while a worker lags they are kept.
+TEST_F(ZoneChange, ReplacedConfigBlocksAreFreedOnceWorkersCatchUp) {
+  auto update = [&](int i) {
+    ASSERT_EQ(zone_->updateBackend("app", backend("a", 8081, 1 + i % 50)).status, 200);
+  };
+  for (int i = 0; i < 10; ++i) {
+    update(i);
+    zone_->reclaim();
+  }
+  const size_t steady = zone_->slab().freePages();
+  for (int i = 0; i < 1000; ++i) {
+    update(i);
+    zone_->reclaim();
+  }
+  EXPECT_EQ(zone_->slab().freePages(), steady) << "no worker: every old block is freed";
+
+  worker(0, zone_->generation());
+  for (int i = 0; i < 100; ++i) {
+    update(i);
+    zone_->reclaim();
+  }
+  const size_t held = zone_->slab().freePages();
+  EXPECT_LT(held, steady) << "a lagging worker may still read the old blocks";
+
+  worker(0, zone_->generation());
+  zone_->reclaim();
+  for (int i = 0; i < 100; ++i) {
+    update(i);
+    worker(0, zone_->generation());
+    zone_->reclaim();
+  }
+  EXPECT_EQ(zone_->slab().freePages(), held) << "the freed blocks are reused";
+}
+
+TEST_F(ZoneChange, GenerationBumpsOnEveryStructuralChange) {
+  std::vector<uint64_t> seen = {zone_->generation()};
+  ASSERT_EQ(zone_->addBackend("app", backend("c", 8083)).status, 201);
+  seen.push_back(zone_->generation());
+  ASSERT_EQ(zone_->updateBackend("app", backend("c", 8084)).status, 200);
+  seen.push_back(zone_->generation());
+  ASSERT_EQ(zone_->removeBackend("app", "c").status, 200);
+  seen.push_back(zone_->generation());
+  for (size_t i = 1; i < seen.size(); ++i) EXPECT_GT(seen[i], seen[i - 1]) << i;
+  // A report is not structural.
+  ASSERT_EQ(zone_->recordReport("app", "a", PerformanceReport{}, 5).status, 200);
+  EXPECT_EQ(zone_->generation(), seen.back());
+}
+
+TEST(ZoneCapacity, AFullBackendTableIs507) {
+  Config config = oneUpstream({});
+  auto zone = makeZone(config);
+  ASSERT_NE(zone, nullptr);
+  const size_t capacity = zone->slotCapacity();
+  ASSERT_GE(capacity, 1u);
+  ASSERT_LE(capacity, 4096u) << "the test adds one backend per slot";
+  for (size_t i = 0; i < capacity; ++i) {
+    ASSERT_EQ(zone->addBackend("app", backend("b" + std::to_string(i), 8000)).status, 201) << i;
+  }
+  uint64_t g = zone->generation();
+  ChangeResult r = zone->addBackend("app", backend("one-too-many", 8000));
+  EXPECT_EQ(r.status, 507) << r.message;
+  EXPECT_EQ(zone->generation(), g);
+  EXPECT_EQ(zone->find("app", "one-too-many"), nullptr);
+  // Freeing a slot makes room again.
+  ASSERT_EQ(zone->removeBackend("app", "b0").status, 200);
+  zone->reclaim();
+  EXPECT_EQ(zone->addBackend("app", backend("one-too-many", 8000)).status, 201);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Performance reports
+
+TEST_F(ZoneChange, ReportIsStoredScaledWithItsTime) {
+  PerformanceReport report;
+  report.cpu_usage = 12.5;
+  report.memory_usage = 40.25;
+  report.disk_usage = 99;
+  report.load_avg_1 = 1.5;
+  report.load_avg_5 = 0.75;
+  report.timestamp = 1'700'000'000;
+  ChangeResult r = zone_->recordReport("app", "b", report, 123'456);
+  EXPECT_EQ(r.status, 200) << r.message;
+  const upstream::BackendState& st = zone_->find("app", "b")->runtime;
+  EXPECT_EQ(st.report_cpu.load(), 1250u);
+  EXPECT_EQ(st.report_memory.load(), 4025u);
+  EXPECT_EQ(st.report_load.load(), 150u);
+  EXPECT_EQ(st.report_time_ms.load(), 123'456);
+  EXPECT_EQ(zone_->find("app", "a")->runtime.report_time_ms.load(), 0) << "only b reported";
+
+  report.cpu_usage = 100;
+  report.memory_usage = 0;
+  report.load_avg_1 = 0;
+  ASSERT_EQ(zone_->recordReport("app", "b", report, 200'000).status, 200);
+  EXPECT_EQ(st.report_cpu.load(), 10000u);
+  EXPECT_EQ(st.report_memory.load(), 0u);
+  EXPECT_EQ(st.report_load.load(), 0u);
+  EXPECT_EQ(st.report_time_ms.load(), 200'000);
+}
+
+TEST_F(ZoneChange, ReportOutOfRangeIs400NamingTheFieldAndStoresNothing) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  struct Case {
+    std::function<void(PerformanceReport&)> tweak;
+    const char* field;
+  };
+  const Case cases[] = {
+      {[](auto& p) { p.cpu_usage = 100.5; }, "cpu_usage"},
+      {[](auto& p) { p.cpu_usage = -1; }, "cpu_usage"},
+      {[nan](auto& p) { p.cpu_usage = nan; }, "cpu_usage"},
+      {[](auto& p) { p.memory_usage = 101; }, "memory_usage"},
+      {[](auto& p) { p.memory_usage = -0.5; }, "memory_usage"},
+      {[](auto& p) { p.disk_usage = 250; }, "disk_usage"},
+      {[](auto& p) { p.load_avg_1 = -1; }, "load_avg_1"},
+      {[nan](auto& p) { p.load_avg_15 = nan; }, "load_avg_15"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.field);
+    PerformanceReport report;
+    report.cpu_usage = 10;
+    report.memory_usage = 10;
+    c.tweak(report);
+    ChangeResult r = zone_->recordReport("app", "a", report, 5000);
+    EXPECT_EQ(r.status, 400) << r.message;
+    EXPECT_NE(r.message.find(c.field), std::string::npos) << r.message;
+    EXPECT_EQ(zone_->find("app", "a")->runtime.report_time_ms.load(), 0);
+    EXPECT_EQ(zone_->find("app", "a")->runtime.report_cpu.load(), 0u);
+  }
+}
+
+}  // namespace
+}  // namespace speedmimi::core
