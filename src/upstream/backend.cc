@@ -113,7 +113,7 @@ bool Backend::setAddress(const sockaddr_storage& addr, socklen_t len) {
 bool Backend::available(int64_t now_ms) const {
   if (!config_.active) return false;
   if (state_->health.load(kRelaxed) == static_cast<int>(Health::kDown)) return false;
-  if (now_ms < state_->passive_down_until_ms.load(kRelaxed)) return false;
+  if (!solo_ && now_ms < state_->passive_down_until_ms.load(kRelaxed)) return false;
   if (config_.max_conn == 0) return true;
   const int64_t active = state_->active_connections.load(kRelaxed);
   return active < 0 || static_cast<uint64_t>(active) < config_.max_conn;

@@ -68,6 +68,10 @@ class Backend {
   }
   int inFlight() const { return in_flight_; }
   void setWorkerCount(std::atomic<int32_t>* count) { worker_count_ = count; }
+
+  // The only backend of its upstream: passive failures never take it out (as nginx does with a
+  // single server), since answering 503 for fail_timeout would only make an outage longer.
+  void setSolo(bool solo) { solo_ = solo; }
   const sockaddr* address() const { return reinterpret_cast<const sockaddr*>(&addr_); }
   socklen_t addressLength() const { return addr_len_; }
   const std::string& addressText() const { return address_text_; }  // "127.0.0.1:8081"
@@ -88,6 +92,7 @@ class Backend {
   socklen_t addr_len_ = 0;
   std::string address_text_;
   int in_flight_ = 0;  // this worker only
+  bool solo_ = false;
   std::atomic<int32_t>* worker_count_ = nullptr;  // not owned: the zone's per-worker count
 };
 

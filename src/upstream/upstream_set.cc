@@ -80,6 +80,9 @@ void UpstreamSet::rebuild() {
   for (const auto& [slot, entry] : entries_) {
     by_upstream[entry.upstream].push_back(entry.backend.get());
   }
+  for (auto& [name, members] : by_upstream) {
+    for (Backend* b : members) b->setSolo(members.size() == 1);
+  }
   for (size_t r = 0; r < routes_.size(); ++r) {
     const std::vector<Backend*>& members = by_upstream[config_.routes[r].upstream];
     for (Balancer* b : routes_[r].by_protocol) b->reset(members);

@@ -194,3 +194,24 @@ TEST(BackendPassive, MaxFailsZeroDisablesPassiveChecks) {
 
 }  // namespace
 }  // namespace speedmimi::upstream
+
+namespace speedmimi::upstream {
+namespace {
+
+TEST(BackendSoloTest, TheOnlyBackendOfAnUpstreamIsNotTakenOutByPassiveFailures) {
+  core::BackendConfig config;
+  config.id = "only";
+  config.max_fails = 1;
+  config.fail_timeout = std::chrono::milliseconds(10'000);
+  BackendState state;
+  Backend b(config, &state);
+  b.recordFailure(1000);
+  EXPECT_FALSE(b.available(1001));  // one of several: out for fail_timeout
+  b.setSolo(true);
+  EXPECT_TRUE(b.available(1001));   // alone: a 503 would only lengthen the outage
+  state.health.store(static_cast<int>(Health::kDown));
+  EXPECT_FALSE(b.available(1001));  // an active check still takes it out
+}
+
+}  // namespace
+}  // namespace speedmimi::upstream
