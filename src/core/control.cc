@@ -17,10 +17,7 @@ namespace {
 
 constexpr std::chrono::milliseconds kSyncInterval{100};
 
-timeval toTimeval(std::chrono::milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000),
-                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
+using event::toTimeval;
 
 int64_t unixMs() {
   timespec ts;

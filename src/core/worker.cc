@@ -19,10 +19,7 @@ namespace {
 
 constexpr std::chrono::milliseconds kTick{100};  // graceful-stop polling, log flushing
 
-timeval toTimeval(std::chrono::milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000),
-                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
+using event::toTimeval;
 
 class Worker {
  public:

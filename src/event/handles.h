@@ -7,6 +7,7 @@
 #include <event2/listener.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <memory>
 #include <utility>
 
@@ -26,6 +27,12 @@ using EventBasePtr = CPtr<event_base, event_base_free>;
 using EventPtr = CPtr<struct event, event_free>;
 using EvbufferPtr = CPtr<evbuffer, evbuffer_free>;
 using ListenerPtr = CPtr<evconnlistener, evconnlistener_free>;
+
+// libevent takes timeouts as timevals.
+inline timeval toTimeval(std::chrono::milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
 
 // An owned file descriptor, closed on destruction.
 class Fd {

@@ -13,11 +13,6 @@ namespace {
 
 constexpr size_t kReadChunk = 16 * 1024;  // bytes reserved per readv()
 
-timeval toTimeval(std::chrono::milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000),
-                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
-
 bool isTransient(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
 }  // namespace

@@ -24,10 +24,7 @@ constexpr size_t kHighWater = 64 * 1024;
 constexpr size_t kLowWater = 16 * 1024;
 constexpr milliseconds kLingerTime{2000};
 
-timeval toTimeval(milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000),
-                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
+using event::toTimeval;
 
 // Contiguous view of the first `max` bytes of `buf` (copies only when they span chunks).
 std::string_view pullup(evbuffer* buf, size_t max) {

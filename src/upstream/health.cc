@@ -7,10 +7,7 @@
 namespace speedmimi::upstream {
 namespace {
 
-timeval toTimeval(std::chrono::milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000),
-                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
+using event::toTimeval;
 
 void storeReason(core::HealthRecord& record, const std::string& reason) {
   size_t n = std::min(reason.size(), sizeof(record.reason) - 1);
