@@ -49,6 +49,10 @@ bool allWorkersSaw(const ZoneHeader& h, uint64_t g) {
   return true;
 }
 
+ChangeResult notFound(const std::string& upstream, const std::string& id) {
+  return {404, "backend \"" + id + "\" not found in upstream \"" + upstream + "\""};
+}
+
 }  // namespace
 
 bool toZoneConfig(const std::string& upstream, const BackendConfig& in, ZoneBackendConfig& out,
@@ -204,19 +208,31 @@ ChangeResult Zone::validate(const std::string& upstream, const BackendConfig& b)
   return {200, ""};
 }
 
+ZoneBackendConfig* Zone::newBlock(const std::string& upstream, const BackendConfig& config,
+                                  ChangeResult& failure) {
+  auto* block = static_cast<ZoneBackendConfig*>(header_->slab->allocate(sizeof(ZoneBackendConfig)));
+  if (!block) {
+    failure = {507, "the shared zone is full (raise server.shm_size)"};
+    return nullptr;
+  }
+  std::string error;
+  if (!toZoneConfig(upstream, config, *block, error)) {
+    header_->slab->free(block);
+    failure = {400, error};
+    return nullptr;
+  }
+  return block;
+}
+
 ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& config) {
   ChangeResult v = validate(upstream, config);
   if (!v.ok()) return v;
   if (find(upstream, config.id)) {
     return {409, "backend \"" + config.id + "\" already exists in upstream \"" + upstream + "\""};
   }
-  auto* block = static_cast<ZoneBackendConfig*>(header_->slab->allocate(sizeof(ZoneBackendConfig)));
-  if (!block) return {507, "the shared zone is full (raise server.shm_size)"};
-  std::string error;
-  if (!toZoneConfig(upstream, config, *block, error)) {
-    header_->slab->free(block);
-    return {400, error};
-  }
+  ChangeResult failure;
+  ZoneBackendConfig* block = newBlock(upstream, config, failure);
+  if (!block) return failure;
   for (size_t i = 0; i < header_->slot_capacity; ++i) {
     BackendSlot& s = header_->slots[i];
     if (s.state.load(std::memory_order_acquire) != static_cast<uint32_t>(SlotState::kFree)) {
@@ -241,7 +257,7 @@ ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& 
 
 ChangeResult Zone::removeBackend(const std::string& upstream, const std::string& id) {
   BackendSlot* s = find(upstream, id);
-  if (!s) return {404, "backend \"" + id + "\" not found in upstream \"" + upstream + "\""};
+  if (!s) return notFound(upstream, id);
   s->state.store(static_cast<uint32_t>(SlotState::kRemoved), std::memory_order_release);
   publish();
   s->removed_at.store(generation(), std::memory_order_release);
@@ -252,14 +268,10 @@ ChangeResult Zone::updateBackend(const std::string& upstream, const BackendConfi
   ChangeResult v = validate(upstream, config);
   if (!v.ok()) return v;
   BackendSlot* s = find(upstream, config.id);
-  if (!s) return {404, "backend \"" + config.id + "\" not found in upstream \"" + upstream + "\""};
-  auto* block = static_cast<ZoneBackendConfig*>(header_->slab->allocate(sizeof(ZoneBackendConfig)));
-  if (!block) return {507, "the shared zone is full (raise server.shm_size)"};
-  std::string error;
-  if (!toZoneConfig(upstream, config, *block, error)) {
-    header_->slab->free(block);
-    return {400, error};
-  }
+  if (!s) return notFound(upstream, config.id);
+  ChangeResult failure;
+  ZoneBackendConfig* block = newBlock(upstream, config, failure);
+  if (!block) return failure;
   // Readers copy the block they loaded; the old one is freed once no worker can hold it.
   ZoneBackendConfig* old = s->config.exchange(block, std::memory_order_acq_rel);
   publish();
@@ -284,7 +296,7 @@ ChangeResult Zone::recordReport(const std::string& upstream, const std::string& 
     }
   }
   BackendSlot* s = find(upstream, id);
-  if (!s) return {404, "backend \"" + id + "\" not found in upstream \"" + upstream + "\""};
+  if (!s) return notFound(upstream, id);
   upstream::BackendState& st = s->runtime;
   st.report_cpu.store(static_cast<uint32_t>(r.cpu_usage * 100), std::memory_order_relaxed);
   st.report_memory.store(static_cast<uint32_t>(r.memory_usage * 100), std::memory_order_relaxed);

@@ -161,6 +161,9 @@ class Zone {
  private:
   Zone() = default;
   ChangeResult validate(const std::string& upstream, const BackendConfig& config) const;
+  // A configuration block from the slab, filled; nullptr with `failure` set (507 or 400).
+  ZoneBackendConfig* newBlock(const std::string& upstream, const BackendConfig& config,
+                              ChangeResult& failure);
   void publish();
   void retire(ZoneBackendConfig* block);
 
