@@ -21,6 +21,7 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/http/parser_test.cc \
 	t/unit/http/real_ip_test.cc \
 	t/unit/http/router_test.cc \
+	t/unit/upstream/backend_table_test.cc \
 	t/unit/upstream/backend_test.cc \
 	t/unit/upstream/balancer_factory_test.cc \
 	t/unit/upstream/connection_pool_test.cc \

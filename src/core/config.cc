@@ -34,7 +34,6 @@
 #include <vector>
 
 #include "core/units.h"
-#include "upstream/balancer.h"
 
 namespace speedmimi::core {
 namespace {
@@ -702,14 +701,14 @@ void validateBackends(const Config& config) {
 }
 
 void checkBalancer(const Config& config, const RouteConfig& route, const std::string& path,
-                   const std::string& name) {
-  if (!upstream::isKnownBalancer(name)) {
+                   const std::string& name, const KnownNames& known) {
+  if (std::find(known.balancers.begin(), known.balancers.end(), name) == known.balancers.end()) {
     failAt(config, route.mark,
            quoted(path) + ": " + quoted(name) + " is not a known load balancer");
   }
 }
 
-void validateRoute(const Config& config, const RouteConfig& route) {
+void validateRoute(const Config& config, const RouteConfig& route, const KnownNames& known) {
   const std::string path = "routing." + route.name;
   if (route.path.empty() || route.path[0] != '/') {
     failAt(config, route.mark,
@@ -722,13 +721,13 @@ void validateRoute(const Config& config, const RouteConfig& route) {
            quoted(path + ".upstream") + ": upstream " + quoted(route.upstream) +
                " is not defined in 'backends'");
   }
-  checkBalancer(config, route, path + ".load_balancer", route.load_balancer);
+  checkBalancer(config, route, path + ".load_balancer", route.load_balancer, known);
   for (const auto& [protocol, balancer] : route.protocols) {
     if (!isOneOf(protocol, kProtocolClasses)) {
       failAt(config, route.mark,
              "key " + quoted(protocol) + " is not known in " + quoted(path + ".protocols"));
     }
-    checkBalancer(config, route, path + ".protocols." + protocol, balancer);
+    checkBalancer(config, route, path + ".protocols." + protocol, balancer, known);
   }
   if (route.retries < 0 || route.retries > kMaxRetries) {
     failAt(config, route.mark,
@@ -779,16 +778,16 @@ ConfigError::ConfigError(std::string file, int line, int column, std::string mes
       column_(column),
       message_(std::move(message)) {}
 
-Config loadConfigFile(const std::string& path) {
+Config loadConfigFile(const std::string& path, const KnownNames& known) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path, 0, 0, std::string("cannot open: ") + std::strerror(errno));
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) throw ConfigError(path, 0, 0, std::string("cannot read: ") + std::strerror(errno));
-  return parseConfig(text.str(), path);
+  return parseConfig(text.str(), path, known);
 }
 
-Config parseConfig(std::string_view yaml, const std::string& file) {
+Config parseConfig(std::string_view yaml, const std::string& file, const KnownNames& known) {
   ParserPtr parser = makeParser(yaml);
   DocumentPtr document = loadDocument(*parser, file);
   DocumentPtr next = loadDocument(*parser, file);
@@ -801,16 +800,16 @@ Config parseConfig(std::string_view yaml, const std::string& file) {
   config.file = file;
   Reader reader(*document, file);
   if (Node root = reader.root()) readTop(reader, root, config);
-  validateConfig(config);
+  validateConfig(config, known);
   return config;
 }
 
-void validateConfig(const Config& config) {
+void validateConfig(const Config& config, const KnownNames& known) {
   if (config.routes.empty()) {
     throw ConfigError(config.file, 0, 0, "at least one route is required in 'routing'");
   }
   validateBackends(config);
-  for (const RouteConfig& route : config.routes) validateRoute(config, route);
+  for (const RouteConfig& route : config.routes) validateRoute(config, route, known);
   validateRouteUniqueness(config);
   validateAdmin(config);
 }

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/config_types.h"
 
@@ -27,15 +28,21 @@ class ConfigError : public std::runtime_error {
   std::string message_;
 };
 
+// What validation needs from the layers above the core, handed in by the caller so that the
+// core depends on none of them: the names `load_balancer` and `protocols` accept.
+struct KnownNames {
+  std::vector<std::string> balancers;
+};
+
 // Reads, parses and validates the file. Throws ConfigError; never returns a half-valid Config.
-Config loadConfigFile(const std::string& path);
+Config loadConfigFile(const std::string& path, const KnownNames& known);
 
 // Parses and validates YAML text; `file` is used for messages and Config::file.
-Config parseConfig(std::string_view yaml, const std::string& file);
+Config parseConfig(std::string_view yaml, const std::string& file, const KnownNames& known);
 
 // Cross-checks that need the whole config (routes name existing upstreams, ids are unique,
 // algorithm names are known, ports in range...). Called by parseConfig; exposed for the API.
-void validateConfig(const Config& config);
+void validateConfig(const Config& config, const KnownNames& known);
 
 // Refuses settings this version parses but cannot honour, where serving anyway would be unsafe:
 // TLS termination (ssl.enabled) and TLS to backends (scheme https). Throws ConfigError.

@@ -2,11 +2,8 @@ libspeedmimi_la_SOURCES += \
 	src/core/cidr.cc src/core/cidr.h \
 	src/core/cmdline.cc src/core/cmdline.h \
 	src/core/config.cc src/core/config.h src/core/config_types.h \
-	src/core/control.cc src/core/control.h \
 	src/core/log.cc src/core/log.h \
-	src/core/master.cc src/core/master.h \
 	src/core/shm.cc src/core/shm.h \
 	src/core/slab.cc src/core/slab.h \
 	src/core/units.cc src/core/units.h \
-	src/core/worker.cc src/core/worker.h \
-	src/core/zone.cc src/core/zone.h
+	src/core/zone.cc src/core/zone.h src/core/zone_types.h

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <new>
 
+#include "core/shm.h"
+
 namespace speedmimi::core {
 namespace {
 
@@ -28,13 +30,7 @@ size_t classSize(int c) { return Slab::kMinBlock << c; }
 Slab* Slab::create(void* memory, size_t size) {
   if (size < 4 * kPageSize) return nullptr;
   auto* slab = new (memory) Slab();
-  pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
-  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-  // A process killed while holding the lock must not wedge every other one.
-  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  pthread_mutex_init(&slab->mutex_, &attr);
-  pthread_mutexattr_destroy(&attr);
+  initRobustMutex(slab->mutex_);  // a process killed while holding it must not wedge the rest
 
   char* base = static_cast<char*>(memory);
   size_t header = roundUp(sizeof(Slab), alignof(PageInfo));
@@ -50,7 +46,7 @@ Slab* Slab::create(void* memory, size_t size) {
 }
 
 void Slab::lock() const {
-  if (pthread_mutex_lock(&mutex_) == EOWNERDEAD) pthread_mutex_consistent(&mutex_);
+  lockRobust(mutex_);
 }
 
 void Slab::unlock() const { pthread_mutex_unlock(&mutex_); }

@@ -30,6 +30,12 @@ class Slab {
   void free(void* block);
 
   size_t freePages() const;  // for statistics and tests (takes the lock)
+
+  // The allocator laid out over `memory` by create(), as mapped by another process or binary.
+  static Slab* at(void* memory) { return static_cast<Slab*>(memory); }
+  // One block the region's owner finds everything else from (the zone's header).
+  void setRoot(void* root) { root_ = root; }
+  void* root() const { return root_; }
   size_t totalPages() const { return page_count_; }
 
  private:
@@ -55,6 +61,7 @@ class Slab {
   size_t page_count_ = 0;
   PageInfo* page_info_ = nullptr;
   FreeBlock* free_lists_[kClasses] = {};
+  void* root_ = nullptr;
 };
 
 }  // namespace speedmimi::core

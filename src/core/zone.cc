@@ -1,9 +1,11 @@
 #include "core/zone.h"
 
+#include <pthread.h>
+
+#include <cerrno>
 #include <cstring>
 #include <new>
 
-#include "core/config.h"
 
 namespace speedmimi::core {
 
@@ -12,9 +14,13 @@ struct ZoneHeader {
   static constexpr size_t kMaxRetired = 1024;
 
   uint64_t magic = kMagic;
+  uint64_t layout = 0;  // kLayout of the binary that made the zone
   Slab* slab = nullptr;
+  pthread_mutex_t write_lock;  // structural changes; process-shared, robust
   std::atomic<uint64_t> generation{1};
+  std::atomic<uint32_t> worker_slot_limit{0};  // slots [0, limit) have been used
   ServerCounters workers[kMaxWorkers];
+  ServerCounters retired_workers;  // the totals of workers that exited
   size_t slot_capacity = 0;
   BackendSlot* slots = nullptr;
   // Configuration blocks replaced by an update, freed once no worker can read them.
@@ -23,6 +29,24 @@ struct ZoneHeader {
     uint64_t generation;
   } retired[kMaxRetired];
   size_t retired_count = 0;
+};
+
+// Changes whenever a type that lives in the zone changes size; a binary upgrade between two
+// layouts starts a clean zone rather than misreading the old one.
+constexpr uint64_t kLayout = (uint64_t{2} << 56) ^ (sizeof(ZoneHeader) << 32) ^
+                             (sizeof(BackendSlot) << 16) ^ sizeof(ZoneBackendConfig);
+
+// The writer lock over structural changes. A holder that died leaves the table as it was
+// between two of its steps, each of which keeps the table consistent.
+class Zone::WriteLock {
+ public:
+  explicit WriteLock(ZoneHeader& h) : mutex_(h.write_lock) { lockRobust(mutex_); }
+  ~WriteLock() { pthread_mutex_unlock(&mutex_); }
+  WriteLock(const WriteLock&) = delete;
+  WriteLock& operator=(const WriteLock&) = delete;
+
+ private:
+  pthread_mutex_t& mutex_;
 };
 
 namespace {
@@ -55,8 +79,8 @@ ChangeResult notFound(const std::string& upstream, const std::string& id) {
 
 }  // namespace
 
-bool toZoneConfig(const std::string& upstream, const BackendConfig& in, ZoneBackendConfig& out,
-                  std::string& error) {
+bool toZoneConfig(const std::string& upstream, const BackendConfig& in,
+                  const BackendAddress& address, ZoneBackendConfig& out, std::string& error) {
   out = ZoneBackendConfig{};
   if (!copyString(out.upstream, sizeof(out.upstream), upstream, "upstream name", error) ||
       !copyString(out.id, sizeof(out.id), in.id, "backend id", error) ||
@@ -79,14 +103,12 @@ bool toZoneConfig(const std::string& upstream, const BackendConfig& in, ZoneBack
   out.health_timeout_ms = in.health_check.timeout.count();
   out.health_failures = in.health_check.failures;
   out.health_successes = in.health_check.successes;
-  upstream::BackendState scratch;
-  upstream::Backend resolver(in, &scratch);
-  if (!resolver.resolve()) {
-    error = "cannot resolve backend host \"" + in.host + "\"";
+  if (address.length == 0 || address.length > sizeof(out.address)) {
+    error = "backend host \"" + in.host + "\" has no resolved address";
     return false;
   }
-  out.address = *reinterpret_cast<const sockaddr_storage*>(resolver.address());
-  out.address_len = resolver.addressLength();
+  out.address = address.storage;
+  out.address_len = address.length;
   return true;
 }
 
@@ -112,46 +134,91 @@ BackendConfig fromZoneConfig(const ZoneBackendConfig& in) {
   return out;
 }
 
-std::unique_ptr<Zone> Zone::create(const Config& config, std::string& error) {
+std::unique_ptr<Zone> Zone::create(size_t size, size_t backend_capacity, std::string& error) {
   std::unique_ptr<Zone> zone(new Zone());
-  if (!zone->memory_.map(config.server.shm_size, error)) return nullptr;
+  if (!zone->memory_.map(size, error)) return nullptr;
   char* base = static_cast<char*>(zone->memory_.data());
-  Slab* slab = Slab::create(base, config.server.shm_size);
+  Slab* slab = Slab::create(base, size);
   if (!slab) {
     error = "server.shm_size is too small for the shared zone";
     return nullptr;
   }
   void* h = slab->allocate(sizeof(ZoneHeader));
-  size_t backends = 0;
-  for (const auto& [name, list] : config.backends) backends += list.size();
   // Room for the configured backends and as many again added at run time (at least 256).
-  size_t capacity = std::max<size_t>(256, backends * 2);
+  size_t capacity = std::max<size_t>(256, backend_capacity * 2);
   void* slots = slab->allocate(capacity * sizeof(BackendSlot));
   if (!h || !slots) {
-    error = "server.shm_size (" + std::to_string(config.server.shm_size) +
-            " bytes) is too small for " + std::to_string(backends) + " backends";
+    error = "server.shm_size (" + std::to_string(size) + " bytes) is too small for " +
+            std::to_string(backend_capacity) + " backends";
     return nullptr;
   }
-  zone->header_ = new (h) ZoneHeader();
-  zone->header_->slab = slab;
-  zone->header_->slot_capacity = capacity;
-  zone->header_->slots = new (slots) BackendSlot[capacity];
+  ZoneHeader* header = new (h) ZoneHeader();
+  header->layout = kLayout;
+  header->slab = slab;
+  initRobustMutex(header->write_lock);
+  header->slot_capacity = capacity;
+  header->slots = new (slots) BackendSlot[capacity];
+  slab->setRoot(header);
+  zone->header_ = header;
+  return zone;
+}
 
-  for (const auto& [name, list] : config.backends) {
-    for (const BackendConfig& b : list) {
-      ChangeResult r = zone->addBackend(name, b);
-      if (!r.ok()) {
-        error = r.message;
-        return nullptr;
-      }
-    }
+std::unique_ptr<Zone> Zone::inherit(int fd, uintptr_t address, std::string& error) {
+  std::unique_ptr<Zone> zone(new Zone());
+  if (!zone->memory_.attach(fd, address, error)) return nullptr;
+  auto* header = static_cast<ZoneHeader*>(Slab::at(zone->memory_.data())->root());
+  if (!header || header->magic != ZoneHeader::kMagic || header->layout != kLayout) {
+    error = "the inherited zone was laid out by another version";
+    return nullptr;
   }
+  zone->header_ = header;
   return zone;
 }
 
 Zone::~Zone() = default;
 
 ServerCounters* Zone::workers() const { return header_->workers; }
+
+size_t Zone::workerSlotLimit() const {
+  return header_->worker_slot_limit.load(std::memory_order_acquire);
+}
+
+const std::atomic<uint32_t>* Zone::workerSlotLimitPtr() const {
+  return &header_->worker_slot_limit;
+}
+
+void Zone::claimWorkerSlot(size_t worker) {
+  ServerCounters* c = &header_->workers[worker];
+  c->~ServerCounters();
+  new (c) ServerCounters();
+  uint32_t limit = header_->worker_slot_limit.load(std::memory_order_relaxed);
+  if (worker + 1 > limit) {
+    header_->worker_slot_limit.store(static_cast<uint32_t>(worker + 1),
+                                     std::memory_order_release);
+  }
+}
+
+void Zone::releaseWorkerSlot(size_t worker) {
+  ServerCounters& c = header_->workers[worker];
+  c.pid.store(0, std::memory_order_release);
+  ServerCounters& r = header_->retired_workers;
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  r.accepted.fetch_add(c.accepted.exchange(0, kRelaxed), kRelaxed);
+  r.requests.fetch_add(c.requests.exchange(0, kRelaxed), kRelaxed);
+  r.bytes_in.fetch_add(c.bytes_in.exchange(0, kRelaxed), kRelaxed);
+  r.bytes_out.fetch_add(c.bytes_out.exchange(0, kRelaxed), kRelaxed);
+  for (size_t i = 0; i < 6; ++i) {
+    r.responses_by_class[i].fetch_add(c.responses_by_class[i].exchange(0, kRelaxed), kRelaxed);
+  }
+  c.active_connections.store(0, kRelaxed);  // its connections died with it
+  for (size_t i = 0; i < header_->slot_capacity; ++i) {
+    BackendSlot& s = header_->slots[i];
+    int32_t n = s.worker_active[worker].exchange(0, std::memory_order_acq_rel);
+    if (n != 0) s.runtime.active_connections.fetch_sub(n, std::memory_order_acq_rel);
+  }
+}
+
+const ServerCounters& Zone::retiredCounters() const { return header_->retired_workers; }
 
 uint64_t Zone::generation() const { return header_->generation.load(std::memory_order_acquire); }
 
@@ -183,7 +250,7 @@ void Zone::publish() { header_->generation.fetch_add(1, std::memory_order_acq_re
 
 void Zone::retire(ZoneBackendConfig* block) {
   ZoneHeader& h = *header_;
-  if (h.retired_count == ZoneHeader::kMaxRetired) reclaim();
+  if (h.retired_count == ZoneHeader::kMaxRetired) reclaimLocked();
   if (h.retired_count == ZoneHeader::kMaxRetired) return;  // leak one block rather than crash
   h.retired[h.retired_count++] = {block, h.generation.load(std::memory_order_relaxed)};
 }
@@ -209,14 +276,14 @@ ChangeResult Zone::validate(const std::string& upstream, const BackendConfig& b)
 }
 
 ZoneBackendConfig* Zone::newBlock(const std::string& upstream, const BackendConfig& config,
-                                  ChangeResult& failure) {
+                                  const BackendAddress& address, ChangeResult& failure) {
   auto* block = static_cast<ZoneBackendConfig*>(header_->slab->allocate(sizeof(ZoneBackendConfig)));
   if (!block) {
     failure = {507, "the shared zone is full (raise server.shm_size)"};
     return nullptr;
   }
   std::string error;
-  if (!toZoneConfig(upstream, config, *block, error)) {
+  if (!toZoneConfig(upstream, config, address, *block, error)) {
     header_->slab->free(block);
     failure = {400, error};
     return nullptr;
@@ -224,14 +291,16 @@ ZoneBackendConfig* Zone::newBlock(const std::string& upstream, const BackendConf
   return block;
 }
 
-ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& config) {
+ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& config,
+                              const BackendAddress& address) {
   ChangeResult v = validate(upstream, config);
   if (!v.ok()) return v;
+  WriteLock lock(*header_);
   if (find(upstream, config.id)) {
     return {409, "backend \"" + config.id + "\" already exists in upstream \"" + upstream + "\""};
   }
   ChangeResult failure;
-  ZoneBackendConfig* block = newBlock(upstream, config, failure);
+  ZoneBackendConfig* block = newBlock(upstream, config, address, failure);
   if (!block) return failure;
   for (size_t i = 0; i < header_->slot_capacity; ++i) {
     BackendSlot& s = header_->slots[i];
@@ -240,7 +309,7 @@ ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& 
     }
     // Fresh runtime state: a reused slot must not inherit its predecessor's counters.
     s.runtime.~BackendState();
-    new (&s.runtime) upstream::BackendState();
+    new (&s.runtime) BackendState();
     s.health.~HealthRecord();
     new (&s.health) HealthRecord();
     for (auto& count : s.worker_active) count.store(0, std::memory_order_relaxed);
@@ -256,6 +325,7 @@ ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& 
 }
 
 ChangeResult Zone::removeBackend(const std::string& upstream, const std::string& id) {
+  WriteLock lock(*header_);
   BackendSlot* s = find(upstream, id);
   if (!s) return notFound(upstream, id);
   s->state.store(static_cast<uint32_t>(SlotState::kRemoved), std::memory_order_release);
@@ -264,14 +334,24 @@ ChangeResult Zone::removeBackend(const std::string& upstream, const std::string&
   return {200, "backend \"" + id + "\" removed from upstream \"" + upstream + "\""};
 }
 
-ChangeResult Zone::updateBackend(const std::string& upstream, const BackendConfig& config) {
+ChangeResult Zone::updateBackend(const std::string& upstream, const BackendConfig& config,
+                                 const BackendAddress& address, bool reset_health) {
   ChangeResult v = validate(upstream, config);
   if (!v.ok()) return v;
+  WriteLock lock(*header_);
   BackendSlot* s = find(upstream, config.id);
   if (!s) return notFound(upstream, config.id);
   ChangeResult failure;
-  ZoneBackendConfig* block = newBlock(upstream, config, failure);
+  ZoneBackendConfig* block = newBlock(upstream, config, address, failure);
   if (!block) return failure;
+  if (reset_health) {
+    s->runtime.health.store(static_cast<int>(Health::kUnknown), std::memory_order_release);
+    s->health.consecutive_failures.store(0, std::memory_order_relaxed);
+    s->health.consecutive_successes.store(0, std::memory_order_relaxed);
+    s->health.last_check_unix_ms.store(0, std::memory_order_relaxed);
+    s->health.last_passed.store(0, std::memory_order_relaxed);
+    s->health.reason[0] = '\0';
+  }
   // Readers copy the block they loaded; the old one is freed once no worker can hold it.
   ZoneBackendConfig* old = s->config.exchange(block, std::memory_order_acq_rel);
   publish();
@@ -297,7 +377,7 @@ ChangeResult Zone::recordReport(const std::string& upstream, const std::string& 
   }
   BackendSlot* s = find(upstream, id);
   if (!s) return notFound(upstream, id);
-  upstream::BackendState& st = s->runtime;
+  BackendState& st = s->runtime;
   st.report_cpu.store(static_cast<uint32_t>(r.cpu_usage * 100), std::memory_order_relaxed);
   st.report_memory.store(static_cast<uint32_t>(r.memory_usage * 100), std::memory_order_relaxed);
   st.report_load.store(static_cast<uint32_t>(r.load_avg_1 * 100), std::memory_order_relaxed);
@@ -305,15 +385,12 @@ ChangeResult Zone::recordReport(const std::string& upstream, const std::string& 
   return {200, "report recorded for backend \"" + id + "\""};
 }
 
-void Zone::forgetWorker(size_t worker) {
-  for (size_t i = 0; i < header_->slot_capacity; ++i) {
-    BackendSlot& s = header_->slots[i];
-    int32_t n = s.worker_active[worker].exchange(0, std::memory_order_acq_rel);
-    if (n != 0) s.runtime.active_connections.fetch_sub(n, std::memory_order_acq_rel);
-  }
+void Zone::reclaim() {
+  WriteLock lock(*header_);
+  reclaimLocked();
 }
 
-void Zone::reclaim() {
+void Zone::reclaimLocked() {
   ZoneHeader& h = *header_;
   size_t kept = 0;
   for (size_t i = 0; i < h.retired_count; ++i) {

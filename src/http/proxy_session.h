@@ -16,7 +16,7 @@
 
 #include "core/cidr.h"
 #include "core/config_types.h"
-#include "core/zone.h"
+#include "core/zone_types.h"
 #include "event/stream.h"
 #include "http/access_log.h"
 #include "http/chunked.h"

@@ -10,30 +10,12 @@
 #include <string>
 
 #include "core/config_types.h"
+#include "core/zone_types.h"
 
 namespace speedmimi::upstream {
 
-enum class Health : int { kUnknown = 0, kUp = 1, kDown = 2 };
-
-// Runtime state of one backend. Only atomics; the request path never locks.
-struct BackendState {
-  std::atomic<int64_t> active_connections{0};  // requests in flight to it, all workers
-  std::atomic<uint64_t> requests{0};
-  std::atomic<uint64_t> failures{0};
-  std::atomic<uint64_t> bytes_in{0};   // from the backend
-  std::atomic<uint64_t> bytes_out{0};  // to the backend
-  std::atomic<uint64_t> latency_ewma_us{0};
-  std::atomic<int> health{static_cast<int>(Health::kUnknown)};
-  // Passive checks: failures counted within the current fail_timeout window.
-  std::atomic<int> passive_fails{0};
-  std::atomic<int64_t> passive_window_start_ms{0};
-  std::atomic<int64_t> passive_down_until_ms{0};
-  // Last performance report (percent x 100, i.e. 0..10000) and its time; 0 = never.
-  std::atomic<uint32_t> report_cpu{0};
-  std::atomic<uint32_t> report_memory{0};
-  std::atomic<uint32_t> report_load{0};  // load_avg_1 x 100
-  std::atomic<int64_t> report_time_ms{0};
-};
+using core::BackendState;
+using core::Health;
 
 class Backend {
  public:

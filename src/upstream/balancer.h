@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/cidr.h"
 #include "upstream/backend.h"
@@ -55,6 +57,8 @@ class Balancer {
 // when the name is unknown. `random` must outlive the balancer.
 std::unique_ptr<Balancer> makeBalancer(std::string_view name, Random& random);
 bool isKnownBalancer(std::string_view name);
+// Every name makeBalancer() accepts (for configuration validation).
+std::vector<std::string> balancerNames();
 
 // Helper for implementations: may `b` be picked under `ctx`?
 bool isCandidate(const Backend& b, const PickContext& ctx);

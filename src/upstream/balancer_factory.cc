@@ -69,6 +69,12 @@ bool isKnownBalancer(std::string_view name) {
   return findBalancer(name) != nullptr;
 }
 
+std::vector<std::string> balancerNames() {
+  std::vector<std::string> names;
+  for (const BalancerEntry& entry : kBalancers) names.emplace_back(entry.name);
+  return names;
+}
+
 bool isCandidate(const Backend& b, const PickContext& ctx) {
   if (!b.available(ctx.now_ms)) return false;
   return std::find(ctx.exclude.begin(), ctx.exclude.end(), &b) == ctx.exclude.end();

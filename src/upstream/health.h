@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include "core/zone.h"
+#include "core/zone_types.h"
 #include "event/stream.h"
 #include "upstream/backend.h"
 

@@ -1,5 +1,6 @@
 libspeedmimi_la_SOURCES += \
 	src/upstream/backend.cc src/upstream/backend.h \
+	src/upstream/backend_table.cc src/upstream/backend_table.h \
 	src/upstream/balancer.h src/upstream/balancer_factory.cc \
 	src/upstream/connection_pool.cc src/upstream/connection_pool.h \
 	src/upstream/health.cc src/upstream/health.h \

@@ -22,6 +22,12 @@ std::string sourcePath(const std::string& relative) {
 
 constexpr char kFile[] = "t.yaml";
 
+// The balancer names validation accepts: handed in by the caller (the daemon passes the
+// factory's list), so the core knows none of them itself.
+const KnownNames kKnown{{"weight", "round_robin", "least_connections", "least_connections_weight",
+                         "ip_hash", "performance_least_connections_weight", "performance",
+                         "random", "least_latency"}};
+
 // The smallest valid configuration; tests append sections to it.
 constexpr char kMinimal[] =
     "backends:\n"
@@ -33,7 +39,7 @@ constexpr char kMinimal[] =
 // what() of the ConfigError that parsing `yaml` throws, or "(no error)".
 std::string errorOf(const std::string& yaml) {
   try {
-    parseConfig(yaml, kFile);
+    parseConfig(yaml, kFile, kKnown);
   } catch (const ConfigError& e) {
     return e.what();
   }
@@ -48,7 +54,7 @@ std::vector<std::string> texts(const std::vector<Cidr>& blocks) {
 
 TEST(Config, SeedExampleLoadsAndMeansWhatItSays) {
   const std::string path = sourcePath("conf/speedmimi.yaml");
-  const Config c = loadConfigFile(path);
+  const Config c = loadConfigFile(path, kKnown);
   EXPECT_EQ(c.file, path);
 
   EXPECT_EQ(c.server.host, "0.0.0.0");
@@ -108,7 +114,7 @@ TEST(Config, SeedExampleLoadsAndMeansWhatItSays) {
 }
 
 TEST(Config, DemoLoads) {
-  const Config c = loadConfigFile(sourcePath("conf/demo.yaml"));
+  const Config c = loadConfigFile(sourcePath("conf/demo.yaml"), kKnown);
   EXPECT_EQ(c.server.host, "127.0.0.1");
   EXPECT_EQ(c.server.port, 8080);
   EXPECT_EQ(c.server.workers, 2);
@@ -128,7 +134,7 @@ TEST(Config, DemoLoads) {
 }
 
 TEST(Config, EveryDefaultOfTheDesign) {
-  const Config c = parseConfig(kMinimal, kFile);
+  const Config c = parseConfig(kMinimal, kFile, kKnown);
   const ServerConfig& s = c.server;
   EXPECT_EQ(s.host, "0.0.0.0");
   EXPECT_EQ(s.port, 8080);
@@ -200,7 +206,7 @@ TEST(Config, HealthCheckDefaultsApplyWhenTheBlockIsPresent) {
       "    - {host: 127.0.0.1, port: 8082, health_check: {path: /ping}}\n"
       "routing:\n"
       "  r: {upstream: u}\n",
-      kFile);
+      kFile, kKnown);
   const HealthCheckConfig& hc = c.backends.at("u").at(0).health_check;
   EXPECT_TRUE(hc.enabled);
   EXPECT_EQ(hc.path, "/health");
@@ -279,7 +285,7 @@ admin:
   auth_token: secret
   allow: [10.1.0.0/16, "::1"]
 )",
-      kFile);
+      kFile, kKnown);
   const ServerConfig& s = c.server;
   EXPECT_EQ(s.host, "::");
   EXPECT_EQ(s.port, 80);
@@ -371,7 +377,7 @@ TEST(Config, ValueSpellings) {
                                    "  user: null\n"
                                    "ssl: {enabled: True}\n"
                                    "grpc: {enabled: FALSE}\n",
-                               kFile);
+                               kFile, kKnown);
   EXPECT_EQ(c.server.port, 8081);
   EXPECT_EQ(c.server.workers, 0);
   EXPECT_EQ(c.server.real_ip_header, "");
@@ -389,7 +395,7 @@ TEST(Config, LogLevels) {
   };
   for (const auto& [text, level] : cases) {
     const Config c =
-        parseConfig(std::string(kMinimal) + "server: {log_level: " + text + "}\n", kFile);
+        parseConfig(std::string(kMinimal) + "server: {log_level: " + text + "}\n", kFile, kKnown);
     EXPECT_EQ(c.server.log_level, level) << text;
   }
 }
@@ -694,7 +700,7 @@ TEST(Config, GrpcAndAdminMergeIntoOneListener) {
                                            "  port: 9191\n"  // repeating a value is fine
                                            "  auth_token: t\n"
                                            "  allow: []\n"),
-                               kFile);
+                               kFile, kKnown);
   EXPECT_TRUE(c.admin.enabled);
   EXPECT_EQ(c.admin.host, "127.0.0.1");
   EXPECT_EQ(c.admin.port, 9191);
@@ -717,13 +723,13 @@ TEST(ValidateConfig, ConfigsWithoutPositions) {
   route.name = "r";
   route.upstream = "u";
   base.routes.push_back(route);
-  EXPECT_NO_THROW(validateConfig(base));
+  EXPECT_NO_THROW(validateConfig(base, kKnown));
 
   auto errorAfter = [&](auto change) {
     Config c = base;
     change(c);
     try {
-      validateConfig(c);
+      validateConfig(c, kKnown);
     } catch (const ConfigError& e) {
       EXPECT_EQ(e.line(), 0);
       return std::string(e.what());
@@ -773,7 +779,7 @@ TEST(ConfigError, FormatsItsLocation) {
 
 TEST(LoadConfigFile, MissingFileNamesTheFileAndTheReason) {
   try {
-    loadConfigFile("/nonexistent/speedmimi.yaml");
+    loadConfigFile("/nonexistent/speedmimi.yaml", kKnown);
     FAIL() << "no error";
   } catch (const ConfigError& e) {
     EXPECT_STREQ(e.what(), "/nonexistent/speedmimi.yaml: cannot open: No such file or directory");
@@ -788,7 +794,7 @@ TEST(LoadConfigFile, ErrorsNameTheFile) {
   ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
   close(fd);
   try {
-    loadConfigFile(path);
+    loadConfigFile(path, kKnown);
     ADD_FAILURE() << "no error";
   } catch (const ConfigError& e) {
     EXPECT_EQ(std::string(e.what()),
@@ -818,7 +824,7 @@ TEST(CheckServableTest, RefusesTlsSettingsThisVersionCannotHonour) {
       "ssl: {enabled: true}\n"
       "backends: {u: [{id: a, host: 127.0.0.1, port: 1}]}\n"
       "routing: {r: {path: /, upstream: u}}\n",
-      "t.yaml");
+      "t.yaml", kKnown);
   try {
     checkServable(tls);
     FAIL() << "ssl.enabled was accepted";
@@ -832,7 +838,7 @@ TEST(CheckServableTest, RefusesTlsSettingsThisVersionCannotHonour) {
       "  u:\n"
       "    - {id: a, host: 127.0.0.1, port: 1, scheme: https}\n"
       "routing: {r: {path: /, upstream: u}}\n",
-      "t.yaml");
+      "t.yaml", kKnown);
   try {
     checkServable(https);
     FAIL() << "scheme https was accepted";
@@ -843,7 +849,7 @@ TEST(CheckServableTest, RefusesTlsSettingsThisVersionCannotHonour) {
   Config plain = parseConfig(
       "backends: {u: [{id: a, host: 127.0.0.1, port: 1}]}\n"
       "routing: {r: {path: /, upstream: u}}\n",
-      "t.yaml");
+      "t.yaml", kKnown);
   EXPECT_NO_THROW(checkServable(plain));
 }
 

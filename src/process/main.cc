@@ -6,7 +6,8 @@
 
 #include "core/cmdline.h"
 #include "core/config.h"
-#include "core/master.h"
+#include "process/master.h"
+#include "upstream/balancer.h"
 
 namespace {
 
@@ -16,6 +17,8 @@ constexpr const char* kDefaultConfig = SYSCONFDIR "/speedmimi/speedmimi.yaml";
 
 int main(int argc, char** argv) {
   using namespace speedmimi::core;
+  using speedmimi::process::runMaster;
+  using speedmimi::process::signalMaster;
   Options options;
   std::string error;
   if (!parseCommandLine(std::vector<std::string>(argv + 1, argv + argc), options, error)) {
@@ -33,7 +36,7 @@ int main(int argc, char** argv) {
   std::string file = options.config_file.empty() ? kDefaultConfig : options.config_file;
   Config config;
   try {
-    config = loadConfigFile(file);
+    config = loadConfigFile(file, {speedmimi::upstream::balancerNames()});
     checkServable(config);
   } catch (const ConfigError& e) {
     fprintf(stderr, "%s\n", e.what());

@@ -6,10 +6,12 @@
 #include <string>
 
 #include "core/config_types.h"
-#include "http/proxy_session.h"
 #include "core/zone.h"
 
-namespace speedmimi::core {
+namespace speedmimi::process {
+
+using core::Config;
+using core::Zone;
 
 struct WorkerSetup {
   const Config* config = nullptr;
@@ -24,4 +26,4 @@ struct WorkerSetup {
 // server.shutdown_timeout). Returns the process exit code.
 int runWorker(const WorkerSetup& setup);
 
-}  // namespace speedmimi::core
+}  // namespace speedmimi::process

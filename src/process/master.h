@@ -7,7 +7,10 @@
 #include "core/cmdline.h"
 #include "core/config_types.h"
 
-namespace speedmimi::core {
+namespace speedmimi::process {
+
+using core::Config;
+using core::Options;
 
 // Resolves a configured path against the prefix (absolute paths and "stderr"/"off" unchanged).
 std::string resolvePath(const std::string& prefix, const std::string& path);
@@ -18,4 +21,4 @@ int runMaster(const Config& config, const Options& options);
 // -s SIGNAL: signals the master named by the pid file. Returns the exit code.
 int signalMaster(const Config& config, const Options& options);
 
-}  // namespace speedmimi::core
+}  // namespace speedmimi::process

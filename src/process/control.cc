@@ -1,4 +1,4 @@
-#include "core/control.h"
+#include "process/control.h"
 
 #include <signal.h>
 #include <time.h>
@@ -12,8 +12,12 @@
 #include "event/handles.h"
 #include "upstream/health.h"
 
-namespace speedmimi::core {
+namespace speedmimi::process {
 namespace {
+
+using core::BackendSlot;
+using core::HealthCheckConfig;
+using core::ZoneBackendConfig;
 
 constexpr std::chrono::milliseconds kSyncInterval{100};
 
@@ -32,7 +36,7 @@ class HealthChecker {
       : base_(base),
         slot_(slot),
         incarnation_(incarnation),
-        backend_(BackendConfig{}, &slot.runtime),
+        backend_(core::BackendConfig{}, &slot.runtime),
         timer_(evtimer_new(base, &HealthChecker::onTimer, this)) {
     update(*slot.config.load(std::memory_order_acquire));
     schedule(std::chrono::milliseconds(0));  // the first probe at once
@@ -43,7 +47,7 @@ class HealthChecker {
   // A configuration update (interval, path, thresholds, address).
   void update(const ZoneBackendConfig& zc) {
     upstream_ = zc.upstream;
-    backend_.reconfigure(fromZoneConfig(zc));
+    backend_.reconfigure(core::fromZoneConfig(zc));
     backend_.setAddress(zc.address, zc.address_len);
   }
 
@@ -165,7 +169,7 @@ void Control::onSignal(evutil_socket_t sig, short, void* arg) {
   auto* self = static_cast<Control*>(arg);
   if (sig == SIGUSR1) {
     std::string error;
-    if (!reopenErrorLog(error)) SM_ERROR("%s", error.c_str());
+    if (!core::reopenErrorLog(error)) SM_ERROR("%s", error.c_str());
     return;
   }
   event_base_loopbreak(self->base_.get());
@@ -178,4 +182,4 @@ int runControl(const ControlSetup& setup) {
   return control.run();
 }
 
-}  // namespace speedmimi::core
+}  // namespace speedmimi::process

@@ -1,4 +1,4 @@
-#include "core/master.h"
+#include "process/master.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -16,13 +16,18 @@
 
 #include "core/config.h"
 #include "core/log.h"
-#include "core/control.h"
-#include "core/worker.h"
 #include "core/zone.h"
 #include "event/listener.h"
+#include "process/control.h"
+#include "process/worker.h"
+#include "upstream/backend_table.h"
 
-namespace speedmimi::core {
+namespace speedmimi::process {
 namespace {
+
+using core::ServerConfig;
+using core::ServerCounters;
+using core::Zone;
 
 using Clock = std::chrono::steady_clock;
 constexpr int kBacklog = 511;
@@ -92,15 +97,17 @@ bool Master::setUp() {
     if (p != "stderr" && p != "off") makeParentDirs(p);
   }
   std::string error;
-  if (!openErrorLog(error_log, server.log_level, error)) {
+  if (!core::openErrorLog(error_log, server.log_level, error)) {
     fprintf(stderr, "speedmimi: %s\n", error.c_str());
     return false;
   }
 
   warnUnserved();
   // Every backend is resolved and validated here, so a bad host fails the start, not a child.
-  zone_ = Zone::create(config_, error);
-  if (!zone_) {
+  size_t backends = 0;
+  for (const auto& [name, list] : config_.backends) backends += list.size();
+  zone_ = Zone::create(server.shm_size, backends, error);
+  if (!zone_ || !upstream::syncBackends(*zone_, config_, error)) {
     SM_ALERT("%s", error.c_str());
     fprintf(stderr, "speedmimi: %s\n", error.c_str());
     return false;
@@ -132,7 +139,7 @@ void Master::writePidFile() {
 
 void Master::spawn(size_t slot) {
   ServerCounters* counters = isControl(slot) ? nullptr : &zone_->workers()[slot];
-  if (counters) new (counters) ServerCounters();  // the old worker's connections are gone
+  if (counters) zone_->claimWorkerSlot(slot);  // the old worker's connections are gone
   pid_t pid = fork();
   if (pid < 0) {
     SM_ALERT("fork() failed: %s", std::strerror(errno));
@@ -172,8 +179,7 @@ void Master::reap() {
       if (w.pid != pid) continue;
       w.pid = 0;
       if (!isControl(i)) {
-        zone_->workers()[i].pid.store(0, std::memory_order_release);
-        zone_->forgetWorker(i);  // its exchanges died with it
+        zone_->releaseWorkerSlot(i);  // its exchanges died with it
       }
       if (stopping_) {
         SM_NOTICE("%s process %d %s", kindOf(i), static_cast<int>(pid),
@@ -237,7 +243,7 @@ int Master::run() {
     return 1;
   }
   writePidFile();
-  worker_count_ = std::min<size_t>(effectiveWorkers(config_.server), kMaxWorkers);
+  worker_count_ = std::min<size_t>(core::effectiveWorkers(config_.server), core::kMaxWorkers);
   workers_.resize(worker_count_ + 1);
   SM_NOTICE("speedmimi started on %s:%d with %zu workers", config_.server.host.c_str(),
             config_.server.port, worker_count_);
@@ -253,7 +259,7 @@ int Master::run() {
       case SIGTERM: case SIGINT: case SIGQUIT: stop_signal = sig; break;
       case SIGUSR1: {
         std::string error;
-        if (!reopenErrorLog(error)) SM_ERROR("%s", error.c_str());
+        if (!core::reopenErrorLog(error)) SM_ERROR("%s", error.c_str());
         signalWorkers(SIGUSR1);
         break;
       }
@@ -321,4 +327,4 @@ int signalMaster(const Config& config, const Options& options) {
   return 1;
 }
 
-}  // namespace speedmimi::core
+}  // namespace speedmimi::process

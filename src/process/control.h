@@ -7,7 +7,10 @@
 #include "core/config_types.h"
 #include "core/zone.h"
 
-namespace speedmimi::core {
+namespace speedmimi::process {
+
+using core::Config;
+using core::Zone;
 
 struct ControlSetup {
   const Config* config = nullptr;
@@ -17,4 +20,4 @@ struct ControlSetup {
 // Runs until TERM, INT or QUIT. Returns the process exit code.
 int runControl(const ControlSetup& setup);
 
-}  // namespace speedmimi::core
+}  // namespace speedmimi::process

@@ -1,4 +1,4 @@
-#include "core/worker.h"
+#include "process/worker.h"
 
 #include <signal.h>
 
@@ -10,12 +10,16 @@
 #include "core/log.h"
 #include "event/handles.h"
 #include "http/error_pages.h"
+#include "http/proxy_session.h"
 #include "http/router.h"
 #include "upstream/connection_pool.h"
 #include "upstream/upstream_set.h"
 
-namespace speedmimi::core {
+namespace speedmimi::process {
 namespace {
+
+using core::ServerConfig;
+using core::ServerCounters;
 
 constexpr std::chrono::milliseconds kTick{100};  // graceful-stop polling, log flushing
 
@@ -166,7 +170,7 @@ void Worker::onSignal(evutil_socket_t sig, short, void* arg) {
   if (sig == SIGQUIT) return self->stopGracefully();
   if (sig == SIGUSR1) {
     std::string error;
-    if (!reopenErrorLog(error)) SM_ERROR("%s", error.c_str());
+    if (!core::reopenErrorLog(error)) SM_ERROR("%s", error.c_str());
     self->access_log_.flush();
     if (!self->access_log_.open(self->setup_.access_log_path,
                                 self->setup_.config->server.access_log_format, error)) {
@@ -216,4 +220,4 @@ int runWorker(const WorkerSetup& setup) {
   return worker.run();
 }
 
-}  // namespace speedmimi::core
+}  // namespace speedmimi::process

@@ -1,0 +1,128 @@
+// The types of the shared-memory zone (DESIGN §3), apart from the functions that manage it, so
+// that the request path (src/upstream, src/http) can use them without depending on the zone.
+// Everything here lives in shared memory: fixed size, no pointers to process-local memory, and
+// only atomics where several processes write.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace speedmimi::core {
+
+enum class Health : int { kUnknown = 0, kUp = 1, kDown = 2 };
+
+// Runtime state of one backend, shared by every worker. Only atomics; the request path never
+// locks.
+struct BackendState {
+  std::atomic<int64_t> active_connections{0};  // requests in flight to it, all workers
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> failures{0};
+  std::atomic<uint64_t> bytes_in{0};   // from the backend
+  std::atomic<uint64_t> bytes_out{0};  // to the backend
+  std::atomic<uint64_t> latency_ewma_us{0};
+  std::atomic<int> health{static_cast<int>(Health::kUnknown)};
+  // Passive checks: failures counted within the current fail_timeout window.
+  std::atomic<int> passive_fails{0};
+  std::atomic<int64_t> passive_window_start_ms{0};
+  std::atomic<int64_t> passive_down_until_ms{0};
+  // Last performance report (percent x 100, i.e. 0..10000) and its time; 0 = never.
+  std::atomic<uint32_t> report_cpu{0};
+  std::atomic<uint32_t> report_memory{0};
+  std::atomic<uint32_t> report_load{0};  // load_avg_1 x 100
+  std::atomic<int64_t> report_time_ms{0};
+};
+
+// A backend's address, resolved before it enters the zone (by the master or the control process),
+// so workers never block on a name lookup.
+struct BackendAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+};
+
+constexpr size_t kMaxWorkers = 256;
+
+// Per-worker server counters (one slot per worker; the server's figures are the sum).
+struct ServerCounters {
+  std::atomic<int64_t> active_connections{0};
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> responses_by_class[6]{};  // index = status / 100 (0: none sent)
+  std::atomic<uint64_t> bytes_in{0};              // from clients
+  std::atomic<uint64_t> bytes_out{0};             // to clients
+  std::atomic<uint64_t> seen_generation{0};       // the zone generation this worker applied
+  std::atomic<int32_t> pid{0};                    // 0: no worker in this slot
+};
+
+// A backend's configuration as stored in the zone: fixed-size, copied in and out whole.
+struct ZoneBackendConfig {
+  static constexpr size_t kShort = 64;   // upstream, id, scheme
+  static constexpr size_t kLong = 256;   // name, host, health path
+  char upstream[kShort];
+  char id[kShort];
+  char name[kLong];
+  char host[kLong];
+  char health_path[kLong];
+  char scheme[kShort];
+  int32_t port;
+  int32_t weight;
+  int32_t max_fails;
+  int32_t health_failures;
+  int32_t health_successes;
+  uint64_t max_conn;
+  int64_t fail_timeout_ms;
+  int64_t health_interval_ms;
+  int64_t health_timeout_ms;
+  bool active;
+  bool tls_verify;
+  bool health_enabled;
+  // Resolved before the backend was added or updated (see BackendAddress).
+  sockaddr_storage address;
+  uint32_t address_len;
+};
+
+// Active health-check results, written by the control process only.
+struct HealthRecord {
+  std::atomic<int32_t> consecutive_failures{0};
+  std::atomic<int32_t> consecutive_successes{0};
+  std::atomic<int64_t> last_check_unix_ms{0};  // wall clock; 0 = never checked
+  std::atomic<int32_t> last_passed{0};         // 1 passed, 0 failed or never
+  char reason[160];                            // why the last state change happened
+};
+
+enum class SlotState : uint32_t { kFree = 0, kLive = 1, kRemoved = 2 };
+
+struct BackendSlot {
+  std::atomic<uint32_t> state{0};        // SlotState
+  std::atomic<uint64_t> incarnation{0};  // bumped each time the slot is (re)used
+  std::atomic<uint64_t> removed_at{0};   // generation of the removal
+  std::atomic<ZoneBackendConfig*> config{nullptr};
+  BackendState runtime;
+  HealthRecord health;
+  // Each worker's share of runtime.active_connections, so the share of a worker that died can
+  // be taken back out (Zone::forgetWorker).
+  std::atomic<int32_t> worker_active[kMaxWorkers];
+};
+
+struct PerformanceReport {
+  double cpu_usage = 0;     // percent
+  double memory_usage = 0;  // percent
+  double disk_usage = 0;    // percent
+  double load_avg_1 = 0;
+  double load_avg_5 = 0;
+  double load_avg_15 = 0;
+  uint64_t network_in = 0;
+  uint64_t network_out = 0;
+  int64_t timestamp = 0;  // as sent by the backend (unix seconds)
+};
+
+// Outcome of a runtime change, shaped for the management API (HTTP status + message).
+struct ChangeResult {
+  int status = 200;  // 200/201 ok, 400 invalid, 404 unknown, 409 duplicate, 507 zone full
+  std::string message;
+  bool ok() const { return status < 300; }
+};
+
+}  // namespace speedmimi::core

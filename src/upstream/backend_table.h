@@ -1,0 +1,52 @@
+// The configured backends in the shared zone (DESIGN §3): loaded at start, and brought in line
+// with a new configuration on reload, when the zone keeps every kept backend's runtime state.
+// Runs in the master (and in -t), which may block on name lookups.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/config_types.h"
+#include "core/zone.h"
+
+namespace speedmimi::upstream {
+
+// Resolves a backend's host: a numeric address, or a (blocking) name lookup. False with `error`.
+bool resolveBackend(const core::BackendConfig& backend, core::BackendAddress& out,
+                    std::string& error);
+
+// What a new configuration does to one backend, matched by (upstream, id).
+struct BackendChange {
+  enum class Action {
+    kKeep,         // same settings
+    kUpdate,       // settings changed; health, counters, EWMA and report kept
+    kUpdateHealth, // host, port or health check changed: its health starts again as unknown
+    kAdd,
+    kRemove,
+  };
+  Action action;
+  std::string upstream;
+  core::BackendConfig config;  // the new settings (kRemove: the old ones)
+};
+
+// A backend as it is now: its upstream and settings.
+struct CurrentBackend {
+  std::string upstream;
+  core::BackendConfig config;
+};
+
+// Compares what the zone holds with `next`. Pure; the order is removals, then the backends of
+// `next` in file order.
+std::vector<BackendChange> planBackendChanges(const std::vector<CurrentBackend>& current,
+                                              const core::Config& next);
+
+// The zone's live backends, in slot order.
+std::vector<CurrentBackend> currentBackends(const core::Zone& zone);
+
+// Resolves every backend of `next` first (a name that does not resolve fails the whole change,
+// and nothing is changed), then applies planBackendChanges() to the zone. False with `error`
+// (a full zone can fail midway: what was applied stays, and is valid).
+bool syncBackends(core::Zone& zone, const core::Config& next, std::string& error,
+                  std::vector<BackendChange>* applied = nullptr);
+
+}  // namespace speedmimi::upstream
