@@ -20,7 +20,7 @@ bool isKnownSignal(const std::string& s) {
 }  // namespace
 
 const char* usageText() {
-  return "Usage: speedmimi [-c FILE | -config FILE] [-p PREFIX] [-t] [-d]"
+  return "Usage: speedmimi [-c FILE | -config FILE] [-p PREFIX] [-t] [-T] [-d]"
          " [-s reload|reopen|quit|stop|upgrade] [-v] [-h]\n"
          "\n"
          "Options:\n"
@@ -29,6 +29,8 @@ const char* usageText() {
          "  -p PREFIX              directory that relative paths are resolved against\n"
          "                         (default: the current directory)\n"
          "  -t                     test the configuration and exit\n"
+         "  -T                     test the configuration, print it as YAML with every\n"
+         "                         default filled in, and exit\n"
          "  -d                     run as a daemon (default: foreground)\n"
          "  -s SIGNAL              send SIGNAL to the running master (found by its pid file)\n"
          "  -v                     print the version and exit\n"
@@ -51,6 +53,10 @@ bool parseCommandLine(const std::vector<std::string>& args, Options& options,
       }
     } else if (a == "-t") {
       options.test_config = true;
+    } else if (a == "-T") {
+      // As in nginx: -T is -t plus the dump.
+      options.test_config = true;
+      options.dump_config = true;
     } else if (a == "-d") {
       options.daemonize = true;
     } else if (a == "-v" || a == "--version") {

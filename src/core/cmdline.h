@@ -1,5 +1,5 @@
 // The command line (DESIGN §2):
-//   speedmimi [-c FILE | -config FILE] [-p PREFIX] [-t] [-d] [-s SIGNAL] [-v] [-h]
+//   speedmimi [-c FILE | -config FILE] [-p PREFIX] [-t] [-T] [-d] [-s SIGNAL] [-v] [-h]
 #pragma once
 
 #include <string>
@@ -10,7 +10,8 @@ namespace speedmimi::core {
 struct Options {
   std::string config_file;  // empty = the default (SYSCONFDIR/speedmimi/speedmimi.yaml)
   std::string prefix;       // empty = the current directory
-  bool test_config = false;  // -t
+  bool test_config = false;  // -t, and -T
+  bool dump_config = false;  // -T: -t that also prints the effective configuration
   bool daemonize = false;    // -d
   std::string signal;        // -s reload|reopen|quit|stop|upgrade
   bool version = false;      // -v

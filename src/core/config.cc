@@ -1,6 +1,8 @@
 // The YAML configuration of DESIGN §7: libyaml's document API turns the text into a node tree,
 // a Reader walks it into the structs of config_types.h, and validateConfig() cross-checks the
-// result. Every error is one ConfigError located at the offending node ("FILE:LINE:COLUMN").
+// result. Every error is one ConfigError located at the offending value ("FILE:LINE:COLUMN"):
+// the Reader fails at the node it is reading, and records every node's position in
+// Config::marks so that the cross-checks can point at the value they refuse too.
 //
 // Conventions of the file format, as an operator sees them:
 // - Unknown keys and repeated keys are errors; so is a second YAML document.
@@ -39,7 +41,7 @@ namespace speedmimi::core {
 namespace {
 
 // Limits shared by the parser (which reports them at the offending value) and by
-// validateConfig (which reports them at the backend or route, for configs built by the API).
+// validateConfig (which catches them in configs built in code, by the API).
 constexpr int64_t kMinPort = 1;
 constexpr int64_t kMaxPort = 65535;
 constexpr int64_t kMinWeight = 1;
@@ -123,12 +125,25 @@ ParserPtr makeParser(std::string_view yaml) {
   return owned;
 }
 
-[[noreturn]] void throwSyntaxError(const yaml_parser_t& parser, const std::string& file) {
+// Where byte `offset` of `yaml` is, with the column in characters as libyaml counts it.
+Mark markAtOffset(std::string_view yaml, size_t offset) {
+  const std::string_view before = yaml.substr(0, offset);
+  const size_t line_start = before.rfind('\n') + 1;  // npos + 1 == 0 on the first line
+  const auto characters = std::count_if(before.begin() + line_start, before.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;  // not a UTF-8 continuation byte
+  });
+  return {static_cast<int>(std::count(before.begin(), before.end(), '\n')) + 1,
+          static_cast<int>(characters) + 1};
+}
+
+[[noreturn]] void throwSyntaxError(const yaml_parser_t& parser, std::string_view yaml,
+                                   const std::string& file) {
   if (parser.error == YAML_MEMORY_ERROR) throw std::bad_alloc();
   std::string message = parser.problem != nullptr ? parser.problem : "invalid YAML";
   if (parser.error == YAML_READER_ERROR) {
     // Bad encoding: libyaml knows the byte offset but not the line.
-    throw ConfigError(file, 0, 0, message + " at byte " + std::to_string(parser.problem_offset));
+    const Mark where = markAtOffset(yaml, parser.problem_offset);
+    throw ConfigError(file, where.line, where.column, message);
   }
   if (parser.context != nullptr) message = std::string(parser.context) + ": " + message;
   throw ConfigError(file, static_cast<int>(parser.problem_mark.line) + 1,
@@ -136,10 +151,10 @@ ParserPtr makeParser(std::string_view yaml) {
 }
 
 // The next document of the stream; its root is null at the end of the stream.
-DocumentPtr loadDocument(yaml_parser_t& parser, const std::string& file) {
+DocumentPtr loadDocument(yaml_parser_t& parser, std::string_view yaml, const std::string& file) {
   auto document = std::make_unique<yaml_document_t>();
   // On failure libyaml has already released the document's contents.
-  if (!yaml_parser_load(&parser, document.get())) throwSyntaxError(parser, file);
+  if (!yaml_parser_load(&parser, document.get())) throwSyntaxError(parser, yaml, file);
   return DocumentPtr(document.release());
 }
 
@@ -157,7 +172,9 @@ struct Field {
 
 class Reader {
  public:
-  Reader(yaml_document_t& document, const std::string& file) : doc_(document), file_(file) {}
+  // Records the position of every value it visits in `marks`, by path.
+  Reader(yaml_document_t& document, const std::string& file, std::map<std::string, Mark>& marks)
+      : doc_(document), file_(file), marks_(marks) {}
 
   Node root() { return yaml_document_get_root_node(&doc_); }
 
@@ -190,7 +207,9 @@ class Reader {
         fail(key, "key " + quoted(name) + " is repeated " + inPath(path) + " (first at line " +
                       std::to_string(it->second) + ")");
       }
-      visit(name, key, node(pair->value));
+      Node value = node(pair->value);
+      marks_[childPath(path, name)] = mark(value);
+      visit(name, key, value);
     }
   }
 
@@ -200,7 +219,7 @@ class Reader {
       const auto field =
           std::find_if(fields.begin(), fields.end(), [&](const Field& f) { return f.key == name; });
       if (field == fields.end()) fail(key, "key " + quoted(name) + " is not known " + inPath(path));
-      field->read(value, path.empty() ? name : path + "." + name);
+      field->read(value, childPath(path, name));
     });
   }
 
@@ -212,7 +231,9 @@ class Reader {
     size_t index = 0;
     for (auto* item = seq->data.sequence.items.start; item < seq->data.sequence.items.top;
          ++item, ++index) {
-      visit(node(*item), path + "[" + std::to_string(index) + "]");
+      const std::string item_path = path + "[" + std::to_string(index) + "]";
+      marks_[item_path] = mark(node(*item));
+      visit(node(*item), item_path);
     }
   }
 
@@ -326,6 +347,10 @@ class Reader {
     return quoted(text(n));
   }
 
+  static std::string childPath(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
   static std::string inPath(const std::string& path) {
     return path.empty() ? "at the top level" : "in " + quoted(path);
   }
@@ -352,6 +377,7 @@ class Reader {
 
   yaml_document_t& doc_;
   const std::string& file_;
+  std::map<std::string, Mark>& marks_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -666,21 +692,32 @@ void readTop(Reader& r, Node root, Config& config) {
   throw ConfigError(config.file, mark.line, mark.column, message);
 }
 
+// Where the value at `path` was written, else `fallback`: the enclosing mapping for a key left
+// at its default, no position ("FILE: message") for a Config built in code.
+Mark markOf(const Config& config, const std::string& path, const Mark& fallback = {}) {
+  const auto it = config.marks.find(path);
+  return it != config.marks.end() ? it->second : fallback;
+}
+
+// Fails at the value at `path`; the message starts with that path.
+[[noreturn]] void failAtPath(const Config& config, const std::string& path, const Mark& fallback,
+                             const std::string& message) {
+  failAt(config, markOf(config, path, fallback), quoted(path) + ": " + message);
+}
+
 void validateBackend(const Config& config, const BackendConfig& b, const std::string& path) {
   // Host and port first: without them the parser could not derive the default id.
   if (b.host.empty()) failAt(config, b.mark, quoted(path) + ": key 'host' is required");
   if (b.port == 0) failAt(config, b.mark, quoted(path) + ": key 'port' is required");
   if (b.id.empty()) failAt(config, b.mark, quoted(path) + ": key 'id' is required");
   if (b.port < kMinPort || b.port > kMaxPort) {
-    failAt(config, b.mark, quoted(path + ".port") + ": " + outOfRange(b.port, kMinPort, kMaxPort));
+    failAtPath(config, path + ".port", b.mark, outOfRange(b.port, kMinPort, kMaxPort));
   }
   if (b.weight < kMinWeight || b.weight > kMaxWeight) {
-    failAt(config, b.mark,
-           quoted(path + ".weight") + ": " + outOfRange(b.weight, kMinWeight, kMaxWeight));
+    failAtPath(config, path + ".weight", b.mark, outOfRange(b.weight, kMinWeight, kMaxWeight));
   }
   if (!isOneOf(b.scheme, {"http", "https"})) {
-    failAt(config, b.mark,
-           quoted(path + ".scheme") + ": " + quoted(b.scheme) + " is not one of http, https");
+    failAtPath(config, path + ".scheme", b.mark, quoted(b.scheme) + " is not one of http, https");
   }
 }
 
@@ -692,7 +729,8 @@ void validateBackends(const Config& config) {
       validateBackend(config, backends[i], path);
       const auto [it, inserted] = index_of_id.emplace(backends[i].id, i);
       if (!inserted) {
-        failAt(config, backends[i].mark,
+        // At the id, or at the backend when its id was derived from host and port.
+        failAt(config, markOf(config, path + ".id", backends[i].mark),
                quoted(path) + ": id " + quoted(backends[i].id) + " is already used by " +
                    quoted(backendPath(upstream, it->second)));
       }
@@ -703,35 +741,33 @@ void validateBackends(const Config& config) {
 void checkBalancer(const Config& config, const RouteConfig& route, const std::string& path,
                    const std::string& name, const KnownNames& known) {
   if (std::find(known.balancers.begin(), known.balancers.end(), name) == known.balancers.end()) {
-    failAt(config, route.mark,
-           quoted(path) + ": " + quoted(name) + " is not a known load balancer");
+    failAtPath(config, path, route.mark, quoted(name) + " is not a known load balancer");
   }
 }
 
 void validateRoute(const Config& config, const RouteConfig& route, const KnownNames& known) {
   const std::string path = "routing." + route.name;
   if (route.path.empty() || route.path[0] != '/') {
-    failAt(config, route.mark,
-           quoted(path + ".path") + ": must start with '/', got " + quoted(route.path));
+    failAtPath(config, path + ".path", route.mark,
+               "must start with '/', got " + quoted(route.path));
   }
-  if (route.upstream.empty())
+  if (route.upstream.empty()) {
     failAt(config, route.mark, quoted(path) + ": key 'upstream' is required");
+  }
   if (config.backends.count(route.upstream) == 0) {
-    failAt(config, route.mark,
-           quoted(path + ".upstream") + ": upstream " + quoted(route.upstream) +
-               " is not defined in 'backends'");
+    failAtPath(config, path + ".upstream", route.mark,
+               "upstream " + quoted(route.upstream) + " is not defined in 'backends'");
   }
   checkBalancer(config, route, path + ".load_balancer", route.load_balancer, known);
   for (const auto& [protocol, balancer] : route.protocols) {
     if (!isOneOf(protocol, kProtocolClasses)) {
-      failAt(config, route.mark,
+      failAt(config, markOf(config, path + ".protocols", route.mark),
              "key " + quoted(protocol) + " is not known in " + quoted(path + ".protocols"));
     }
     checkBalancer(config, route, path + ".protocols." + protocol, balancer, known);
   }
   if (route.retries < 0 || route.retries > kMaxRetries) {
-    failAt(config, route.mark,
-           quoted(path + ".retries") + ": " + outOfRange(route.retries, 0, kMaxRetries));
+    failAtPath(config, path + ".retries", route.mark, outOfRange(route.retries, 0, kMaxRetries));
   }
 }
 
@@ -744,6 +780,7 @@ void validateRouteUniqueness(const Config& config) {
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     const auto [it, inserted] = seen.emplace(std::make_pair(route.path, host), &route);
     if (!inserted) {
+      // At the route: neither its path nor its host alone is at fault.
       failAt(config, route.mark,
              quoted("routing." + route.name) + ": the same path and host as " +
                  quoted("routing." + it->second->name));
@@ -756,8 +793,11 @@ void validateRouteUniqueness(const Config& config) {
 void validateAdmin(const Config& config) {
   const AdminConfig& admin = config.admin;
   if (admin.port < kMinPort || admin.port > kMaxPort) {
-    failAt(config, admin.mark, "'admin.port': " + outOfRange(admin.port, kMinPort, kMaxPort));
+    // The port may be spelled in either section; the parser has refused it there already.
+    failAt(config, markOf(config, "admin.port", markOf(config, "grpc.port", admin.mark)),
+           "'admin.port': " + outOfRange(admin.port, kMinPort, kMaxPort));
   }
+  // admin.mark is the host's value when one was given.
   if (admin.enabled && admin.auth_token.empty() && !isLoopbackHost(admin.host)) {
     failAt(config, admin.mark,
            "the management listener on " + quoted(admin.host) +
@@ -789,8 +829,8 @@ Config loadConfigFile(const std::string& path, const KnownNames& known) {
 
 Config parseConfig(std::string_view yaml, const std::string& file, const KnownNames& known) {
   ParserPtr parser = makeParser(yaml);
-  DocumentPtr document = loadDocument(*parser, file);
-  DocumentPtr next = loadDocument(*parser, file);
+  DocumentPtr document = loadDocument(*parser, yaml, file);
+  DocumentPtr next = loadDocument(*parser, yaml, file);
   if (yaml_node_t* extra = yaml_document_get_root_node(next.get())) {
     throw ConfigError(file, static_cast<int>(extra->start_mark.line) + 1,
                       static_cast<int>(extra->start_mark.column) + 1,
@@ -798,7 +838,7 @@ Config parseConfig(std::string_view yaml, const std::string& file, const KnownNa
   }
   Config config;
   config.file = file;
-  Reader reader(*document, file);
+  Reader reader(*document, file, config.marks);
   if (Node root = reader.root()) readTop(reader, root, config);
   validateConfig(config, known);
   return config;
@@ -806,7 +846,8 @@ Config parseConfig(std::string_view yaml, const std::string& file, const KnownNa
 
 void validateConfig(const Config& config, const KnownNames& known) {
   if (config.routes.empty()) {
-    throw ConfigError(config.file, 0, 0, "at least one route is required in 'routing'");
+    // At an empty `routing:` when there is one, else nowhere in particular.
+    failAt(config, markOf(config, "routing"), "at least one route is required in 'routing'");
   }
   validateBackends(config);
   for (const RouteConfig& route : config.routes) validateRoute(config, route, known);
@@ -816,16 +857,14 @@ void validateConfig(const Config& config, const KnownNames& known) {
 
 void checkServable(const Config& config) {
   if (config.ssl.enabled) {
-    throw ConfigError(config.file, 0, 0,
-                      "'ssl.enabled': TLS termination is not available in this version; "
-                      "set it to false");
+    failAtPath(config, "ssl.enabled", {},
+               "TLS termination is not available in this version; set it to false");
   }
   for (const auto& [upstream, backends] : config.backends) {
-    for (const BackendConfig& b : backends) {
-      if (b.scheme == "https") {
-        failAt(config, b.mark,
-               quoted("backends." + upstream + "." + b.id + ".scheme") +
-                   ": TLS to backends is not available in this version; use \"http\"");
+    for (size_t i = 0; i < backends.size(); ++i) {
+      if (backends[i].scheme == "https") {
+        failAtPath(config, backendPath(upstream, i) + ".scheme", backends[i].mark,
+                   "TLS to backends is not available in this version; use \"http\"");
       }
     }
   }

@@ -42,10 +42,13 @@ Config parseConfig(std::string_view yaml, const std::string& file, const KnownNa
 
 // Cross-checks that need the whole config (routes name existing upstreams, ids are unique,
 // algorithm names are known, ports in range...). Called by parseConfig; exposed for the API.
+// An error is located at the value at fault by config.marks, at the enclosing backend or route
+// for a key that was not written, and nowhere ("FILE: message") for a Config built in code.
 void validateConfig(const Config& config, const KnownNames& known);
 
 // Refuses settings this version parses but cannot honour, where serving anyway would be unsafe:
-// TLS termination (ssl.enabled) and TLS to backends (scheme https). Throws ConfigError.
+// TLS termination (ssl.enabled) and TLS to backends (scheme https). Throws ConfigError, located
+// as validateConfig's.
 void checkServable(const Config& config);
 
 // Number of worker processes to fork: server.workers, or the number of online CPUs for auto.

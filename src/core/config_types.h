@@ -117,6 +117,13 @@ struct Config {
   std::map<std::string, std::vector<BackendConfig>> backends;
   std::vector<RouteConfig> routes;  // in file order
   AdminConfig admin;
+  // Where each value of the file was written, by its dotted path as error messages spell it:
+  // "server.port", "routing.default.protocols.websocket", "backends.default[0].scheme",
+  // "server.trusted_proxies[1]"; mappings and sequences too ("routing.default",
+  // "backends.default[0]"). Validation reports an error at the value at fault through it.
+  // Empty for a Config built in code; code that edits a parsed Config's lists should clear it,
+  // since the indexes would then name other entries.
+  std::map<std::string, Mark> marks;
 };
 
 }  // namespace speedmimi::core

@@ -2,6 +2,7 @@ libspeedmimi_la_SOURCES += \
 	src/core/cidr.cc src/core/cidr.h \
 	src/core/cmdline.cc src/core/cmdline.h \
 	src/core/config.cc src/core/config.h src/core/config_types.h \
+	src/core/config_yaml.cc src/core/config_yaml.h \
 	src/core/log.cc src/core/log.h \
 	src/core/shm.cc src/core/shm.h \
 	src/core/slab.cc src/core/slab.h \

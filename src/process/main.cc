@@ -6,6 +6,7 @@
 
 #include "core/cmdline.h"
 #include "core/config.h"
+#include "core/config_yaml.h"
 #include "process/master.h"
 #include "upstream/balancer.h"
 
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (options.test_config) {
+    if (options.dump_config) fputs(configToYaml(config).c_str(), stdout);
     printf("speedmimi: configuration file %s test is successful\n", file.c_str());
     return 0;
   }

@@ -19,11 +19,26 @@ TEST(CmdlineTest, FlagsAreRecognized) {
   std::string error;
   ASSERT_TRUE(parseCommandLine({"-t", "-d", "-p", "/var/lib/sm", "-s", "quit"}, o, error));
   EXPECT_TRUE(o.test_config);
+  EXPECT_FALSE(o.dump_config);
   EXPECT_TRUE(o.daemonize);
   EXPECT_EQ(o.prefix, "/var/lib/sm");
   EXPECT_EQ(o.signal, "quit");
   EXPECT_FALSE(o.version);
   EXPECT_FALSE(o.help);
+}
+
+// -T tests the configuration like -t, then prints it.
+TEST(CmdlineTest, DumpConfigImpliesTestConfig) {
+  Options o;
+  std::string error;
+  ASSERT_TRUE(parseCommandLine({"-T", "-c", "conf/x.yaml"}, o, error));
+  EXPECT_TRUE(o.test_config);
+  EXPECT_TRUE(o.dump_config);
+  EXPECT_EQ(o.config_file, "conf/x.yaml");
+  Options both;
+  ASSERT_TRUE(parseCommandLine({"-t", "-T"}, both, error));
+  EXPECT_TRUE(both.test_config);
+  EXPECT_TRUE(both.dump_config);
 }
 
 TEST(CmdlineTest, VersionAndHelp) {
@@ -42,6 +57,7 @@ TEST(CmdlineTest, ErrorsNameTheProblem) {
       {{"-c"}, "option \"-c\" requires an argument"},
       {{"-config"}, "option \"-config\" requires an argument"},
       {{"-x"}, "invalid option: \"-x\""},
+      {{"-TT"}, "invalid option: \"-TT\""},
       {{"-s", "restart"}, "invalid option: \"-s restart\""},
       {{"config.yaml"}, "invalid option: \"config.yaml\""},
   };
@@ -55,8 +71,8 @@ TEST(CmdlineTest, ErrorsNameTheProblem) {
 
 TEST(CmdlineTest, UsageMentionsEveryOption) {
   std::string usage = usageText();
-  for (const char* opt : {"-c FILE", "-config FILE", "-p PREFIX", "-t", "-d", "-s SIGNAL", "-v",
-                          "-h"}) {
+  for (const char* opt : {"-c FILE", "-config FILE", "-p PREFIX", "-t", "-T", "-d", "-s SIGNAL",
+                          "-v", "-h", "[-t] [-T]"}) {
     EXPECT_NE(usage.find(opt), std::string::npos) << opt;
   }
 }

@@ -426,6 +426,9 @@ TEST(ConfigErrors, YamlSyntax) {
        "t.yaml:2:1: while scanning a quoted scalar: found unexpected end of stream"},
       {"a: *nothing\n", "t.yaml:1:4: found undefined alias"},
       {"--- {}\n--- {}\n", "t.yaml:2:5: only one YAML document is allowed"},
+      // Bad encoding: libyaml gives a byte offset, the error a line and column.
+      {"server:\n  host: \xff\n", "t.yaml:2:9: invalid leading UTF-8 octet"},
+      {"server:\n  host: \"\xc3\xa9\xff\"\n", "t.yaml:2:11: invalid leading UTF-8 octet"},
   });
 }
 
@@ -441,6 +444,8 @@ TEST(ConfigErrors, Structure) {
       {"server:\n  [a]: 1\n", "t.yaml:2:3: expected a scalar key in 'server'"},
       {"", "t.yaml: at least one route is required in 'routing'"},
       {"server: {port: 80}\n", "t.yaml: at least one route is required in 'routing'"},
+      {"routing: {}\n", "t.yaml:1:10: at least one route is required in 'routing'"},
+      {"routing:\n", "t.yaml:1:9: at least one route is required in 'routing'"},
   });
 }
 
@@ -604,12 +609,13 @@ TEST(ConfigErrors, BackendValues) {
        "t.yaml:5:47: 'backends.u[0].health_check.path': must start with '/', got 'health'"},
       {head + "    - {host: h, port: 1, health_check: {interval: 0}}\n",
        "t.yaml:5:51: 'backends.u[0].health_check.interval': must be at least 1ms"},
-      // Cross-checks: located at the backend's mapping.
+      // Cross-checks: a missing key at the backend's mapping, a duplicate id at the id, or at
+      // the backend when the id was derived from host and port.
       {head + "    - {port: 1}\n", "t.yaml:5:7: 'backends.u[0]': key 'host' is required"},
       {head + "    - host: h\n", "t.yaml:5:7: 'backends.u[0]': key 'port' is required"},
       {head + "    - {id: a, host: h, port: 1}\n    - {id: b, host: h, port: 2}\n"
               "    - {id: a, host: h, port: 3}\n",
-       "t.yaml:7:7: 'backends.u[2]': id 'a' is already used by 'backends.u[0]'"},
+       "t.yaml:7:12: 'backends.u[2]': id 'a' is already used by 'backends.u[0]'"},
       {head + "    - {host: h, port: 1}\n    - {host: h, port: 1}\n",
        "t.yaml:6:7: 'backends.u[1]': id 'h:1' is already used by 'backends.u[0]'"},
       {"routing:\n  r: {upstream: u}\nbackends:\n  \"\": []\n",
@@ -627,14 +633,14 @@ TEST(ConfigErrors, RouteValues) {
       {head + "  r: {upstream: u, retries: -1}\n",
        "t.yaml:4:29: 'routing.r.retries': -1 is out of range 0..10"},
       {head + "  r: {upstream: \"\"}\n", "t.yaml:4:17: 'routing.r.upstream': must not be empty"},
-      // Cross-checks: located at the route's mapping.
+      // Cross-checks: at the value refused; a missing key or a clash of two routes at the route.
       {head + "  r: {path: /}\n", "t.yaml:4:6: 'routing.r': key 'upstream' is required"},
       {head + "  r:\n    upstream: nope\n",
-       "t.yaml:5:5: 'routing.r.upstream': upstream 'nope' is not defined in 'backends'"},
+       "t.yaml:5:15: 'routing.r.upstream': upstream 'nope' is not defined in 'backends'"},
       {head + "  r: {upstream: u, load_balancer: fastest}\n",
-       "t.yaml:4:6: 'routing.r.load_balancer': 'fastest' is not a known load balancer"},
+       "t.yaml:4:35: 'routing.r.load_balancer': 'fastest' is not a known load balancer"},
       {head + "  r: {upstream: u, protocols: {sse: ip_hash, websocket: sticky}}\n",
-       "t.yaml:4:6: 'routing.r.protocols.websocket': 'sticky' is not a known load balancer"},
+       "t.yaml:4:57: 'routing.r.protocols.websocket': 'sticky' is not a known load balancer"},
       {head + "  a: {upstream: u, path: /x, host: A.example}\n"
               "  b: {upstream: u, path: /x, host: a.EXAMPLE}\n",
        "t.yaml:5:6: 'routing.b': the same path and host as 'routing.a'"},
@@ -642,6 +648,106 @@ TEST(ConfigErrors, RouteValues) {
        "t.yaml:5:3: key 'r' is repeated in 'routing' (first at line 4)"},
       {head + "  \"\": {upstream: u}\n", "t.yaml:4:3: a route name in 'routing' must not be empty"},
   });
+}
+
+// what() of the error that parsing `yaml` and then checkServable() throw, or "(no error)":
+// what the daemon and -t report.
+std::string servableErrorOf(const std::string& yaml) {
+  try {
+    checkServable(parseConfig(yaml, kFile, kKnown));
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// Every error names the value at fault, whether the parser or a cross-check finds it, in block
+// and in flow style.
+TEST(ConfigErrors, CrossChecksNameTheValueAtFault) {
+  const std::string backends = "backends:\n  u:\n    - {id: a, host: 127.0.0.1, port: 8081}\n";
+  const std::string route = "routing:\n  r:\n    upstream: u\n";  // with backends: lines 4-6
+  const ErrorCase cases[] = {
+      {backends + "routing:\n  r:\n    path: /\n    upstream: nope\n",
+       "t.yaml:7:15: 'routing.r.upstream': upstream 'nope' is not defined in 'backends'"},
+      {backends + "routing: {r: {upstream: nope}}\n",
+       "t.yaml:4:25: 'routing.r.upstream': upstream 'nope' is not defined in 'backends'"},
+      {backends + route + "    load_balancer: fastest\n",
+       "t.yaml:7:20: 'routing.r.load_balancer': 'fastest' is not a known load balancer"},
+      {backends + route + "    protocols:\n      websocket: ip_hash\n      sse: sticky\n",
+       "t.yaml:9:12: 'routing.r.protocols.sse': 'sticky' is not a known load balancer"},
+      {backends + route + "    protocols: {http: round_robin, https: sticky}\n",
+       "t.yaml:7:43: 'routing.r.protocols.https': 'sticky' is not a known load balancer"},
+      {backends + route + "ssl:\n  cert_file: a.crt\n  enabled: true\n",
+       "t.yaml:9:12: 'ssl.enabled': TLS termination is not available in this version; set it "
+       "to false"},
+      {backends + route + "ssl: {enabled: True}\n",
+       "t.yaml:7:16: 'ssl.enabled': TLS termination is not available in this version; set it "
+       "to false"},
+      {"backends:\n  u:\n    - id: a\n      host: 127.0.0.1\n      port: 8081\n"
+       "      scheme: https\n" +
+           route,
+       "t.yaml:6:15: 'backends.u[0].scheme': TLS to backends is not available in this version; "
+       "use \"http\""},
+      {"backends:\n  u:\n    - {id: a, host: h, port: 1}\n    - {id: b, host: h, port: 2, "
+       "scheme: https}\n" +
+           route,
+       "t.yaml:4:41: 'backends.u[1].scheme': TLS to backends is not available in this version; "
+       "use \"http\""},
+      {backends +
+           "    - id: b\n      host: 127.0.0.1\n      port: 8082\n    - id: a\n"
+           "      host: 127.0.0.1\n      port: 8083\n" +
+           route,
+       "t.yaml:7:11: 'backends.u[2]': id 'a' is already used by 'backends.u[0]'"},
+      {"backends:\n  u:\n    - id: a\n      host: 127.0.0.1\n      port: 70000\n" + route,
+       "t.yaml:5:13: 'backends.u[0].port': 70000 is out of range 1..65535"},
+      {backends + route + "server:\n  port: 0\n",
+       "t.yaml:8:9: 'server.port': 0 is out of range 1..65535"},
+      {backends + route + "admin: {port: 65536}\n",
+       "t.yaml:7:15: 'admin.port': 65536 is out of range 1..65535"},
+      {backends + route + "    retries: 11\n",
+       "t.yaml:7:14: 'routing.r.retries': 11 is out of range 0..10"},
+      {backends + "routing: {r: {upstream: u, retries: -1}}\n",
+       "t.yaml:4:37: 'routing.r.retries': -1 is out of range 0..10"},
+  };
+  for (const ErrorCase& c : cases) {
+    EXPECT_EQ(servableErrorOf(c.yaml), c.error) << c.yaml;
+  }
+  EXPECT_EQ(servableErrorOf(backends + route), "(no error)");
+}
+
+// The positions behind those errors, by the paths the messages use.
+TEST(Config, MarksEveryValueByItsPath) {
+  const Config c = parseConfig(
+      "server:\n"
+      "  port: 80\n"
+      "  trusted_proxies: [10.0.0.0/8, 127.0.0.1/32]\n"
+      "backends:\n"
+      "  u:\n"
+      "    - {host: h, port: 1, scheme: http, health_check: {path: /up}}\n"
+      "routing:\n"
+      "  r:\n"
+      "    upstream: u\n"
+      "    protocols: {websocket: ip_hash}\n",
+      kFile, kKnown);
+  const std::pair<const char*, Mark> expected[] = {
+      {"server", {2, 3}},
+      {"server.port", {2, 9}},
+      {"server.trusted_proxies", {3, 20}},
+      {"server.trusted_proxies[1]", {3, 33}},
+      {"backends.u", {6, 5}},
+      {"backends.u[0]", {6, 7}},
+      {"backends.u[0].scheme", {6, 34}},
+      {"backends.u[0].health_check.path", {6, 61}},
+      {"routing.r", {9, 5}},
+      {"routing.r.upstream", {9, 15}},
+      {"routing.r.protocols.websocket", {10, 28}},
+  };
+  for (const auto& [path, mark] : expected) {
+    ASSERT_EQ(c.marks.count(path), 1u) << path;
+    EXPECT_EQ(c.marks.at(path).line, mark.line) << path;
+    EXPECT_EQ(c.marks.at(path).column, mark.column) << path;
+  }
+  EXPECT_EQ(c.marks.count("routing.r.path"), 0u);  // a default has no position
 }
 
 TEST(ConfigErrors, ManagementListener) {
@@ -758,6 +864,10 @@ TEST(ValidateConfig, ConfigsWithoutPositions) {
             "api: 'admin.port': 0 is out of range 1..65535");
   EXPECT_EQ(errorAfter([](Config& c) { c.backends.clear(); }),
             "api: 'routing.r.upstream': upstream 'u' is not defined in 'backends'");
+  EXPECT_EQ(errorAfter([](Config& c) { c.backends["u"].push_back(c.backends["u"][0]); }),
+            "api: 'backends.u[1]': id 'b' is already used by 'backends.u[0]'");
+  EXPECT_EQ(errorAfter([](Config& c) { c.routes[0].load_balancer = "fastest"; }),
+            "api: 'routing.r.load_balancer': 'fastest' is not a known load balancer");
   // Every balancer name of DESIGN §5 is accepted.
   for (const char* name : {"weight", "least_connections", "least_connections_weight", "ip_hash",
                            "performance_least_connections_weight", "performance", "round_robin",
@@ -830,7 +940,7 @@ TEST(CheckServableTest, RefusesTlsSettingsThisVersionCannotHonour) {
     FAIL() << "ssl.enabled was accepted";
   } catch (const ConfigError& e) {
     EXPECT_STREQ(e.what(),
-                 "t.yaml: 'ssl.enabled': TLS termination is not available in this version; "
+                 "t.yaml:1:16: 'ssl.enabled': TLS termination is not available in this version; "
                  "set it to false");
   }
   Config https = parseConfig(
@@ -843,14 +953,40 @@ TEST(CheckServableTest, RefusesTlsSettingsThisVersionCannotHonour) {
     checkServable(https);
     FAIL() << "scheme https was accepted";
   } catch (const ConfigError& e) {
-    EXPECT_EQ(e.line(), 3);
-    EXPECT_NE(std::string(e.what()).find("TLS to backends is not available"), std::string::npos);
+    EXPECT_STREQ(e.what(),
+                 "t.yaml:3:49: 'backends.u[0].scheme': TLS to backends is not available in this "
+                 "version; use \"http\"");
   }
   Config plain = parseConfig(
       "backends: {u: [{id: a, host: 127.0.0.1, port: 1}]}\n"
       "routing: {r: {path: /, upstream: u}}\n",
       "t.yaml", kKnown);
   EXPECT_NO_THROW(checkServable(plain));
+
+  // Built in code (the admin API): no positions.
+  Config built = plain;
+  built.file = "api";
+  built.marks.clear();
+  built.ssl.enabled = true;
+  try {
+    checkServable(built);
+    FAIL() << "ssl.enabled was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(),
+                 "api: 'ssl.enabled': TLS termination is not available in this version; set it "
+                 "to false");
+  }
+  built.ssl.enabled = false;
+  built.backends["u"][0].scheme = "https";
+  built.backends["u"][0].mark = {};
+  try {
+    checkServable(built);
+    FAIL() << "scheme https was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(),
+                 "api: 'backends.u[0].scheme': TLS to backends is not available in this version; "
+                 "use \"http\"");
+  }
 }
 
 }  // namespace
