@@ -15,6 +15,9 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/core/units_test.cc \
 	t/unit/core/zone_test.cc \
 	t/unit/event/stream_test.cc \
+	t/unit/process/children_test.cc \
+	t/unit/process/listeners_test.cc \
+	t/unit/process/pid_file_test.cc \
 	t/unit/http/access_log_test.cc \
 	t/unit/http/chunked_test.cc \
 	t/unit/http/error_pages_test.cc \

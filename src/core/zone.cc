@@ -187,15 +187,28 @@ const std::atomic<uint32_t>* Zone::workerSlotLimitPtr() const {
   return &header_->worker_slot_limit;
 }
 
-void Zone::claimWorkerSlot(size_t worker) {
-  ServerCounters* c = &header_->workers[worker];
-  c->~ServerCounters();
-  new (c) ServerCounters();
-  uint32_t limit = header_->worker_slot_limit.load(std::memory_order_relaxed);
-  if (worker + 1 > limit) {
-    header_->worker_slot_limit.store(static_cast<uint32_t>(worker + 1),
-                                     std::memory_order_release);
+int Zone::claimWorkerSlot() {
+  for (size_t i = 0; i < kMaxWorkers; ++i) {
+    ServerCounters& c = header_->workers[i];
+    uint32_t free = 0;
+    if (!c.claimed.compare_exchange_strong(free, 1, std::memory_order_acq_rel)) continue;
+    constexpr auto kRelaxed = std::memory_order_relaxed;
+    c.active_connections.store(0, kRelaxed);
+    c.accepted.store(0, kRelaxed);
+    c.requests.store(0, kRelaxed);
+    for (auto& n : c.responses_by_class) n.store(0, kRelaxed);
+    c.bytes_in.store(0, kRelaxed);
+    c.bytes_out.store(0, kRelaxed);
+    c.seen_generation.store(0, kRelaxed);
+    c.ready.store(0, kRelaxed);
+    c.pid.store(0, std::memory_order_release);
+    uint32_t limit = header_->worker_slot_limit.load(std::memory_order_acquire);
+    while (limit < i + 1 && !header_->worker_slot_limit.compare_exchange_weak(
+                                limit, static_cast<uint32_t>(i + 1), std::memory_order_acq_rel)) {
+    }
+    return static_cast<int>(i);
   }
+  return -1;
 }
 
 void Zone::releaseWorkerSlot(size_t worker) {
@@ -216,6 +229,8 @@ void Zone::releaseWorkerSlot(size_t worker) {
     int32_t n = s.worker_active[worker].exchange(0, std::memory_order_acq_rel);
     if (n != 0) s.runtime.active_connections.fetch_sub(n, std::memory_order_acq_rel);
   }
+  c.ready.store(0, kRelaxed);
+  c.claimed.store(0, std::memory_order_release);  // free for the next worker
 }
 
 const ServerCounters& Zone::retiredCounters() const { return header_->retired_workers; }

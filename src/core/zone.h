@@ -51,13 +51,15 @@ class Zone {
   uintptr_t address() const { return reinterpret_cast<uintptr_t>(memory_.data()); }
   size_t size() const { return memory_.size(); }
 
-  // Per-worker server counters: kMaxWorkers slots, handed out by the master (a free list, since
-  // old and new workers overlap during a reload). Sums run over [0, workerSlotLimit()).
+  // Per-worker server counters: kMaxWorkers slots, handed out by the masters (old and new
+  // workers overlap during a reload, and two masters share the zone during a binary upgrade).
+  // Sums run over [0, workerSlotLimit()).
   ServerCounters* workers() const;
   size_t workerSlotLimit() const;
   const std::atomic<uint32_t>* workerSlotLimitPtr() const;
-  // A slot is handed to a new worker: marks it used (raising the limit) and zeroes it.
-  void claimWorkerSlot(size_t worker);
+  // Takes a free slot for a new worker, zeroed, and raises the limit to cover it. -1 when all
+  // kMaxWorkers are taken.
+  int claimWorkerSlot();
   // A worker exited (master only, after reaping it): its in-flight exchanges leave every
   // backend's active connections and its totals are folded into retiredCounters(), so server
   // totals never go backwards.

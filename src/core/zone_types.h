@@ -54,6 +54,8 @@ struct ServerCounters {
   std::atomic<uint64_t> bytes_out{0};             // to clients
   std::atomic<uint64_t> seen_generation{0};       // the zone generation this worker applied
   std::atomic<int32_t> pid{0};                    // 0: no worker in this slot
+  std::atomic<uint32_t> claimed{0};  // handed to a worker by a master (Zone::claimWorkerSlot)
+  std::atomic<uint32_t> ready{0};    // the worker accepts connections
 };
 
 // A backend's configuration as stored in the zone: fixed-size, copied in and out whole.

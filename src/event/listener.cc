@@ -31,7 +31,7 @@ Fd openListener(const std::string& host, int port, int backlog, std::string& err
   }
   std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(res, freeaddrinfo);
 
-  Fd fd(::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0));
+  Fd fd(::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {
     error = failure("socket()", host, port, errno);
     return Fd();

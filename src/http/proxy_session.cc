@@ -64,7 +64,8 @@ int64_t ProxyContext::nowMs() {
 
 int64_t ProxyContext::totalActiveConnections() const {
   int64_t total = 0;
-  for (size_t i = 0; i < worker_slots; ++i) {
+  size_t limit = worker_slot_limit->load(std::memory_order_relaxed);
+  for (size_t i = 0; i < limit; ++i) {
     total += all_counters[i].active_connections.load(std::memory_order_relaxed);
   }
   return total;
@@ -95,11 +96,10 @@ void ProxySession::start() {
   client_->startReading(ctx_.config->server.header_timeout);
 }
 
-void ProxySession::drain() {
-  if (phase_ == Phase::kIdle) {
-    closeNow();
-    delete this;
-  }
+void ProxySession::closeIfIdle() {
+  if (phase_ != Phase::kIdle) return;
+  startLinger();
+  if (phase_ == Phase::kDead) delete this;
 }
 
 // Entry point for both streams. Deletes the session when it died during the callback; nothing
@@ -600,6 +600,8 @@ void ProxySession::finishExchange() {
   phase_ = Phase::kIdle;
   client_->startReading(ctx_.config->server.idle_timeout);
   driveClient();  // pipelined requests already buffered
+  // Its response promised keep-alive before the drain began, and the idle grace is over.
+  if (phase_ == Phase::kIdle && ctx_.idle_grace_over) startLinger();
 }
 
 void ProxySession::resetExchange() {

@@ -42,8 +42,9 @@ struct ProxyContext {
   AccessLog* access_log = nullptr;
   ServerCounters* counters = nullptr;      // this worker's slot
   ServerCounters* all_counters = nullptr;  // every worker's slot, for server.max_conn
-  size_t worker_slots = 0;
-  bool draining = false;  // graceful stop: finish exchanges, keep nothing alive
+  const std::atomic<uint32_t>* worker_slot_limit = nullptr;  // slots [0, limit) are summed
+  bool draining = false;    // graceful stop: every response from now on closes its connection
+  bool idle_grace_over = false;  // draining, and idle connections are closed when they go idle
   std::unordered_set<ProxySession*> sessions;
   // Scratch storage reused by every parse on this worker (parsing is synchronous).
   std::vector<Header> header_storage;
@@ -65,9 +66,12 @@ class ProxySession final : public event::StreamHandler {
   // Starts reading the first request.
   void start();
 
-  // Graceful stop: an idle keep-alive connection closes now; an exchange in progress finishes
-  // with "Connection: close"; a tunnel or event stream is closed by the worker's deadline.
-  void drain();
+  // Draining (reload, QUIT), once the worker's idle grace has passed: an idle keep-alive
+  // connection is closed gracefully (FIN, then its input is discarded until EOF; never a reset).
+  // Until then, and for connections that are not idle, ctx.draining alone does the work: the
+  // next response carries "Connection: close"; a tunnel or event stream is closed by the
+  // worker's shutdown deadline.
+  void closeIfIdle();
   // Fast stop (shutdown_timeout passed): closes at once.
   void abort() { closeNow(); }
 

@@ -100,11 +100,13 @@ class Control {
   void sync();
   static void onTick(evutil_socket_t, short, void* arg);
   static void onSignal(evutil_socket_t sig, short, void* arg);
+  static void onMasterGone(evutil_socket_t, short, void* arg);
 
   const ControlSetup& setup_;
   event::EventBasePtr base_;
   std::vector<event::EventPtr> signals_;
   event::EventPtr tick_;
+  event::EventPtr master_watch_;
   uint64_t generation_ = 0;
   std::map<size_t, std::unique_ptr<HealthChecker>> checkers_;  // slot index -> checker
 };
@@ -148,6 +150,12 @@ int Control::run() {
   tick_.reset(event_new(base_.get(), -1, EV_PERSIST, &Control::onTick, this));
   timeval tv = toTimeval(kSyncInterval);
   event_add(tick_.get(), &tv);
+  master_watch_.reset(event_new(base_.get(), setup_.master_pipe, EV_READ,
+                                &Control::onMasterGone, this));
+  if (!master_watch_ || event_add(master_watch_.get(), nullptr) != 0) {
+    SM_CRIT("cannot watch the master process from the control process");
+    return 2;
+  }
   sigset_t set;
   sigemptyset(&set);
   for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) sigaddset(&set, sig);
@@ -163,6 +171,12 @@ void Control::onTick(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Control*>(arg);
   self->sync();
   self->setup_.zone->reclaim();
+}
+
+void Control::onMasterGone(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Control*>(arg);
+  SM_WARN("the master process is gone; the control process stops");
+  event_base_loopbreak(self->base_.get());
 }
 
 void Control::onSignal(evutil_socket_t sig, short, void* arg) {

@@ -15,9 +15,10 @@ using core::Zone;
 struct ControlSetup {
   const Config* config = nullptr;
   Zone* zone = nullptr;
+  int master_pipe = -1;  // reads EOF when the master is gone
 };
 
-// Runs until TERM, INT or QUIT. Returns the process exit code.
+// Runs until TERM, INT or QUIT, or until the master is gone. Returns the process exit code.
 int runControl(const ControlSetup& setup);
 
 }  // namespace speedmimi::process

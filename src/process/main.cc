@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/config_yaml.h"
 #include "process/master.h"
+#include "process/title.h"
 #include "upstream/balancer.h"
 
 namespace {
@@ -18,11 +19,12 @@ constexpr const char* kDefaultConfig = SYSCONFDIR "/speedmimi/speedmimi.yaml";
 
 int main(int argc, char** argv) {
   using namespace speedmimi::core;
+  const std::vector<std::string> args = speedmimi::process::initTitle(argc, argv);
   using speedmimi::process::runMaster;
   using speedmimi::process::signalMaster;
   Options options;
   std::string error;
-  if (!parseCommandLine(std::vector<std::string>(argv + 1, argv + argc), options, error)) {
+  if (!parseCommandLine(std::vector<std::string>(args.begin() + 1, args.end()), options, error)) {
     fprintf(stderr, "speedmimi: %s\n%s", error.c_str(), usageText());
     return 1;
   }
@@ -51,5 +53,5 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!options.signal.empty()) return signalMaster(config, options);
-  return runMaster(config, options);
+  return runMaster(config, options, args);
 }

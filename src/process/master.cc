@@ -1,40 +1,76 @@
+// The master process (DESIGN §2). It owns one configuration per generation (nginx's "cycle"),
+// the listening sockets and the shared zone; it forks each generation's workers and control
+// process, supervises them, and turns signals into actions:
+//
+// - HUP: reload. The new configuration is read and validated completely, its listeners bound and
+//   its backends resolved, before anything changes; then the zone is brought in line (kept
+//   backends keep their runtime state), a new generation of workers is forked, and once all of
+//   them accept, the old workers drain and the old control process makes way for the new one.
+// - USR2: binary upgrade. The binary on disk is executed with the listening sockets and the
+//   zone's memfd inherited; once its workers accept, it tells us, and we drain and exit. If it
+//   fails or is not up within kUpgradeTimeout, we keep serving.
+// - QUIT: graceful stop; TERM, INT: fast stop; USR1: reopen the logs.
+//
+// The master sleeps in sigtimedwait() with every signal it handles blocked, and does no
+// request I/O.
 #include "process/master.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <stdexcept>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include "core/config.h"
 #include "core/log.h"
 #include "core/zone.h"
-#include "event/listener.h"
+#include "process/children.h"
 #include "process/control.h"
+#include "process/listeners.h"
+#include "process/notify.h"
+#include "process/pid_file.h"
+#include "process/title.h"
 #include "process/worker.h"
 #include "upstream/backend_table.h"
+#include "upstream/balancer.h"
 
 namespace speedmimi::process {
 namespace {
 
 using core::ServerConfig;
-using core::ServerCounters;
 using core::Zone;
+using std::chrono::milliseconds;
 
-using Clock = std::chrono::steady_clock;
-constexpr int kBacklog = 511;
-constexpr std::chrono::seconds kFastStopGrace{5};       // TERM: then SIGKILL
-constexpr std::chrono::seconds kRespawnBackoffMax{10};  // for a child that keeps crashing
+constexpr std::chrono::seconds kFastStopGrace{5};        // TERM: then SIGKILL
+constexpr std::chrono::seconds kReadyTimeout{10};        // a new generation's workers
+constexpr std::chrono::seconds kUpgradeTimeout{10};      // a new binary's workers
+constexpr std::chrono::seconds kControlStopGrace{2};     // the old control process, then SIGKILL
+constexpr const char* kZoneEnvironment = "SPEEDMIMI_ZONE";          // "FD:ADDRESS"
+constexpr const char* kUpgradeEnvironment = "SPEEDMIMI_UPGRADE_FROM";  // the old master's pid
 
-const int kMasterSignals[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGUSR2};
+// The signals the master handles (blocked, taken with sigtimedwait). Children handle their own
+// through libevent; between fork and their event loop they keep these blocked.
+sigset_t masterSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGUSR2}) {
+    sigaddset(&set, sig);
+  }
+  sigaddset(&set, replySignal());
+  return set;
+}
 
 void makeParentDirs(const std::string& path) {
   for (size_t pos = path.find('/', 1); pos != std::string::npos; pos = path.find('/', pos + 1)) {
@@ -50,50 +86,151 @@ std::string describeExit(int status) {
   return "exited with code " + std::to_string(WEXITSTATUS(status));
 }
 
+const char* roleName(Role role) { return role == Role::kControl ? "control" : "worker"; }
+
+// The binary to execute on USR2: argv[0] made absolute (or found in PATH), so that a binary
+// replaced on disk is the one started.
+std::string binaryPath(const std::string& argv0) {
+  if (argv0.find('/') != std::string::npos) {
+    if (argv0[0] == '/') return argv0;
+    char cwd[4096];
+    return getcwd(cwd, sizeof(cwd)) ? std::string(cwd) + "/" + argv0 : argv0;
+  }
+  const char* path = getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string candidate = dirs.substr(start, end - start) + "/" + argv0;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return argv0;
+}
+
+// server.user: who the children become. Resolved once by the master.
+struct Identity {
+  bool drop = false;
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+bool lookUpUser(const std::string& name, Identity& out, std::string& error) {
+  out = Identity{};
+  if (name.empty()) return true;
+  if (geteuid() != 0) {
+    SM_WARN("server.user \"%s\" has no effect: the master does not run as root", name.c_str());
+    return true;
+  }
+  passwd* pw = getpwnam(name.c_str());
+  if (!pw) {
+    error = "server.user: no such user \"" + name + "\"";
+    return false;
+  }
+  out.drop = true;
+  out.name = name;
+  out.uid = pw->pw_uid;
+  out.gid = pw->pw_gid;
+  return true;
+}
+
+// In a child: the user and its groups (the master keeps root to bind on reload).
+bool dropPrivileges(const Identity& id) {
+  if (!id.drop) return true;
+  if (initgroups(id.name.c_str(), id.gid) != 0 || setgid(id.gid) != 0 || setuid(id.uid) != 0) {
+    SM_CRIT("cannot become user \"%s\": %s", id.name.c_str(), std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+// A log file the children write or reopen: created by the master, owned by server.user.
+void prepareLogFile(const std::string& path, const Identity& id) {
+  if (path == "stderr" || path == "off" || path.empty()) return;
+  int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return;  // the one who opens it for real reports why
+  if (id.drop && fchown(fd, id.uid, id.gid) != 0) {
+    SM_WARN("cannot give %s to user \"%s\": %s", path.c_str(), id.name.c_str(),
+            std::strerror(errno));
+  }
+  close(fd);
+}
+
+// One configuration and the sockets it listens on; lives while a process of it runs.
+struct Generation {
+  uint64_t number = 0;
+  core::Config config;
+  std::vector<ListenerRef> listeners;  // [0]: server.host:port
+  size_t workers = 0;
+  Clock::time_point started{};
+  std::vector<pid_t> waiters;  // `-s reload` processes waiting for it to serve
+};
+
 class Master {
  public:
-  Master(const Config& config, const Options& options) : config_(config), options_(options) {}
+  Master(core::Config config, const Options& options, std::vector<std::string> args)
+      : first_config_(std::move(config)), options_(options), args_(std::move(args)) {}
   int run();
 
  private:
   bool setUp();
-  void warnUnserved();
-  void spawn(size_t slot);
+  bool openZone(std::string& error);
+  std::unique_ptr<Generation> prepare(core::Config config, std::string& error);
+  void start(std::unique_ptr<Generation> generation);
+  void spawn(Child& child);
+  [[noreturn]] void runChild(const Child& child, const Generation& generation, int slot);
   void reap();
   void respawnDue();
-  void signalWorkers(int sig);
-  bool waitForWorkers(Clock::time_point deadline);
-  void writePidFile();
+  void checkProgress();
+  void promote(Generation& generation);
+  void reload(pid_t waiter);
+  void keepRestartOnlyKeys(core::Config& next) const;
+  void upgrade(pid_t waiter);
+  [[noreturn]] void execNewBinary();
+  void upgradeFailed(const std::string& why);
+  void upgradeDone();
+  void signal(const std::vector<Child*>& children, int sig);
+  void reopenLogs();
+  void collectGenerations();
+  bool waitForChildren(Clock::time_point deadline);
+  void stop(int sig);
 
-  // Children: workers in slots 0..workers-1, then the control process.
-  struct WorkerSlot {
-    pid_t pid = 0;
-    Clock::time_point started;
-    Clock::time_point respawn_at;
-    std::chrono::milliseconds backoff{0};
-  };
+  Generation& current() { return *generations_.at(current_); }
 
-  const Config& config_;
+  core::Config first_config_;
   const Options& options_;
-  std::string prefix_;
+  std::vector<std::string> args_;
+  std::string binary_;
   std::string pid_path_;
-  std::string access_log_path_;
-  event::Fd listener_;
+  Identity identity_;
   std::unique_ptr<Zone> zone_;
-  std::vector<WorkerSlot> workers_;  // the workers, then the control process
-  size_t worker_count_ = 0;
-  bool isControl(size_t slot) const { return slot == worker_count_; }
-  const char* kindOf(size_t slot) const { return isControl(slot) ? "control" : "worker"; }
+  ListenerSet listeners_;
+  event::Fd pipe_read_;   // children watch it: EOF means the master is gone
+  event::Fd pipe_write_;  // never written; closed only by our death
+  ChildTable children_;
+  std::map<uint64_t, std::unique_ptr<Generation>> generations_;
+  uint64_t next_generation_ = 1;
+  uint64_t current_ = 0;  // the generation serving (0: none yet)
+  uint64_t pending_ = 0;  // started, its workers not all accepting yet
   bool stopping_ = false;
+
+  pid_t upgrade_pid_ = 0;  // the new binary, while an upgrade is in progress
+  Clock::time_point upgrade_deadline_{};
+  std::vector<pid_t> upgrade_waiters_;
+  bool upgraded_ = false;   // the new binary serves: we drain and exit
+  Clock::time_point control_stop_deadline_{};  // a retiring control process is killed then
+  pid_t upgrade_from_ = 0;  // we are the new binary: the old master to tell once we serve
 };
 
 bool Master::setUp() {
-  prefix_ = options_.prefix;
-  const ServerConfig& server = config_.server;
-  std::string error_log = resolvePath(prefix_, server.error_log);
-  pid_path_ = resolvePath(prefix_, server.pid_file);
-  access_log_path_ = resolvePath(prefix_, server.access_log);
-  for (const std::string& p : {error_log, pid_path_, access_log_path_}) {
+  const ServerConfig& server = first_config_.server;
+  const std::string& prefix = options_.prefix;
+  std::string error_log = resolvePath(prefix, server.error_log);
+  pid_path_ = resolvePath(prefix, server.pid_file);
+  std::string access_log = resolvePath(prefix, server.access_log);
+  for (const std::string& p : {error_log, pid_path_, access_log}) {
     if (p != "stderr" && p != "off") makeParentDirs(p);
   }
   std::string error;
@@ -101,193 +238,493 @@ bool Master::setUp() {
     fprintf(stderr, "speedmimi: %s\n", error.c_str());
     return false;
   }
-
-  warnUnserved();
-  // Every backend is resolved and validated here, so a bad host fails the start, not a child.
-  size_t backends = 0;
-  for (const auto& [name, list] : config_.backends) backends += list.size();
-  zone_ = Zone::create(server.shm_size, backends, error);
-  if (!zone_ || !upstream::syncBackends(*zone_, config_, error)) {
-    SM_ALERT("%s", error.c_str());
-    fprintf(stderr, "speedmimi: %s\n", error.c_str());
+  auto fail = [&](const std::string& why) {
+    SM_ALERT("%s", why.c_str());
+    fprintf(stderr, "speedmimi: %s\n", why.c_str());
     return false;
+  };
+  if (!lookUpUser(server.user, identity_, error)) return fail(error);
+  prepareLogFile(error_log, identity_);
+  prepareLogFile(access_log, identity_);
+  if (first_config_.admin.enabled) {
+    SM_WARN("the management API is not available in this version; nothing listens on %s:%d",
+            first_config_.admin.host.c_str(), first_config_.admin.port);
   }
+  binary_ = binaryPath(args_.empty() ? "speedmimi" : args_[0]);
+  if (const char* from = getenv(kUpgradeEnvironment)) upgrade_from_ = atoi(from);
+  if (const char* inherited = getenv(ListenerSet::kEnvironmentName)) {
+    listeners_.inherit(inherited, error);
+    if (!error.empty()) SM_ERROR("%s", error.c_str());
+    error.clear();
+  }
+  if (!openZone(error)) return fail(error);
 
-  listener_ = event::openListener(server.host, server.port, kBacklog, error);
-  if (!listener_.valid()) {
-    SM_ALERT("%s", error.c_str());
-    fprintf(stderr, "speedmimi: %s\n", error.c_str());
-    return false;
-  }
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return fail(std::string("pipe() failed: ") + strerror(errno));
+  pipe_read_.reset(fds[0]);
+  pipe_write_.reset(fds[1]);
+
+  std::unique_ptr<Generation> first = prepare(std::move(first_config_), error);
+  if (!first) return fail(error);
+  listeners_.closeUnclaimed();
+  start(std::move(first));
   return true;
 }
 
-// Settings this version accepts but does not act on yet: say so once at startup.
-void Master::warnUnserved() {
-  if (config_.admin.enabled) {
-    SM_WARN("the management API is not available in this version; nothing listens on %s:%d",
-            config_.admin.host.c_str(), config_.admin.port);
+// The zone inherited from the old binary of an upgrade (runtime state survives), or a new one.
+// Either way every configured backend is in it afterwards, matched by (upstream, id).
+bool Master::openZone(std::string& error) {
+  const ServerConfig& server = first_config_.server;
+  if (const char* inherited = getenv(kZoneEnvironment)) {
+    int fd = -1;
+    unsigned long long address = 0;
+    if (sscanf(inherited, "%d:%llx", &fd, &address) == 2) {
+      zone_ = Zone::inherit(fd, static_cast<uintptr_t>(address), error);
+      if (!zone_) SM_WARN("%s; starting with a clean zone", error.c_str());
+      error.clear();
+    }
   }
-
+  if (!zone_) {
+    size_t backends = 0;
+    for (const auto& [name, list] : first_config_.backends) backends += list.size();
+    zone_ = Zone::create(server.shm_size, backends, error);
+    if (!zone_) return false;
+  }
+  return upstream::syncBackends(*zone_, first_config_, error);
 }
 
-void Master::writePidFile() {
-  std::ofstream out(pid_path_, std::ios::trunc);
-  out << getpid() << "\n";
-  if (!out) SM_ERROR("cannot write pid file %s: %s", pid_path_.c_str(), std::strerror(errno));
+// Everything a generation needs that can fail, done before anything changes: its listening
+// sockets (kept, inherited or bound).
+std::unique_ptr<Generation> Master::prepare(core::Config config, std::string& error) {
+  auto g = std::make_unique<Generation>();
+  g->config = std::move(config);
+  ListenerRef listener = listeners_.acquire(g->config.server.host, g->config.server.port, error);
+  if (!listener) return nullptr;
+  g->listeners.push_back(std::move(listener));
+  g->workers = std::min<size_t>(core::effectiveWorkers(g->config.server), core::kMaxWorkers);
+  return g;
 }
 
-void Master::spawn(size_t slot) {
-  ServerCounters* counters = isControl(slot) ? nullptr : &zone_->workers()[slot];
-  if (counters) zone_->claimWorkerSlot(slot);  // the old worker's connections are gone
+// Forks a generation's workers; its control process follows once no other one runs.
+void Master::start(std::unique_ptr<Generation> generation) {
+  Generation& g = *generation;
+  g.number = next_generation_++;
+  g.started = Clock::now();
+  generations_[g.number] = std::move(generation);
+  if (pending_ != 0) {
+    // A reload while the previous one is still starting: this one supersedes it.
+    Generation& superseded = *generations_.at(pending_);
+    g.waiters.insert(g.waiters.end(), superseded.waiters.begin(), superseded.waiters.end());
+    superseded.waiters.clear();
+    signal(children_.retire(pending_, true), SIGQUIT);
+  }
+  pending_ = g.number;
+  auto now = Clock::now();
+  for (size_t i = 0; i < g.workers; ++i) children_.add(Role::kWorker, g.number, now);
+  children_.add(Role::kControl, g.number, now);
+  respawnDue();
+}
+
+void Master::spawn(Child& child) {
+  Generation& g = *generations_.at(child.generation);
+  int slot = -1;
+  if (child.role == Role::kWorker) {
+    slot = zone_->claimWorkerSlot();
+    if (slot < 0) {
+      SM_ALERT("no free worker slot in the shared zone (%zu in use)", core::kMaxWorkers);
+      child.respawn_at = Clock::now() + std::chrono::seconds(1);
+      return;
+    }
+  }
   pid_t pid = fork();
   if (pid < 0) {
     SM_ALERT("fork() failed: %s", std::strerror(errno));
-    workers_[slot].respawn_at = Clock::now() + std::chrono::seconds(1);
+    if (slot >= 0) zone_->releaseWorkerSlot(static_cast<size_t>(slot));
+    child.respawn_at = Clock::now() + std::chrono::seconds(1);
     return;
   }
-  if (pid == 0) {
-    if (isControl(slot)) {
-      listener_.reset();  // the control process serves no traffic
-      ControlSetup setup;
-      setup.config = &config_;
-      setup.zone = zone_.get();
-      _exit(runControl(setup));
-    }
-    WorkerSetup setup;
-    setup.config = &config_;
-    setup.listen_fd = listener_.get();
-    setup.zone = zone_.get();
-    setup.worker_slots = worker_count_;
-    setup.slot = slot;
-    setup.access_log_path = access_log_path_;
-    _exit(runWorker(setup));
-  }
-  if (counters) counters->pid.store(pid, std::memory_order_release);
-  workers_[slot].pid = pid;
-  workers_[slot].started = Clock::now();
-  SM_NOTICE("started %s process %d", kindOf(slot), static_cast<int>(pid));
+  if (pid == 0) runChild(child, g, slot);
+  if (slot >= 0) zone_->workers()[slot].pid.store(pid, std::memory_order_release);
+  child.pid = pid;
+  child.slot = slot;
+  child.started = Clock::now();
+  SM_NOTICE("started %s process %d (generation %llu)", roleName(child.role),
+            static_cast<int>(pid), static_cast<unsigned long long>(child.generation));
 }
 
-// Collects exited children; schedules a respawn for workers that died unexpectedly.
+// In the forked child: keep only what this child's role and generation need, become
+// server.user, and run. The signals the role handles stay blocked until its event loop
+// watches them; the rest are unblocked.
+void Master::runChild(const Child& child, const Generation& g, int slot) {
+  pipe_write_.reset();
+  int listen_fd = -1;
+  for (const ListenerRef& l : listeners_.open()) {
+    bool ours = child.role == Role::kWorker && l == g.listeners[0];
+    if (ours) {
+      listen_fd = l->fd.release();
+    } else {
+      ::close(l->fd.release());
+    }
+  }
+  ::signal(SIGHUP, SIG_IGN);
+  ::signal(SIGUSR2, SIG_IGN);
+  sigset_t keep;
+  sigemptyset(&keep);
+  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) sigaddset(&keep, sig);
+  sigprocmask(SIG_SETMASK, &keep, nullptr);
+  if (!dropPrivileges(identity_)) _exit(2);
+  if (child.role == Role::kControl) {
+    setTitle("speedmimi: control process");
+    ControlSetup setup;
+    setup.config = &g.config;
+    setup.zone = zone_.get();
+    setup.master_pipe = pipe_read_.get();
+    _exit(runControl(setup));
+  }
+  setTitle("speedmimi: worker process");
+  WorkerSetup setup;
+  setup.config = &g.config;
+  setup.listen_fd = listen_fd;
+  setup.zone = zone_.get();
+  setup.slot = static_cast<size_t>(slot);
+  setup.access_log_path = resolvePath(options_.prefix, g.config.server.access_log);
+  setup.master_pipe = pipe_read_.get();
+  _exit(runWorker(setup));
+}
+
+// Collects exited children: a retiring one is gone for good, an unexpected death is respawned.
 void Master::reap() {
   int status;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-    for (size_t i = 0; i < workers_.size(); ++i) {
-      WorkerSlot& w = workers_[i];
-      if (w.pid != pid) continue;
-      w.pid = 0;
-      if (!isControl(i)) {
-        zone_->releaseWorkerSlot(i);  // its exchanges died with it
-      }
-      if (stopping_) {
-        SM_NOTICE("%s process %d %s", kindOf(i), static_cast<int>(pid),
-                  describeExit(status).c_str());
-        break;
-      }
-      // A worker that dies within a second of starting is crashing: back off.
-      bool quick = Clock::now() - w.started < std::chrono::seconds(1);
-      w.backoff = quick ? std::min<std::chrono::milliseconds>(
-                              std::max(w.backoff * 2, std::chrono::milliseconds(100)),
-                              kRespawnBackoffMax)
-                        : std::chrono::milliseconds(0);
-      w.respawn_at = Clock::now() + w.backoff;
-      SM_ERROR("%s process %d %s; respawning%s", kindOf(i), static_cast<int>(pid),
-               describeExit(status).c_str(), quick ? " after a backoff" : "");
+    if (pid == upgrade_pid_) {
+      upgradeFailed("the new binary " + describeExit(status));
+      continue;
+    }
+    Child* c = children_.byPid(pid);
+    if (!c) continue;
+    if (c->slot >= 0) zone_->releaseWorkerSlot(static_cast<size_t>(c->slot));
+    Role role = c->role;
+    uint64_t generation = c->generation;
+    bool expected = c->retiring || stopping_;
+    bool respawn = children_.exited(*c, Clock::now(), stopping_);
+    if (expected) {
+      SM_NOTICE("%s process %d (generation %llu) %s", roleName(role), static_cast<int>(pid),
+                static_cast<unsigned long long>(generation), describeExit(status).c_str());
+    } else {
+      SM_ERROR("%s process %d %s; respawning%s", roleName(role), static_cast<int>(pid),
+               describeExit(status).c_str(), respawn && c->backoff.count() ? " after a backoff" : "");
     }
   }
 }
 
 void Master::respawnDue() {
   if (stopping_) return;
-  for (size_t i = 0; i < workers_.size(); ++i) {
-    if (workers_[i].pid == 0 && Clock::now() >= workers_[i].respawn_at) spawn(i);
+  for (Child* c : children_.due(Clock::now())) {
+    // One control process at a time writes health results: the next one waits for the last
+    // to exit, and none runs while a new binary takes over.
+    if (c->role == Role::kControl && (children_.running(Role::kControl) > 0 || upgrade_pid_)) {
+      continue;
+    }
+    spawn(*c);
   }
 }
 
-void Master::signalWorkers(int sig) {
-  for (const WorkerSlot& w : workers_) {
-    if (w.pid > 0) kill(w.pid, sig);
+// A starting generation serves once all its workers accept; the upgrade has a deadline.
+void Master::checkProgress() {
+  auto now = Clock::now();
+  if (pending_ != 0) {
+    Generation& g = *generations_.at(pending_);
+    size_t ready = 0;
+    for (Child* c : children_.all()) {
+      if (c->generation != g.number || c->role != Role::kWorker || c->pid == 0) continue;
+      ready += zone_->workers()[c->slot].ready.load(std::memory_order_acquire) != 0;
+    }
+    if (ready == g.workers) {
+      promote(g);
+    } else if (now - g.started > kReadyTimeout && current_ != 0) {
+      SM_ERROR("reload failed: %zu of %zu new workers accept after %lld s; still serving "
+               "generation %llu", ready, g.workers, static_cast<long long>(kReadyTimeout.count()),
+               static_cast<unsigned long long>(current_));
+      for (pid_t w : g.waiters) reply(w, kReplyFailed);
+      g.waiters.clear();
+      signal(children_.retire(g.number, true), SIGQUIT);
+      pending_ = 0;
+    }
+  }
+  if (upgrade_pid_ && now > upgrade_deadline_) {
+    kill(upgrade_pid_, SIGTERM);  // its children see its pipe close and drain
+    upgradeFailed("the new binary did not serve within " +
+                  std::to_string(kUpgradeTimeout.count()) + " s");
   }
 }
 
-// Waits for every worker to exit, reaping as they go. False if the deadline passed first.
-bool Master::waitForWorkers(Clock::time_point deadline) {
+// `g` serves: the generations before it retire (workers drain, the control process stops so
+// that g's can start).
+void Master::promote(Generation& g) {
+  bool first = current_ == 0;
+  current_ = g.number;
+  pending_ = 0;
+  std::vector<Child*> old = children_.retire(g.number);
+  for (Child* c : old) kill(c->pid, c->role == Role::kControl ? SIGTERM : SIGQUIT);
+  if (first) {
+    SM_NOTICE("speedmimi started on %s with %zu workers", g.listeners[0]->address.c_str(),
+              g.workers);
+    if (upgrade_from_) reply(upgrade_from_, static_cast<int>(g.number));
+  } else {
+    SM_NOTICE("reload done: generation %llu, %zu workers", static_cast<unsigned long long>(g.number),
+              g.workers);
+  }
+  for (pid_t w : g.waiters) reply(w, static_cast<int>(g.number));
+  g.waiters.clear();
+  control_stop_deadline_ = Clock::now() + kControlStopGrace;
+}
+
+void Master::keepRestartOnlyKeys(core::Config& next) const {
+  const ServerConfig& now = generations_.at(current_)->config.server;
+  auto keep = [](const char* key, auto& value, const auto& old) {
+    if (value == old) return;
+    SM_WARN("reload: server.%s changed; it takes effect at the next restart", key);
+    value = old;
+  };
+  keep("shm_size", next.server.shm_size, now.shm_size);
+  keep("user", next.server.user, now.user);
+  keep("pid_file", next.server.pid_file, now.pid_file);
+}
+
+// HUP: validate everything first; an error leaves the running generation untouched.
+void Master::reload(pid_t waiter) {
+  SM_NOTICE("reloading");
+  if (stopping_ || upgrade_pid_ || upgraded_) {
+    SM_ERROR("reload refused: %s", stopping_ ? "stopping" : "a binary upgrade is in progress");
+    if (waiter) reply(waiter, kReplyFailed);
+    return;
+  }
+  const std::string& file = current().config.file;
+  std::string error;
+  std::unique_ptr<Generation> next;
+  try {
+    core::Config config = core::loadConfigFile(file, {upstream::balancerNames()});
+    core::checkServable(config);
+    keepRestartOnlyKeys(config);
+    next = prepare(std::move(config), error);
+  } catch (const core::ConfigError& e) {
+    error = e.what();
+  }
+  if (next && !upstream::syncBackends(*zone_, next->config, error)) next.reset();
+  if (!next) {
+    SM_ERROR("reload failed: %s; still serving generation %llu", error.c_str(),
+             static_cast<unsigned long long>(current_));
+    if (waiter) reply(waiter, kReplyFailed);
+    return;
+  }
+  const ServerConfig& s = next->config.server;
+  const ServerConfig& old = current().config.server;
+  if (s.error_log != old.error_log || s.log_level != old.log_level) {
+    if (!core::openErrorLog(resolvePath(options_.prefix, s.error_log), s.log_level, error)) {
+      SM_ERROR("reload: %s; the error log stays where it was", error.c_str());
+    }
+  }
+  std::string access_log = resolvePath(options_.prefix, s.access_log);
+  makeParentDirs(access_log);
+  prepareLogFile(access_log, identity_);
+  if (waiter) next->waiters.push_back(waiter);
+  start(std::move(next));
+}
+
+// USR2: start the binary on disk with our sockets and zone; it tells us when it serves.
+void Master::upgrade(pid_t waiter) {
+  if (upgrade_pid_ || upgraded_ || stopping_) {
+    SM_ERROR("binary upgrade refused: %s",
+             upgrade_pid_ ? "one is already in progress" : "stopping");
+    if (waiter) reply(waiter, kReplyFailed);
+    return;
+  }
+  SM_NOTICE("binary upgrade: starting %s", binary_.c_str());
+  std::string oldbin = oldbinPath(pid_path_);
+  if (rename(pid_path_.c_str(), oldbin.c_str()) != 0) {
+    SM_ERROR("binary upgrade failed: cannot rename %s to %s: %s", pid_path_.c_str(),
+             oldbin.c_str(), std::strerror(errno));
+    if (waiter) reply(waiter, kReplyFailed);
+    return;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    rename(oldbin.c_str(), pid_path_.c_str());
+    SM_ERROR("binary upgrade failed: fork() failed: %s", std::strerror(errno));
+    if (waiter) reply(waiter, kReplyFailed);
+    return;
+  }
+  if (pid == 0) execNewBinary();
+  upgrade_pid_ = pid;
+  upgrade_deadline_ = Clock::now() + kUpgradeTimeout;
+  if (waiter) upgrade_waiters_.push_back(waiter);
+  // The new binary's control process takes over the health checks; ours comes back if the
+  // upgrade fails.
+  signal(children_.retireIf([](const Child& c) { return c.role == Role::kControl; }), SIGTERM);
+}
+
+// In the forked child: the new binary, with a clean signal state and the sockets and the zone
+// left open across exec.
+void Master::execNewBinary() {
+  pipe_read_.reset();
+  pipe_write_.reset();
+  for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (const ListenerRef& l : listeners_.open()) fcntl(l->fd.get(), F_SETFD, 0);
+  fcntl(zone_->fd(), F_SETFD, 0);
+  char zone[64];
+  snprintf(zone, sizeof(zone), "%d:%llx", zone_->fd(),
+           static_cast<unsigned long long>(zone_->address()));
+  setenv(ListenerSet::kEnvironmentName, listeners_.environmentValue().c_str(), 1);
+  setenv(kZoneEnvironment, zone, 1);
+  setenv(kUpgradeEnvironment, std::to_string(getppid()).c_str(), 1);
+  std::vector<char*> argv;
+  for (std::string& a : args_) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execv(binary_.c_str(), argv.data());
+  SM_ALERT("binary upgrade: execv(%s) failed: %s", binary_.c_str(), std::strerror(errno));
+  _exit(127);
+}
+
+void Master::upgradeFailed(const std::string& why) {
+  upgrade_pid_ = 0;
+  std::string oldbin = oldbinPath(pid_path_);
+  if (rename(oldbin.c_str(), pid_path_.c_str()) != 0) {
+    SM_ERROR("cannot restore the pid file %s: %s", pid_path_.c_str(), std::strerror(errno));
+  }
+  SM_ERROR("binary upgrade failed: %s; still serving", why.c_str());
+  for (pid_t w : upgrade_waiters_) reply(w, kReplyFailed);
+  upgrade_waiters_.clear();
+  uint64_t g = pending_ ? pending_ : current_;
+  children_.add(Role::kControl, g, Clock::now());  // our control process again
+  respawnDue();
+}
+
+void Master::upgradeDone() {
+  SM_NOTICE("binary upgrade: the new master %d serves; stopping gracefully",
+            static_cast<int>(upgrade_pid_));
+  for (pid_t w : upgrade_waiters_) reply(w, static_cast<int>(upgrade_pid_));
+  upgrade_waiters_.clear();
+  upgrade_pid_ = 0;
+  upgraded_ = true;
+}
+
+void Master::signal(const std::vector<Child*>& children, int sig) {
+  for (Child* c : children) {
+    if (c->pid > 0) kill(c->pid, sig);
+  }
+}
+
+void Master::reopenLogs() {
+  std::string error;
+  if (!core::reopenErrorLog(error)) SM_ERROR("%s", error.c_str());
+  for (const auto& [n, g] : generations_) {
+    prepareLogFile(resolvePath(options_.prefix, g->config.server.access_log), identity_);
+  }
+  signal(children_.all(), SIGUSR1);
+}
+
+// A generation goes when none of its processes is left and it neither serves nor starts.
+void Master::collectGenerations() {
+  for (auto it = generations_.begin(); it != generations_.end();) {
+    uint64_t n = it->first;
+    if (n != current_ && n != pending_ && children_.countOf(n) == 0) {
+      it = generations_.erase(it);  // its listeners close unless a later generation holds them
+    } else {
+      ++it;
+    }
+  }
+  // A retiring control process that does not stop in time would keep the next one waiting.
+  if (control_stop_deadline_ != Clock::time_point{} && Clock::now() > control_stop_deadline_) {
+    for (Child* c : children_.all()) {
+      if (c->role == Role::kControl && c->retiring && c->pid > 0) kill(c->pid, SIGKILL);
+    }
+    control_stop_deadline_ = {};
+  }
+}
+
+// Waits for every child to exit, reaping as they go. False if the deadline passed first.
+bool Master::waitForChildren(Clock::time_point deadline) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);
   while (true) {
     reap();
-    bool any = false;
-    for (const WorkerSlot& w : workers_) any |= w.pid > 0;
-    if (!any) return true;
+    if (children_.running(Role::kWorker) + children_.running(Role::kControl) == 0) return true;
     auto left = deadline - Clock::now();
     if (left <= Clock::duration::zero()) return false;
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(left).count();
+    auto ms = std::chrono::duration_cast<milliseconds>(left).count();
     timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>((ms % 1000) * 1000000)};
     sigtimedwait(&set, nullptr, &ts);
   }
 }
 
-int Master::run() {
-  if (!setUp()) return 1;
-  signal(SIGPIPE, SIG_IGN);
-  sigset_t set;
-  sigemptyset(&set);
-  for (int sig : kMasterSignals) sigaddset(&set, sig);
-  sigprocmask(SIG_BLOCK, &set, nullptr);
+void Master::stop(int sig) {
+  stopping_ = true;
+  bool graceful = sig == SIGQUIT;
+  SM_NOTICE("%s: %s stop", upgraded_ ? "binary upgrade done" : strsignal(sig),
+            graceful ? "graceful" : "fast");
+  signal(children_.all(), graceful ? SIGQUIT : SIGTERM);
+  auto grace = graceful ? std::chrono::duration_cast<Clock::duration>(
+                              current().config.server.shutdown_timeout + std::chrono::seconds(2))
+                        : std::chrono::duration_cast<Clock::duration>(kFastStopGrace);
+  if (!waitForChildren(Clock::now() + grace)) {
+    SM_WARN("children did not exit in time; killing them");
+    signal(children_.all(), SIGKILL);
+    waitForChildren(Clock::now() + std::chrono::seconds(5));
+  }
+  if (upgraded_) {
+    unlink(oldbinPath(pid_path_).c_str());
+  } else {
+    removePidFileIfOurs(pid_path_, getpid());
+  }
+  SM_NOTICE("speedmimi stopped");
+}
 
-  if (options_.daemonize && daemon(1, 0) != 0) {
+int Master::run() {
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t set = masterSignals();
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  if (!setUp()) return 1;
+  // A new binary of an upgrade stays in the foreground: its parent, the old master, watches it.
+  if (options_.daemonize && !upgrade_from_ && daemon(1, 0) != 0) {
     SM_ALERT("daemon() failed: %s", std::strerror(errno));
     return 1;
   }
-  writePidFile();
-  worker_count_ = std::min<size_t>(core::effectiveWorkers(config_.server), core::kMaxWorkers);
-  workers_.resize(worker_count_ + 1);
-  SM_NOTICE("speedmimi started on %s:%d with %zu workers", config_.server.host.c_str(),
-            config_.server.port, worker_count_);
-  for (size_t i = 0; i < workers_.size(); ++i) spawn(i);
+  std::string title = "speedmimi: master process";
+  for (const std::string& a : args_) title += " " + a;
+  setTitle(title);
+  std::string error;
+  if (!writePidFile(pid_path_, getpid(), error)) SM_ERROR("%s", error.c_str());
 
   int stop_signal = 0;
   while (stop_signal == 0) {
-    timespec tick{0, 100'000'000};  // respawn backoffs are checked on this tick
+    timespec tick{0, 100'000'000};  // respawn backoffs and progress are checked on this tick
     siginfo_t info;
     int sig = sigtimedwait(&set, &info, &tick);
+    pid_t waiter = sig > 0 && wantsReply(info) ? info.si_pid : 0;
     switch (sig) {
       case SIGCHLD: reap(); break;
       case SIGTERM: case SIGINT: case SIGQUIT: stop_signal = sig; break;
-      case SIGUSR1: {
-        std::string error;
-        if (!core::reopenErrorLog(error)) SM_ERROR("%s", error.c_str());
-        signalWorkers(SIGUSR1);
+      case SIGUSR1: reopenLogs(); break;
+      case SIGHUP: reload(waiter); break;
+      case SIGUSR2: upgrade(waiter); break;
+      default:
+        if (sig == replySignal() && upgrade_pid_ && info.si_pid == upgrade_pid_ &&
+            info.si_value.sival_int > 0) {
+          upgradeDone();
+          stop_signal = SIGQUIT;
+        }
         break;
-      }
-      case SIGHUP:
-      case SIGUSR2:
-        // Reload and binary upgrade are not part of this version: refuse loudly, keep serving.
-        SM_WARN("%s ignored: this version does not reload or upgrade; restart instead",
-                strsignal(sig));
-        break;
-      default: break;
     }
+    checkProgress();
     respawnDue();
+    collectGenerations();
   }
-
-  stopping_ = true;
-  bool graceful = stop_signal == SIGQUIT;
-  SM_NOTICE("%s received: %s stop", strsignal(stop_signal), graceful ? "graceful" : "fast");
-  signalWorkers(graceful ? SIGQUIT : SIGTERM);
-  auto grace = graceful ? std::chrono::duration_cast<Clock::duration>(
-                              config_.server.shutdown_timeout + std::chrono::seconds(2))
-                        : std::chrono::duration_cast<Clock::duration>(kFastStopGrace);
-  if (!waitForWorkers(Clock::now() + grace)) {
-    SM_WARN("workers did not exit in time; killing them");
-    signalWorkers(SIGKILL);
-    waitForWorkers(Clock::now() + std::chrono::seconds(5));
-  }
-  unlink(pid_path_.c_str());
-  SM_NOTICE("speedmimi stopped");
+  stop(stop_signal);
   return 0;
 }
 
@@ -299,29 +736,49 @@ std::string resolvePath(const std::string& prefix, const std::string& path) {
   return prefix.back() == '/' ? prefix + path : prefix + "/" + path;
 }
 
-int runMaster(const Config& config, const Options& options) {
-  Master master(config, options);
+int runMaster(const Config& config, const Options& options,
+              const std::vector<std::string>& args) {
+  Master master(config, options, args);
   return master.run();
 }
 
 int signalMaster(const Config& config, const Options& options) {
-  static const struct { const char* name; int sig; } kSignals[] = {
-      {"reload", SIGHUP}, {"reopen", SIGUSR1}, {"quit", SIGQUIT},
-      {"stop", SIGTERM},  {"upgrade", SIGUSR2}};
+  static const struct {
+    const char* name;
+    int sig;
+    bool waits;  // for the master's answer
+  } kSignals[] = {{"reload", SIGHUP, true},  {"reopen", SIGUSR1, false}, {"quit", SIGQUIT, false},
+                  {"stop", SIGTERM, false},  {"upgrade", SIGUSR2, true}};
+  constexpr std::chrono::seconds kAnswerTimeout{30};
   std::string pid_path = resolvePath(options.prefix, config.server.pid_file);
-  std::ifstream in(pid_path);
-  long pid = 0;
-  if (!(in >> pid) || pid <= 0) {
-    fprintf(stderr, "speedmimi: cannot read a pid from %s\n", pid_path.c_str());
-    return 1;
-  }
   for (const auto& s : kSignals) {
     if (options.signal != s.name) continue;
-    if (kill(static_cast<pid_t>(pid), s.sig) != 0) {
-      fprintf(stderr, "speedmimi: kill(%ld, %s) failed: %s\n", pid, s.name, std::strerror(errno));
+    std::string error;
+    pid_t pid = readPidFile(pid_path, error);
+    if (pid == 0) {
+      fprintf(stderr, "speedmimi: %s\n", error.c_str());
       return 1;
     }
-    return 0;
+    if (s.waits) blockReplySignal();
+    if (!(s.waits ? sendRequest(pid, s.sig) : kill(pid, s.sig) == 0)) {
+      fprintf(stderr, "speedmimi: cannot signal the master %d (from %s): %s\n",
+              static_cast<int>(pid), pid_path.c_str(), std::strerror(errno));
+      return 1;
+    }
+    if (!s.waits) return 0;
+    int answer = awaitReply(pid, kAnswerTimeout);
+    if (answer > 0) {
+      if (s.sig == SIGHUP) {
+        printf("speedmimi: reload done: generation %d\n", answer);
+      } else {
+        printf("speedmimi: upgrade done: the new master is %d\n", answer);
+      }
+      return 0;
+    }
+    std::string log = resolvePath(options.prefix, config.server.error_log);
+    fprintf(stderr, "speedmimi: %s %s; see the error log (%s)\n", s.name,
+            answer == 0 ? "got no answer within 30 s" : "failed", log.c_str());
+    return 1;
   }
   fprintf(stderr, "speedmimi: unknown signal \"%s\"\n", options.signal.c_str());
   return 1;

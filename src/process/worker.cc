@@ -11,6 +11,7 @@
 #include "event/handles.h"
 #include "http/error_pages.h"
 #include "http/proxy_session.h"
+#include "process/title.h"
 #include "http/router.h"
 #include "upstream/connection_pool.h"
 #include "upstream/upstream_set.h"
@@ -22,6 +23,9 @@ using core::ServerConfig;
 using core::ServerCounters;
 
 constexpr std::chrono::milliseconds kTick{100};  // graceful-stop polling, log flushing
+// Draining: how long an idle keep-alive connection may stay open waiting for its next request
+// (which is then answered with "Connection: close"), at most server.shutdown_timeout.
+constexpr std::chrono::milliseconds kIdleGrace{5000};
 
 using event::toTimeval;
 
@@ -32,12 +36,18 @@ class Worker {
 
  private:
   bool init();
-  void stopGracefully();
+  // Draining (reload, QUIT, the master gone): stop accepting at once; exchanges in progress end
+  // with "Connection: close"; idle keep-alive connections stay open for their next request
+  // until `idle_grace` passes (then they get a FIN); tunnels and event streams run until they
+  // end or server.shutdown_timeout passes.
+  void stopGracefully(std::chrono::milliseconds idle_grace);
   static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg);
   static void onAcceptError(evconnlistener*, void* arg);
   static void onSignal(evutil_socket_t sig, short, void* arg);
   static void onTick(evutil_socket_t, short, void* arg);
   static void onShutdownDeadline(evutil_socket_t, short, void* arg);
+  static void onIdleGrace(evutil_socket_t, short, void* arg);
+  static void onMasterGone(evutil_socket_t, short, void* arg);
   void refuse(int fd);
 
   const WorkerSetup& setup_;
@@ -52,6 +62,9 @@ class Worker {
   std::vector<event::EventPtr> signals_;
   event::EventPtr tick_;
   event::EventPtr deadline_;
+  event::EventPtr idle_grace_;
+  event::EventPtr master_watch_;
+  event::Fd listen_fd_;
   int ticks_ = 0;
 };
 
@@ -86,7 +99,7 @@ bool Worker::init() {
   ctx_.access_log = &access_log_;
   ctx_.all_counters = setup_.zone->workers();
   ctx_.counters = &mine;
-  ctx_.worker_slots = setup_.worker_slots;
+  ctx_.worker_slot_limit = setup_.zone->workerSlotLimitPtr();
   ctx_.request_limits.max_head_size = config.server.max_header_size;
   ctx_.request_limits.max_headers = config.server.max_headers;
   ctx_.response_limits.max_head_size = std::max<uint64_t>(config.server.max_header_size, 64 * 1024);
@@ -94,8 +107,9 @@ bool Worker::init() {
   ctx_.header_storage.resize(
       std::max(ctx_.request_limits.max_headers, ctx_.response_limits.max_headers) + 1);
 
+  listen_fd_.reset(setup_.listen_fd);
   listener_.reset(evconnlistener_new(base_.get(), &Worker::onAccept, this,
-                                     LEV_OPT_CLOSE_ON_EXEC, -1, setup_.listen_fd));
+                                     LEV_OPT_CLOSE_ON_EXEC, -1, listen_fd_.get()));
   if (!listener_) {
     SM_CRIT("evconnlistener_new() failed");
     return false;
@@ -113,6 +127,13 @@ bool Worker::init() {
   tick_.reset(event_new(base_.get(), -1, EV_PERSIST, &Worker::onTick, this));
   timeval tv = toTimeval(kTick);
   event_add(tick_.get(), &tv);
+  master_watch_.reset(event_new(base_.get(), setup_.master_pipe, EV_READ, &Worker::onMasterGone,
+                                this));
+  if (!master_watch_ || event_add(master_watch_.get(), nullptr) != 0) {
+    SM_CRIT("cannot watch the master process");
+    return false;
+  }
+  mine.ready.store(1, std::memory_order_release);
   return true;
 }
 
@@ -167,7 +188,10 @@ void Worker::onAcceptError(evconnlistener*, void*) {
 
 void Worker::onSignal(evutil_socket_t sig, short, void* arg) {
   auto* self = static_cast<Worker*>(arg);
-  if (sig == SIGQUIT) return self->stopGracefully();
+  if (sig == SIGQUIT) {
+    return self->stopGracefully(
+        std::min<std::chrono::milliseconds>(kIdleGrace, self->setup_.config->server.shutdown_timeout));
+  }
   if (sig == SIGUSR1) {
     std::string error;
     if (!core::reopenErrorLog(error)) SM_ERROR("%s", error.c_str());
@@ -181,18 +205,39 @@ void Worker::onSignal(evutil_socket_t sig, short, void* arg) {
   event_base_loopbreak(self->base_.get());
 }
 
-// Stop accepting, close idle keep-alive connections, let exchanges finish (DESIGN §2 QUIT).
-void Worker::stopGracefully() {
+void Worker::stopGracefully(std::chrono::milliseconds idle_grace) {
   if (ctx_.draining) return;
   ctx_.draining = true;
+  setTitle("speedmimi: worker process (retiring)");
+  setup_.zone->workers()[setup_.slot].ready.store(0, std::memory_order_release);
+  // Our copy of the listening socket goes too: the master and the new workers keep theirs, so
+  // no connection is refused, and a worker left behind by a dead master holds no port.
   listener_.reset();
+  listen_fd_.reset();
   pool_->clear();
-  std::vector<http::ProxySession*> sessions(ctx_.sessions.begin(), ctx_.sessions.end());
-  for (http::ProxySession* s : sessions) s->drain();
   deadline_.reset(evtimer_new(base_.get(), &Worker::onShutdownDeadline, this));
   timeval tv = toTimeval(setup_.config->server.shutdown_timeout);
   evtimer_add(deadline_.get(), &tv);
+  idle_grace_.reset(evtimer_new(base_.get(), &Worker::onIdleGrace, this));
+  tv = toTimeval(idle_grace);
+  evtimer_add(idle_grace_.get(), &tv);
   if (ctx_.sessions.empty()) event_base_loopbreak(base_.get());
+}
+
+void Worker::onIdleGrace(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  self->ctx_.idle_grace_over = true;
+  std::vector<http::ProxySession*> sessions(self->ctx_.sessions.begin(),
+                                            self->ctx_.sessions.end());
+  for (http::ProxySession* s : sessions) s->closeIfIdle();  // may delete s
+}
+
+// The master is gone (its end of the pipe closed): nobody will tell us to stop, and nobody
+// would respawn us. Finish what is in flight; idle connections close at once.
+void Worker::onMasterGone(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  SM_WARN("the master process is gone; stopping");
+  self->stopGracefully(std::chrono::milliseconds(0));
 }
 
 void Worker::onTick(evutil_socket_t, short, void* arg) {

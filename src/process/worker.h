@@ -1,5 +1,5 @@
 // A worker process (DESIGN §2): one event_base, created after fork; accepts on the inherited
-// listener and proxies traffic until told to stop.
+// listener and proxies traffic until told to stop, or until the master is gone.
 #pragma once
 
 #include <cstddef>
@@ -14,16 +14,16 @@ using core::Config;
 using core::Zone;
 
 struct WorkerSetup {
-  const Config* config = nullptr;
-  int listen_fd = -1;
-  Zone* zone = nullptr;      // shared memory: counters, backends
-  size_t worker_slots = 0;   // workers in use (slots 0..worker_slots-1)
-  size_t slot = 0;           // this worker's slot
-  std::string access_log_path;  // resolved against the prefix, or "off"
+  const Config* config = nullptr;  // this worker's generation
+  int listen_fd = -1;              // owned by the worker from now on
+  Zone* zone = nullptr;            // shared memory: counters, backends
+  size_t slot = 0;                 // this worker's counter slot in the zone
+  std::string access_log_path;     // resolved against the prefix, or "off"
+  int master_pipe = -1;            // reads EOF when the master is gone
 };
 
-// Runs the worker until TERM/INT (at once) or QUIT (after in-flight exchanges finish, at most
-// server.shutdown_timeout). Returns the process exit code.
+// Runs the worker until TERM/INT (at once) or QUIT (draining, at most server.shutdown_timeout:
+// see stopGracefully in worker.cc). Returns the process exit code.
 int runWorker(const WorkerSetup& setup);
 
 }  // namespace speedmimi::process

@@ -4,6 +4,9 @@
 #include "core/zone.h"
 
 #include <arpa/inet.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -623,6 +626,79 @@ TEST_F(ZoneChange, ReportOutOfRangeIs400NamingTheFieldAndStoresNothing) {
     EXPECT_EQ(zone_->find("app", "a")->runtime.report_time_ms.load(), 0);
     EXPECT_EQ(zone_->find("app", "a")->runtime.report_cpu.load(), 0u);
   }
+}
+
+}  // namespace
+}  // namespace speedmimi::core
+
+namespace speedmimi::core {
+namespace {
+
+// Worker counter slots: claimed from the zone (old and new workers overlap during a reload),
+// released with their totals folded into the retired counters, and reused.
+TEST(ZoneWorkerSlots, ClaimedReleasedAndReusedWithTotalsKept) {
+  std::string error;
+  auto zone = Zone::create(kShmSize, 1, error);
+  ASSERT_NE(zone, nullptr) << error;
+  EXPECT_EQ(zone->workerSlotLimit(), 0u);
+  int a = zone->claimWorkerSlot();
+  int b = zone->claimWorkerSlot();
+  EXPECT_EQ(a, 0);
+  EXPECT_EQ(b, 1);
+  EXPECT_EQ(zone->workerSlotLimit(), 2u);
+  ServerCounters& wa = zone->workers()[a];
+  wa.pid.store(1234);
+  wa.accepted.store(10);
+  wa.requests.store(7);
+  wa.responses_by_class[2].store(6);
+  wa.bytes_out.store(500);
+  wa.active_connections.store(3);
+  zone->releaseWorkerSlot(static_cast<size_t>(a));
+  EXPECT_EQ(zone->retiredCounters().accepted.load(), 10u);
+  EXPECT_EQ(zone->retiredCounters().requests.load(), 7u);
+  EXPECT_EQ(zone->retiredCounters().responses_by_class[2].load(), 6u);
+  EXPECT_EQ(zone->retiredCounters().bytes_out.load(), 500u);
+  EXPECT_EQ(wa.pid.load(), 0);
+  EXPECT_EQ(wa.active_connections.load(), 0);
+
+  int c = zone->claimWorkerSlot();  // the free slot comes back, zeroed
+  EXPECT_EQ(c, a);
+  EXPECT_EQ(zone->workers()[c].requests.load(), 0u);
+  EXPECT_EQ(zone->workerSlotLimit(), 2u);
+  for (size_t i = 2; i < kMaxWorkers; ++i) EXPECT_GE(zone->claimWorkerSlot(), 0);
+  EXPECT_EQ(zone->claimWorkerSlot(), -1);  // all taken
+  EXPECT_EQ(zone->workerSlotLimit(), kMaxWorkers);
+}
+
+// A binary upgrade maps the same memfd at the same address; a zone from another layout or a
+// taken address is refused (the new master then starts a clean one).
+TEST(ZoneInherit, TheSameBytesAtTheSameAddressOrAnError) {
+  std::string error;
+  auto zone = Zone::create(kShmSize, 1, error);
+  ASSERT_NE(zone, nullptr) << error;
+  int fd = dup(zone->fd());
+  // The same address is taken in this process: refused with a reason.
+  auto twin = Zone::inherit(fd, zone->address(), error);
+  EXPECT_EQ(twin, nullptr);
+  EXPECT_NE(error.find("address"), std::string::npos) << error;
+
+  // In a child that unmapped it first (as a new binary has nothing there), it maps and reads
+  // the same generation and slots.
+  zone->workers()[5].requests.store(77);
+  fd = dup(zone->fd());
+  uintptr_t address = zone->address();
+  size_t size = zone->size();
+  pid_t pid = fork();
+  if (pid == 0) {
+    munmap(reinterpret_cast<void*>(address), size);
+    std::string e;
+    auto inherited = Zone::inherit(fd, address, e);
+    _exit(inherited && inherited->workers()[5].requests.load() == 77 ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(fd);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 }  // namespace
