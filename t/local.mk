@@ -56,11 +56,13 @@ t_integration_integration_tests_SOURCES = \
 	t/integration/harness.cc t/integration/harness.h \
 	t/integration/balancing_test.cc \
 	t/integration/harness_test.cc \
+	t/integration/lifecycle_test.cc \
 	t/integration/proxy_basic_test.cc \
 	t/integration/proxy_errors_test.cc \
 	t/integration/proxy_process_test.cc \
 	t/integration/proxy_streaming_test.cc \
 	t/integration/response_hazards_test.cc \
+	t/integration/service_test.cc \
 	t/integration/smuggling_test.cc
 
 TESTS += t/unit/unit_tests t/integration/integration_tests

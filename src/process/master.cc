@@ -197,7 +197,11 @@ class Master {
   bool waitForChildren(Clock::time_point deadline);
   void stop(int sig);
 
-  Generation& current() { return *generations_.at(current_); }
+  // The generation serving; before the first one serves, the one starting (a HUP or TERM may
+  // come that early).
+  const Generation& current() const {
+    return *generations_.at(current_ != 0 ? current_ : pending_);
+  }
 
   core::Config first_config_;
   const Options& options_;
@@ -267,6 +271,13 @@ bool Master::setUp() {
   std::unique_ptr<Generation> first = prepare(std::move(first_config_), error);
   if (!first) return fail(error);
   listeners_.closeUnclaimed();
+  // -d: detach once every start error has reached the terminal, before the first fork, so the
+  // children are ours and do not hold the terminal. A new binary of an upgrade stays in the
+  // foreground: its parent, the old master, watches it.
+  if (options_.daemonize && !upgrade_from_ && daemon(1, 0) != 0) {
+    return fail(std::string("daemon() failed: ") + std::strerror(errno));
+  }
+  if (!writePidFile(pid_path_, getpid(), error)) SM_ERROR("%s", error.c_str());
   start(std::move(first));
   return true;
 }
@@ -471,7 +482,8 @@ void Master::promote(Generation& g) {
     SM_NOTICE("speedmimi started on %s with %zu workers", g.listeners[0]->address.c_str(),
               g.workers);
     if (upgrade_from_) reply(upgrade_from_, static_cast<int>(g.number));
-  } else {
+  }
+  if (!first || g.number > 1) {  // > 1: a reload superseded the first generation as it started
     SM_NOTICE("reload done: generation %llu, %zu workers", static_cast<unsigned long long>(g.number),
               g.workers);
   }
@@ -481,7 +493,7 @@ void Master::promote(Generation& g) {
 }
 
 void Master::keepRestartOnlyKeys(core::Config& next) const {
-  const ServerConfig& now = generations_.at(current_)->config.server;
+  const ServerConfig& now = current().config.server;
   auto keep = [](const char* key, auto& value, const auto& old) {
     if (value == old) return;
     SM_WARN("reload: server.%s changed; it takes effect at the next restart", key);
@@ -514,7 +526,7 @@ void Master::reload(pid_t waiter) {
   if (next && !upstream::syncBackends(*zone_, next->config, error)) next.reset();
   if (!next) {
     SM_ERROR("reload failed: %s; still serving generation %llu", error.c_str(),
-             static_cast<unsigned long long>(current_));
+             static_cast<unsigned long long>(current().number));
     if (waiter) reply(waiter, kReplyFailed);
     return;
   }
@@ -688,17 +700,10 @@ int Master::run() {
   ::signal(SIGPIPE, SIG_IGN);
   sigset_t set = masterSignals();
   sigprocmask(SIG_BLOCK, &set, nullptr);
-  if (!setUp()) return 1;
-  // A new binary of an upgrade stays in the foreground: its parent, the old master, watches it.
-  if (options_.daemonize && !upgrade_from_ && daemon(1, 0) != 0) {
-    SM_ALERT("daemon() failed: %s", std::strerror(errno));
-    return 1;
-  }
   std::string title = "speedmimi: master process";
   for (const std::string& a : args_) title += " " + a;
   setTitle(title);
-  std::string error;
-  if (!writePidFile(pid_path_, getpid(), error)) SM_ERROR("%s", error.c_str());
+  if (!setUp()) return 1;
 
   int stop_signal = 0;
   while (stop_signal == 0) {
