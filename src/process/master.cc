@@ -383,8 +383,8 @@ void Master::runChild(const Child& child, const Generation& g, int slot) {
   sigemptyset(&keep);
   for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) sigaddset(&keep, sig);
   sigprocmask(SIG_SETMASK, &keep, nullptr);
-  if (!dropPrivileges(identity_)) _exit(2);
   if (child.role == Role::kControl) {
+    if (!dropPrivileges(identity_)) _exit(2);
     setTitle("speedmimi: control process");
     ControlSetup setup;
     setup.config = &g.config;
@@ -400,6 +400,7 @@ void Master::runChild(const Child& child, const Generation& g, int slot) {
   setup.slot = static_cast<size_t>(slot);
   setup.access_log_path = resolvePath(options_.prefix, g.config.server.access_log);
   setup.master_pipe = pipe_read_.get();
+  setup.drop_privileges = [this] { return dropPrivileges(identity_); };
   _exit(runWorker(setup));
 }
 

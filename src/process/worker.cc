@@ -133,6 +133,7 @@ bool Worker::init() {
     SM_CRIT("cannot watch the master process");
     return false;
   }
+  if (setup_.drop_privileges && !setup_.drop_privileges()) return false;
   mine.ready.store(1, std::memory_order_release);
   return true;
 }

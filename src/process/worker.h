@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 
 #include "core/config_types.h"
@@ -20,6 +21,9 @@ struct WorkerSetup {
   size_t slot = 0;                 // this worker's counter slot in the zone
   std::string access_log_path;     // resolved against the prefix, or "off"
   int master_pipe = -1;            // reads EOF when the master is gone
+  // Called once the worker has opened what it needs as root (its access log), before it
+  // serves: drops to server.user. False stops the worker.
+  std::function<bool()> drop_privileges;
 };
 
 // Runs the worker until TERM/INT (at once) or QUIT (draining, at most server.shutdown_timeout:

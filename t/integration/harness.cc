@@ -1178,6 +1178,7 @@ std::string ProxyOptions::toYaml() const {
     << "\n  max_headers: " << max_headers << "\n  max_conn: " << max_conn << "\n"
     << "  error_log: logs/error.log\n  log_level: " << log_level << "\n"
     << "  access_log: logs/access.log\n  pid_file: logs/speedmimi.pid\n";
+  if (!user.empty()) y << "  user: \"" << user << "\"\n";
   if (!real_ip_header.empty()) y << "  real_ip_header: \"" << real_ip_header << "\"\n";
   if (!trusted_proxies.empty()) {
     y << "  trusted_proxies:\n";
@@ -1313,12 +1314,22 @@ bool Proxy::start(std::string* error) {
   }
   prefix_ = pattern;
   mkdir((prefix_ + "/logs").c_str(), 0755);
-  std::string config = prefix_ + "/speedmimi.yaml";
+  std::string config = configPath();
   std::ofstream(config) << options_.toYaml();
   std::string bin = binaryPath();
   if (access(bin.c_str(), X_OK) != 0) {
     *error = "no executable speedmimi at " + bin + " (build it, or set SPEEDMIMI_BIN)";
     return false;
+  }
+  if (options_.private_binary) {
+    mkdir((prefix_ + "/sbin").c_str(), 0755);
+    std::error_code ec;
+    std::filesystem::copy_file(bin, binary(), ec);
+    if (ec || chmod(binary().c_str(), 0755) != 0) {
+      *error = "cannot copy " + bin + " to " + binary() + ": " + ec.message();
+      return false;
+    }
+    bin = binary();
   }
   std::string out_path = prefix_ + "/logs/stdout.log";
   std::vector<std::string> args = {bin, "-c", config, "-p", prefix_};
@@ -1368,13 +1379,98 @@ bool Proxy::waitReady(std::string* error) {
 }
 
 bool Proxy::running() {
+  if (old_master_ > 0) {
+    int status = 0;
+    pid_t r = waitpid(old_master_, &status, WNOHANG);
+    if (r == old_master_) exit_status_ = status;
+    if (r != 0) old_master_ = -1;
+  }
   if (pid_ <= 0) return false;
+  if (adopted_) {
+    if (!processGone(pid_)) return true;
+    pid_ = -1;
+    return false;
+  }
   int status = 0;
   pid_t r = waitpid(pid_, &status, WNOHANG);
   if (r == 0) return true;
   if (r == pid_) exit_status_ = status;
   pid_ = -1;
   return false;
+}
+
+std::string Proxy::binary() const {
+  return options_.private_binary ? prefix_ + "/sbin/speedmimi" : binaryPath();
+}
+
+pid_t Proxy::pidFromFile() const {
+  std::istringstream in(readFile(pidFilePath()));
+  long pid = 0;
+  return (in >> pid) && pid > 0 ? static_cast<pid_t>(pid) : 0;
+}
+
+bool Proxy::writeConfig(const std::string& yaml) {
+  std::string tmp = configPath() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << yaml;
+    if (!out.flush()) return false;
+  }
+  return rename(tmp.c_str(), configPath().c_str()) == 0;
+}
+
+bool Proxy::rewriteConfig(ProxyOptions options) {
+  options.port = options_.port;
+  options.private_binary = options_.private_binary;
+  if (!writeConfig(options.toYaml())) return false;
+  options_ = std::move(options);
+  return true;
+}
+
+Proxy::CommandResult Proxy::runCommand(const std::vector<std::string>& extra,
+                                       Millis timeout) const {
+  CommandResult result;
+  std::string out_path = prefix_ + "/logs/command.out";
+  std::string err_path = prefix_ + "/logs/command.err";
+  std::vector<std::string> args = {binary(), "-c", configPath(), "-p", prefix_};
+  args.insert(args.end(), extra.begin(), extra.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    result.err = "fork: " + errnoText(errno);
+    return result;
+  }
+  if (pid == 0) {
+    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int in = open("/dev/null", O_RDONLY);
+    if (out >= 0) dup2(out, 1);
+    if (err >= 0) dup2(err, 2);
+    if (in >= 0) dup2(in, 0);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  bool exited = waitFor([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+  if (!exited) {
+    result.timed_out = true;
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  result.out = readFile(out_path);
+  result.err = readFile(err_path);
+  return result;
+}
+
+void Proxy::adoptMaster(pid_t pid) {
+  if (pid == pid_) return;
+  if (!adopted_ && pid_ > 0) old_master_ = pid_;
+  pid_ = pid;
+  adopted_ = true;
+  running();  // reaps the old master if it is gone already
 }
 
 std::vector<pid_t> Proxy::childPids() const {
@@ -1411,6 +1507,7 @@ bool Proxy::signal(int sig) {
   if (pid_ <= 0) return false;
   std::vector<pid_t> children = childPids();
   last_children_.insert(last_children_.end(), children.begin(), children.end());
+  if (sig == SIGKILL) killed_ = true;  // sent on purpose: not a crash
   return kill(pid_, sig) == 0;
 }
 
@@ -1425,7 +1522,7 @@ bool Proxy::reapChildrenOf(const std::vector<pid_t>& children, Millis timeout) {
     return std::all_of(children.begin(), children.end(), [](pid_t p) { return processGone(p); });
   };
   if (waitFor(all_gone, timeout)) return true;
-  std::string bin = binaryPath();
+  std::string bin = binary();
   for (pid_t child : children) {
     // Only a process still running our binary is ours; the pid may have been reused.
     std::error_code ec;
@@ -1446,6 +1543,21 @@ bool Proxy::stop(Millis timeout) {
       killed_ = true;
       kill(pid_, SIGKILL);
       waitExit(Millis(5'000));
+    }
+  }
+  if (old_master_ > 0) {  // an upgrade left the old master running: stop it too
+    kill(old_master_, SIGTERM);
+    if (!waitFor([this] {
+      running();
+      return old_master_ <= 0;
+    }, timeout)) {
+      clean = false;
+      killed_ = true;
+      kill(old_master_, SIGKILL);
+      waitFor([this] {
+      running();
+      return old_master_ <= 0;
+    }, Millis(5'000));
     }
   }
   if (!last_children_.empty() && !reapChildrenOf(last_children_, Millis(5'000))) clean = false;

@@ -437,6 +437,10 @@ struct ProxyOptions {
   std::string log_level = "info";
   std::string real_ip_header;                // "" = not written (the config default)
   std::vector<std::string> trusted_proxies;  // empty = not written
+  std::string user;  // server.user; "" = not written (when set, the prefix is made 0755)
+  // Run a private copy of the binary (PREFIX/sbin/speedmimi) instead of Proxy::binaryPath(),
+  // so that a binary-upgrade test can replace the file on disk.
+  bool private_binary = false;
   std::map<std::string, std::vector<BackendSpec>> backends;
   std::vector<RouteSpec> routes;
 
@@ -462,6 +466,31 @@ class Proxy {
   const std::string& prefix() const { return prefix_; }
   const ProxyOptions& options() const { return options_; }
 
+  // The executable this proxy runs: PREFIX/sbin/speedmimi with private_binary, else binaryPath().
+  std::string binary() const;
+  std::string configPath() const { return prefix_ + "/speedmimi.yaml"; }
+  std::string pidFilePath() const { return prefix_ + "/logs/speedmimi.pid"; }
+  pid_t pidFromFile() const;  // the pid in the pid file, 0 if none
+  // Replaces the config file (atomically, by rename) with `yaml`, or with the YAML of `options`
+  // (the port stays the one picked at start). Nothing is signalled.
+  bool writeConfig(const std::string& yaml);
+  bool rewriteConfig(ProxyOptions options);
+
+  // Runs the binary with "-c CONFIG -p PREFIX" and `args` (e.g. {"-s", "reload"}), waiting at
+  // most `timeout` (then it is killed and timed_out is set).
+  struct CommandResult {
+    int exit_code = -1;  // -1: killed or did not exit normally
+    bool timed_out = false;
+    std::string out;
+    std::string err;
+  };
+  CommandResult runCommand(const std::vector<std::string>& args,
+                           Millis timeout = Millis(15'000)) const;
+
+  // After a binary upgrade: the new master (not a child of the harness) is the one tracked from
+  // now on; the old one, if it is our child, is reaped once it has exited.
+  void adoptMaster(pid_t pid);
+
   std::vector<pid_t> childPids() const;  // the master's children (workers and helpers)
   std::vector<pid_t> workerPids() const { return childPids(); }
   long totalRssKiB() const;  // master + children, VmRSS
@@ -469,7 +498,9 @@ class Proxy {
   std::string accessLog() const;
   std::string stdoutLog() const;
 
-  bool signal(int sig);  // remembers the children, so stop() can check they exit too
+  // Remembers the children, so stop() can check they exit too. A SIGKILL sent here does not
+  // count as a crash.
+  bool signal(int sig);
   // Waits for the master to exit (reaps it). *status gets the wait status.
   bool waitExit(Millis timeout, int* status = nullptr);
   // TERM, then waits; SIGKILL for whatever is left. False if SIGKILL was needed.
@@ -485,9 +516,11 @@ class Proxy {
   ProxyOptions options_;
   std::string prefix_;
   pid_t pid_ = -1;
+  bool adopted_ = false;        // pid_ is not our child (see adoptMaster)
+  pid_t old_master_ = -1;       // our child, replaced by an adopted master, not reaped yet
   int exit_status_ = 0;
   bool keep_prefix_ = false;
-  bool killed_ = false;  // the harness had to SIGKILL the master
+  bool killed_ = false;  // the harness had to SIGKILL the master, or a test sent SIGKILL
   std::vector<pid_t> last_children_;
 };
 
