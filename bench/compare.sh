@@ -9,8 +9,10 @@
 # configs, pid files and logs live in one mktemp directory, removed on exit. See bench/README.
 set -euo pipefail
 
-readonly kProxies=(speedmimi nginx haproxy)
-readonly kBody="hello, world"
+readonly kScriptName=compare.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 # Above this much CPU taken by other programs during a run (in CPUs), the run is reported as noisy.
 readonly kForeignLimit=0.10
 # At or above this share busy, the CPU of wrk + backend (--pin split) may have capped a run.
@@ -27,11 +29,7 @@ keep=0
 speedmimi_bin=""
 speedmimi_explicit=0
 
-workdir=""
-declare -a started_pids=()  # every server we started, in start order; each leads its own group
-declare -A port=()          # name -> TCP port on 127.0.0.1
 declare -A session=()       # name -> pid of its master, which leads the server's session
-declare -A wanted=()        # proxy name -> 1 when it takes part in this run
 proxy_cpus=""               # taskset CPU lists; empty = no pinning
 load_cpus=""
 
@@ -50,20 +48,6 @@ usage: bench/compare.sh [options]
   --keep               keep the temporary directory (configs and logs) and print its path
   -h, --help           this text
 EOF
-}
-
-die() {
-  echo "compare.sh: $*" >&2
-  exit 1
-}
-
-note() { echo "compare.sh: $*" >&2; }
-
-# Accepts only positive integers (or >= 0 when $3 is "0ok"), so a typo fails before anything starts.
-check_count() {
-  local name=$1 value=$2 floor=${3:-}
-  [[ $value =~ ^[0-9]+$ ]] || die "$name wants a whole number, got '$value'"
-  if [[ $floor != 0ok && $value -eq 0 ]]; then die "$name must be at least 1"; fi
 }
 
 parse_args() {
@@ -92,26 +76,13 @@ parse_args() {
 }
 
 select_proxies() {
-  local name
-  if [[ -z $only ]]; then
-    for name in "${kProxies[@]}"; do wanted[$name]=1; done
-    return
-  fi
-  IFS=, read -ra names <<<"$only"
-  for name in "${names[@]}"; do
-    case $name in
-      speedmimi | nginx | haproxy) wanted[$name]=1 ;;
-      *) die "--only: unknown proxy '$name' (speedmimi, nginx, haproxy)" ;;
-    esac
-  done
+  select_names wanted --only proxy "$only" "${kProxies[@]}"
 }
 
 # Installs wrk, nginx and haproxy from Debian when one is missing and we may (root + apt-get).
 ensure_tools() {
-  local missing=() tool
-  for tool in wrk nginx haproxy; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-  done
+  local missing=()
+  find_missing wrk nginx haproxy
   ((${#missing[@]} == 0)) && return 0
   if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
     die "missing ${missing[*]}; install them (Debian: apt-get install wrk nginx-light haproxy)"
@@ -122,28 +93,6 @@ ensure_tools() {
   local nginx_pkg=nginx
   apt-cache show nginx-light >/dev/null 2>&1 && nginx_pkg=nginx-light
   apt-get install -y wrk "$nginx_pkg" haproxy
-}
-
-# Leaves speedmimi_bin empty when the binary cannot be found and was not asked for by path.
-find_speedmimi() {
-  [[ -n ${wanted[speedmimi]:-} ]] || return 0
-  if ((speedmimi_explicit)); then
-    [[ -x $speedmimi_bin ]] || die "--speedmimi: '$speedmimi_bin' is not an executable"
-    return 0
-  fi
-  local here candidate
-  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-  local in_path
-  in_path=$(command -v speedmimi || true)
-  for candidate in "$PWD/src/speedmimi" "$here/../src/speedmimi" "$in_path"; do
-    if [[ -n $candidate && -x $candidate ]]; then
-      speedmimi_bin=$candidate
-      return 0
-    fi
-  done
-  note "speedmimi binary not found (./src/speedmimi, $here/../src/speedmimi, PATH);" \
-    "SKIPPING the speedmimi leg: run from the build directory or pass --speedmimi PATH"
-  unset 'wanted[speedmimi]'
 }
 
 # The CPU plan (see bench/README): with 2+ CPUs the proxy under test gets a CPU of its own and wrk
@@ -166,251 +115,51 @@ plan_cpus() {
   proxy_cpus=${allowed[1]}
 }
 
-# A port on 127.0.0.1 below the ephemeral range (so outgoing connections never take it) where
-# nothing listens now. Another program could take it before our server binds; the server then fails
-# to start and wait_for_port says so.
-pick_port() {
-  local low high candidate used tries p
-  read -r low high </proc/sys/net/ipv4/ip_local_port_range
-  high=$((low > 12000 ? low - 1 : 60999))
-  low=$((low > 12000 ? 10000 : high - 20000))
-  for ((tries = 0; tries < 200; tries++)); do
-    candidate=$((low + (RANDOM * 32768 + RANDOM) % (high - low)))
-    used=0
-    for p in "${port[@]}"; do [[ $p == "$candidate" ]] && used=1; done
-    ((used)) && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
-      echo "$candidate"
-      return 0
-    fi
-  done
-  die "no free port found on 127.0.0.1"
-}
-
-# nginx needs writable temp directories for every module it was built with; Debian points them at
-# /var/lib/nginx, so each instance gets its own under its prefix.
-nginx_temp_paths() {
-  local dir=$1 built module
-  built=$(nginx -V 2>&1)
-  echo "  client_body_temp_path $dir/tmp/body;"
-  echo "  proxy_temp_path $dir/tmp/proxy;"
-  for module in fastcgi uwsgi scgi; do
-    if [[ $built != *"--without-http_${module}_module"* ]]; then
-      echo "  ${module}_temp_path $dir/tmp/$module;"
-    fi
-  done
-}
-
-write_backend_conf() {
-  local dir=$1
-  mkdir -p "$dir/tmp"
-  cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections $((2 * connections + 1024)); }
-http {
-  access_log off;
-$(nginx_temp_paths "$dir")
-  keepalive_requests 100000000;
-  keepalive_timeout 75s;
-  server {
-    listen 127.0.0.1:${port[backend]};
-    location / { return 200 "$kBody\n"; }
-  }
-}
-EOF
-}
-
-# The same work as speedmimi does by design: keep-alive to the backend and the X-Forwarded-* set.
-write_nginx_conf() {
-  local dir=$1
-  mkdir -p "$dir/tmp"
-  cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections $((2 * connections + 1024)); }
-http {
-  access_log off;
-$(nginx_temp_paths "$dir")
-  keepalive_requests 100000000;
-  keepalive_timeout 75s;
-  upstream backend {
-    server 127.0.0.1:${port[backend]};
-    keepalive $((connections > 32 ? connections : 32));
-    keepalive_requests 100000000;
-  }
-  server {
-    listen 127.0.0.1:${port[nginx]};
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Real-IP \$remote_addr;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_set_header X-Forwarded-Host \$host;
-    }
-  }
-}
-EOF
-}
-
-write_haproxy_conf() {
-  local dir=$1
-  cat >"$dir/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn $((connections + 1024))
-
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    timeout http-keep-alive 75s
-
-frontend bench
-    bind 127.0.0.1:${port[haproxy]}
-    option forwardfor
-    http-request set-header X-Real-IP %[src]
-    http-request set-header X-Forwarded-Proto http
-    http-request set-header X-Forwarded-Host %[req.hdr(host)]
-    default_backend backend
-
-backend backend
-    balance roundrobin
-    server b1 127.0.0.1:${port[backend]}
-EOF
-}
-
-write_speedmimi_conf() {
-  local dir=$1
-  mkdir -p "$dir/logs"
-  cat >"$dir/speedmimi.yaml" <<EOF
-server:
-  host: "127.0.0.1"
-  port: ${port[speedmimi]}
-  workers: 1
-  error_log: "logs/error.log"
-  log_level: "warn"
-  access_log: "off"
-  pid_file: "logs/speedmimi.pid"
-backends:
-  default:
-    - id: "b1"
-      host: "127.0.0.1"
-      port: ${port[backend]}
-      weight: 1
-routing:
-  default:
-    path: "/"
-    upstream: "default"
-    load_balancer: "$balancer"
-grpc:
-  enabled: false
-EOF
-}
-
-# True while the process exists and is not a zombie waiting for us to reap it.
-is_running() {
-  local state
-  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) || return 1
-  [[ -n $state && $state != Z ]]
-}
-
-# Starts "$@" in a session (and process group) of its own, pinned to $cpus when set; the group lets
-# cleanup reach the workers even if the master dies first. Output goes to $log.
-start_server() {
+# Starts "${@:4}" as server $1, pinned to the CPUs $2 when set, output to $3 (see start_server).
+start_pinned() {
   local name=$1 cpus=$2 log=$3
   shift 3
   local cmd=("$@")
   if [[ -n $cpus ]]; then cmd=(taskset -c "$cpus" "${cmd[@]}"); fi
-  setsid "${cmd[@]}" >"$log" 2>&1 </dev/null &
-  started_pids+=("$!")
-  session[$name]=$!
-  note "started $name (pid $!) on 127.0.0.1:${port[$name]}${cpus:+, CPU $cpus}"
-}
-
-# Waits up to 10 s for the port to accept, failing with the server's log if it does not.
-wait_for_port() {
-  local name=$1 pid=$2 log=$3 i
-  for ((i = 0; i < 100; i++)); do
-    if ! is_running "$pid"; then
-      tail -n 20 "$log" "${@:4}" >&2 2>/dev/null || true
-      die "$name exited during start-up (log above)"
-    fi
-    (exec 3<>"/dev/tcp/127.0.0.1/${port[$name]}") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  tail -n 20 "$log" "${@:4}" >&2 2>/dev/null || true
-  die "$name did not listen on 127.0.0.1:${port[$name]} within 10 s (log above)"
+  start_server "$log" "${cmd[@]}"
+  session[$name]=$started
+  note "started $name (pid $started) on 127.0.0.1:${port[$name]}${cpus:+, CPU $cpus}"
 }
 
 # One request through the server; the benchmark is meaningless unless it returns the backend's body.
 check_answer() {
   local name=$1 reply
-  # shellcheck disable=SC2016 # $1 belongs to the inner bash
-  reply=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"
-    printf "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" >&3
-    cat <&3' _ "${port[$name]}" 2>/dev/null | tr -d '\r') || true
-  if [[ ${reply%%$'\n'*} != "HTTP/1."[01]" 200"* || $reply != *"$kBody"* ]]; then
-    printf '%s\n' "$reply" | head -n 5 >&2
-    die "$name on port ${port[$name]} did not answer 200 \"$kBody\" (reply above)"
-  fi
+  answers "$name" && return 0
+  printf '%s\n' "$reply" | head -n 5 >&2
+  die "$name on port ${port[$name]} did not answer 200 \"$kBody\" (reply above)"
 }
 
 launch() {
-  local name=$1 dir=$workdir/$1 pid
+  local name=$1 dir=$workdir/$1
   mkdir -p "$dir"
   case $name in
     backend)
-      write_backend_conf "$dir"
-      start_server backend "$load_cpus" "$dir/stderr.log" \
+      write_backend_conf "$dir" $((2 * connections + 1024))
+      start_pinned backend "$load_cpus" "$dir/stderr.log" \
         nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
       ;;
     nginx)
-      write_nginx_conf "$dir"
-      start_server nginx "$proxy_cpus" "$dir/stderr.log" \
+      write_nginx_conf "$dir" $((2 * connections + 1024)) warn
+      start_pinned nginx "$proxy_cpus" "$dir/stderr.log" \
         nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
       ;;
     haproxy)
-      write_haproxy_conf "$dir"
-      start_server haproxy "$proxy_cpus" "$dir/stderr.log" haproxy -f "$dir/haproxy.cfg" -db
+      write_haproxy_conf "$dir" $((connections + 1024))
+      start_pinned haproxy "$proxy_cpus" "$dir/stderr.log" haproxy -f "$dir/haproxy.cfg" -db
       ;;
     speedmimi)
-      write_speedmimi_conf "$dir"
-      start_server speedmimi "$proxy_cpus" "$dir/stderr.log" \
+      write_speedmimi_conf "$dir" warn "$balancer"
+      start_pinned speedmimi "$proxy_cpus" "$dir/stderr.log" \
         "$speedmimi_bin" -c "$dir/speedmimi.yaml" -p "$dir"
       ;;
   esac
-  pid=${started_pids[-1]}
-  wait_for_port "$name" "$pid" "$dir/stderr.log" "$dir/error.log" "$dir/logs/error.log"
+  wait_for_port "$name" "$started" "$dir/stderr.log" "$dir/error.log" "$dir/logs/error.log"
   check_answer "$name"
-}
-
-# Stops every server: TERM to the master (a graceful cue for its workers), up to 5 s, then KILL to
-# whatever is left of its process group. Runs from the EXIT trap, so it must not fail.
-cleanup() {
-  local status=$? pid i
-  trap - EXIT INT TERM
-  for pid in "${started_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${started_pids[@]}"; do
-    for ((i = 0; i < 50; i++)); do
-      is_running "$pid" || break
-      sleep 0.1
-    done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [[ -n $workdir ]]; then
-    if ((keep)); then note "kept $workdir"; else rm -rf -- "$workdir"; fi
-  fi
-  exit "$status"
 }
 
 # Prints "req/s p99_ms errors requests" for one wrk run; errors = socket errors + non-2xx/3xx
@@ -574,15 +323,8 @@ main() {
   ((${#wanted[@]} > 0)) || die "no proxy left to measure"
   plan_cpus
 
-  workdir=$(mktemp -d "${TMPDIR:-/tmp}/speedmimi-bench.XXXXXX")
-  trap cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-
-  local name
-  for name in backend "${kProxies[@]}"; do
-    if [[ $name == backend || -n ${wanted[$name]:-} ]]; then port[$name]=$(pick_port); fi
-  done
+  make_workdir speedmimi-bench
+  pick_ports
   note "$runs run(s) x ${#wanted[@]} prox(ies): wrk -t1 -c$connections -d${duration}s" \
     "(+${warmup}s warm-up); CPUs: $([[ $pin == split ]] &&
       echo "proxy on $proxy_cpus, wrk + backend on $load_cpus" || echo "not pinned")"
@@ -590,6 +332,7 @@ main() {
     note "speedmimi: $speedmimi_bin, load_balancer $balancer"
   fi
   launch backend
+  local name
   for name in "${kProxies[@]}"; do
     if [[ -n ${wanted[$name]:-} ]]; then launch "$name"; fi
   done

@@ -1,0 +1,348 @@
+# lib.sh: what compare.sh and reload.sh share; each sources it from its own directory, so it is
+# found from the build directory (../bench/compare.sh) and in the source tree (bench/compare.sh).
+#
+# The sourcing script sets kScriptName (the prefix of its messages) before sourcing, and the
+# globals these functions read: connections (wrk connections), keep (1 = leave workdir),
+# speedmimi_bin and speedmimi_explicit (--speedmimi). The state below is kept here.
+# shellcheck shell=bash disable=SC2154 # those globals are the sourcing script's
+
+readonly kProxies=(speedmimi nginx haproxy)
+readonly kBody="hello, world"
+
+workdir=""
+declare -a started_pids=()  # every process we started and did not stop yet; each leads a group
+declare -A port=()          # name -> TCP port on 127.0.0.1
+declare -A wanted=()        # proxy name -> 1 when it takes part in this run
+started=""                  # the pid start_server started last
+
+die() {
+  echo "$kScriptName: $*" >&2
+  exit 1
+}
+
+note() { echo "$kScriptName: $*" >&2; }
+
+# Accepts only whole numbers, at least 1 unless $3 is "0ok", so a typo fails before anything starts.
+check_count() {
+  local name=$1 value=$2 floor=${3:-}
+  [[ $value =~ ^[0-9]+$ ]] || die "$name wants a whole number, got '$value'"
+  if [[ $floor != 0ok && $value -eq 0 ]]; then die "$name must be at least 1"; fi
+}
+
+# Sets to 1 in the associative array named $1 each name of the comma-separated list $4, or each
+# of "${@:5}" when the list is empty. A name not among those is an error of option $2 (--only),
+# whose names are $3s (proxy).
+select_names() {
+  local -n selected_=$1
+  local option=$2 kind=$3 list=$4 name known joined
+  shift 4
+  local -a names_=("$@")
+  if [[ -n $list ]]; then IFS=, read -ra names_ <<<"$list"; fi
+  printf -v joined '%s, ' "$@"
+  for name in "${names_[@]}"; do
+    for known in "$@"; do [[ $name == "$known" ]] && continue 2; done
+    die "$option: unknown $kind '$name' (${joined%, })"
+  done
+  # shellcheck disable=SC2034,SC2004 # selected_ names the caller's associative array
+  for name in "${names_[@]}"; do selected_[$name]=1; done
+}
+
+# Sets missing to those of the commands "$@" that are not in PATH.
+find_missing() {
+  local tool
+  missing=()
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+}
+
+# Leaves speedmimi_bin empty when the binary cannot be found and was not asked for by path.
+find_speedmimi() {
+  [[ -n ${wanted[speedmimi]:-} ]] || return 0
+  if ((speedmimi_explicit)); then
+    [[ -x $speedmimi_bin ]] || die "--speedmimi: '$speedmimi_bin' is not an executable"
+    return 0
+  fi
+  local here candidate in_path
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  in_path=$(command -v speedmimi || true)
+  for candidate in "$PWD/src/speedmimi" "$here/../src/speedmimi" "$in_path"; do
+    if [[ -n $candidate && -x $candidate ]]; then
+      speedmimi_bin=$candidate
+      return 0
+    fi
+  done
+  note "speedmimi binary not found (./src/speedmimi, $here/../src/speedmimi, PATH);" \
+    "SKIPPING the speedmimi leg: run from the build directory or pass --speedmimi PATH"
+  unset 'wanted[speedmimi]'
+}
+
+# A port on 127.0.0.1 below the ephemeral range (so outgoing connections never take it) where
+# nothing listens now. Another program could take it before our server binds; the server then fails
+# to start and wait_for_port says so.
+pick_port() {
+  local low high candidate used tries p
+  read -r low high </proc/sys/net/ipv4/ip_local_port_range
+  high=$((low > 12000 ? low - 1 : 60999))
+  low=$((low > 12000 ? 10000 : high - 20000))
+  for ((tries = 0; tries < 200; tries++)); do
+    candidate=$((low + (RANDOM * 32768 + RANDOM) % (high - low)))
+    used=0
+    for p in "${port[@]}"; do [[ $p == "$candidate" ]] && used=1; done
+    ((used)) && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  die "no free port found on 127.0.0.1"
+}
+
+# Gives the backend and every proxy taking part a port.
+pick_ports() {
+  local name
+  for name in backend "${kProxies[@]}"; do
+    if [[ $name == backend || -n ${wanted[$name]:-} ]]; then port[$name]=$(pick_port); fi
+  done
+}
+
+# nginx needs writable temp directories for every module it was built with; Debian points them at
+# /var/lib/nginx, so each instance gets its own under its prefix.
+nginx_temp_paths() {
+  local dir=$1 built module
+  built=$(nginx -V 2>&1)
+  echo "  client_body_temp_path $dir/tmp/body;"
+  echo "  proxy_temp_path $dir/tmp/proxy;"
+  for module in fastcgi uwsgi scgi; do
+    if [[ $built != *"--without-http_${module}_module"* ]]; then
+      echo "  ${module}_temp_path $dir/tmp/$module;"
+    fi
+  done
+}
+
+# Prints the start of an nginx.conf for prefix $1, up to the server blocks of its http block: one
+# worker with $2 connections, the error log at level $3, no access log, keep-alive without limit.
+nginx_conf_head() {
+  local dir=$1 worker_connections=$2 level=$3
+  cat <<EOF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log $level;
+events { worker_connections $worker_connections; }
+http {
+  access_log off;
+$(nginx_temp_paths "$dir")
+  keepalive_requests 100000000;
+  keepalive_timeout 75s;
+EOF
+}
+
+# The backend, in $1: nginx answering kBody to every request; $2 worker connections.
+write_backend_conf() {
+  local dir=$1
+  mkdir -p "$dir/tmp"
+  {
+    nginx_conf_head "$dir" "$2" warn
+    cat <<EOF
+  server {
+    listen 127.0.0.1:${port[backend]};
+    location / { return 200 "$kBody\n"; }
+  }
+}
+EOF
+  } >"$dir/nginx.conf"
+}
+
+# nginx as the proxy, in $1, with $2 worker connections and its error log at level $3. The same
+# work as speedmimi does by design: keep-alive to the backend and the X-Forwarded-* set.
+write_nginx_conf() {
+  local dir=$1
+  mkdir -p "$dir/tmp"
+  {
+    nginx_conf_head "$dir" "$2" "$3"
+    cat <<EOF
+  upstream backend {
+    server 127.0.0.1:${port[backend]};
+    keepalive $((connections > 32 ? connections : 32));
+    keepalive_requests 100000000;
+  }
+  server {
+    listen 127.0.0.1:${port[nginx]};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Real-IP \$remote_addr;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+    }
+  }
+}
+EOF
+  } >"$dir/nginx.conf"
+}
+
+# HAProxy as the proxy, in $1, with maxconn $2: one thread, keep-alive to the backend, the
+# X-Forwarded-* set. With $3 "reloadable", also what HAProxy's documentation asks for reloads that
+# lose nothing: the listening sockets handed from the old worker to the new one (expose-fd
+# listeners), and idle keep-alive connections of a stopping worker closed only after answering
+# their next request (idle-close-on-response). hard-stop-after bounds how long old workers linger.
+write_haproxy_conf() {
+  local dir=$1 maxconn=$2 global_more="" defaults_more=""
+  if [[ ${3:-} == reloadable ]]; then
+    global_more="
+    stats socket $dir/haproxy.sock mode 600 level admin expose-fd listeners
+    hard-stop-after 30s"
+    defaults_more="
+    option idle-close-on-response"
+  fi
+  cat >"$dir/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn $maxconn$global_more
+
+defaults
+    mode http
+    option http-keep-alive$defaults_more
+    http-reuse always
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 75s
+
+frontend bench
+    bind 127.0.0.1:${port[haproxy]}
+    option forwardfor
+    http-request set-header X-Real-IP %[src]
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    default_backend backend
+
+backend backend
+    balance roundrobin
+    server b1 127.0.0.1:${port[backend]}
+EOF
+}
+
+# speedmimi as the proxy, in $1: one worker, logging at level $2, load_balancer $3.
+write_speedmimi_conf() {
+  local dir=$1 level=$2 balancer=$3
+  mkdir -p "$dir/logs"
+  cat >"$dir/speedmimi.yaml" <<EOF
+server:
+  host: "127.0.0.1"
+  port: ${port[speedmimi]}
+  workers: 1
+  error_log: "logs/error.log"
+  log_level: "$level"
+  access_log: "off"
+  pid_file: "logs/speedmimi.pid"
+backends:
+  default:
+    - id: "b1"
+      host: "127.0.0.1"
+      port: ${port[backend]}
+      weight: 1
+routing:
+  default:
+    path: "/"
+    upstream: "default"
+    load_balancer: "$balancer"
+grpc:
+  enabled: false
+EOF
+}
+
+# True while the process exists and is not a zombie waiting for us to reap it.
+is_running() {
+  local state
+  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) || return 1
+  [[ -n $state && $state != Z ]]
+}
+
+# Starts "${@:2}" in a session (and process group) of its own, so that stopping it reaches its
+# workers even if the master died first. Output goes to $1. Sets started to the new pid.
+start_server() {
+  local log=$1
+  shift
+  setsid "$@" >"$log" 2>&1 </dev/null &
+  started=$!
+  started_pids+=("$started")
+}
+
+# Waits up to 10 s for the port of $1 (whose process is $2) to accept, failing with the server's
+# logs ("${@:3}") if it does not.
+wait_for_port() {
+  local name=$1 pid=$2 i
+  shift 2
+  for ((i = 0; i < 100; i++)); do
+    if ! is_running "$pid"; then
+      tail -n 20 "$@" >&2 2>/dev/null || true
+      die "$name exited during start-up (log above)"
+    fi
+    (exec 3<>"/dev/tcp/127.0.0.1/${port[$name]}") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  tail -n 20 "$@" >&2 2>/dev/null || true
+  die "$name did not listen on 127.0.0.1:${port[$name]} within 10 s (log above)"
+}
+
+# True when one request through the server returns 200 and the backend's body. Sets reply to the
+# answer.
+answers() {
+  local name=$1
+  # shellcheck disable=SC2016 # $1 belongs to the inner bash
+  reply=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"
+    printf "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" >&3
+    cat <&3' _ "${port[$name]}" 2>/dev/null | tr -d '\r') || true
+  [[ ${reply%%$'\n'*} == "HTTP/1."[01]" 200"* && $reply == *"$kBody"* ]]
+}
+
+# Drops $1 from started_pids (it has ended and been reaped).
+forget() {
+  local pid rest=()
+  for pid in "${started_pids[@]}"; do [[ $pid == "$1" ]] || rest+=("$pid"); done
+  started_pids=("${rest[@]}")
+}
+
+# Gives the server whose session leader is $1, told to stop, up to 5 s, then KILLs what is left of
+# its process group, and reaps it. Must not fail: the EXIT trap uses it.
+reap_server() {
+  local pid=$1 i
+  for ((i = 0; i < 50; i++)); do
+    is_running "$pid" || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  forget "$pid"
+}
+
+# Stops the server whose session leader is $1: TERM (a fast stop for all three), then reap_server.
+stop_server() {
+  kill -TERM "$1" 2>/dev/null || true
+  reap_server "$1"
+}
+
+# Stops every server still running (all told at once, then each waited for) and removes workdir
+# unless keep. Runs from the EXIT trap, so it must not fail.
+cleanup() {
+  local status=$? pid
+  trap - EXIT INT TERM HUP
+  for pid in "${started_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${started_pids[@]}"; do reap_server "$pid"; done
+  if [[ -n $workdir ]]; then
+    if ((keep)); then note "kept $workdir"; else rm -rf -- "$workdir"; fi
+  fi
+  exit "$status"
+}
+
+# Makes workdir (mktemp -d, named after $1) and sets the traps that clean up on exit and Ctrl-C.
+make_workdir() {
+  workdir=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
