@@ -47,7 +47,7 @@ constexpr int64_t kMaxPort = 65535;
 constexpr int64_t kMinWeight = 1;
 constexpr int64_t kMaxWeight = 10000;
 constexpr int64_t kMaxRetries = 10;
-constexpr int64_t kMaxWorkers = 1024;
+constexpr int64_t kMaxWorkers = 256;  // core::kMaxWorkers: the zone has slots for 3 x this
 constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
 constexpr Duration kPositive{1};  // the smallest timeout that is not "immediately"
 constexpr Duration kZero{0};

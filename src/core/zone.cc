@@ -19,7 +19,7 @@ struct ZoneHeader {
   pthread_mutex_t write_lock;  // structural changes; process-shared, robust
   std::atomic<uint64_t> generation{1};
   std::atomic<uint32_t> worker_slot_limit{0};  // slots [0, limit) have been used
-  ServerCounters workers[kMaxWorkers];
+  ServerCounters workers[kWorkerSlots];
   ServerCounters retired_workers;  // the totals of workers that exited
   size_t slot_capacity = 0;
   BackendSlot* slots = nullptr;
@@ -33,8 +33,9 @@ struct ZoneHeader {
 
 // Changes whenever a type that lives in the zone changes size; a binary upgrade between two
 // layouts starts a clean zone rather than misreading the old one.
-constexpr uint64_t kLayout = (uint64_t{2} << 56) ^ (sizeof(ZoneHeader) << 32) ^
-                             (sizeof(BackendSlot) << 16) ^ sizeof(ZoneBackendConfig);
+constexpr uint64_t kLayout = (uint64_t{3} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
+                             (sizeof(ZoneHeader) << 32) ^ (sizeof(BackendSlot) << 16) ^
+                             sizeof(ZoneBackendConfig);
 
 // The writer lock over structural changes. A holder that died leaves the table as it was
 // between two of its steps, each of which keeps the table consistent.
@@ -166,8 +167,15 @@ std::unique_ptr<Zone> Zone::create(size_t size, size_t backend_capacity, std::st
 std::unique_ptr<Zone> Zone::inherit(int fd, uintptr_t address, std::string& error) {
   std::unique_ptr<Zone> zone(new Zone());
   if (!zone->memory_.attach(fd, address, error)) return nullptr;
-  auto* header = static_cast<ZoneHeader*>(Slab::at(zone->memory_.data())->root());
-  if (!header || header->magic != ZoneHeader::kMagic || header->layout != kLayout) {
+  // Nothing in the bytes is trusted before it is checked to lie inside the mapping.
+  char* begin = static_cast<char*>(zone->memory_.data());
+  char* end = begin + zone->memory_.size();
+  auto* header = zone->memory_.size() >= sizeof(Slab)
+                     ? static_cast<ZoneHeader*>(Slab::at(begin)->root())
+                     : nullptr;
+  bool inside = header && reinterpret_cast<char*>(header) >= begin + sizeof(Slab) &&
+                reinterpret_cast<char*>(header) + sizeof(ZoneHeader) <= end;
+  if (!inside || header->magic != ZoneHeader::kMagic || header->layout != kLayout) {
     error = "the inherited zone was laid out by another version";
     return nullptr;
   }
@@ -187,8 +195,8 @@ const std::atomic<uint32_t>* Zone::workerSlotLimitPtr() const {
   return &header_->worker_slot_limit;
 }
 
-int Zone::claimWorkerSlot() {
-  for (size_t i = 0; i < kMaxWorkers; ++i) {
+int Zone::claimWorkerSlot(pid_t owner) {
+  for (size_t i = 0; i < kWorkerSlots; ++i) {
     ServerCounters& c = header_->workers[i];
     uint32_t free = 0;
     if (!c.claimed.compare_exchange_strong(free, 1, std::memory_order_acq_rel)) continue;
@@ -201,7 +209,7 @@ int Zone::claimWorkerSlot() {
     c.bytes_out.store(0, kRelaxed);
     c.seen_generation.store(0, kRelaxed);
     c.ready.store(0, kRelaxed);
-    c.pid.store(0, std::memory_order_release);
+    c.pid.store(owner, std::memory_order_release);  // reclaim waits for it from now on
     uint32_t limit = header_->worker_slot_limit.load(std::memory_order_acquire);
     while (limit < i + 1 && !header_->worker_slot_limit.compare_exchange_weak(
                                 limit, static_cast<uint32_t>(i + 1), std::memory_order_acq_rel)) {
@@ -337,6 +345,25 @@ ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& 
   header_->slab->free(block);
   return {507, "the backend table is full (" + std::to_string(header_->slot_capacity) +
                    " backends)"};
+}
+
+ChangeResult Zone::check(const std::string& upstream, const BackendConfig& config,
+                         const BackendAddress& address) const {
+  ChangeResult v = validate(upstream, config);
+  if (!v.ok()) return v;
+  ZoneBackendConfig scratch;
+  std::string error;
+  if (!toZoneConfig(upstream, config, address, scratch, error)) return {400, error};
+  return {200, ""};
+}
+
+size_t Zone::freeSlots() const {
+  size_t n = 0;
+  for (size_t i = 0; i < header_->slot_capacity; ++i) {
+    n += header_->slots[i].state.load(std::memory_order_acquire) ==
+         static_cast<uint32_t>(SlotState::kFree);
+  }
+  return n;
 }
 
 ChangeResult Zone::removeBackend(const std::string& upstream, const std::string& id) {

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
@@ -51,15 +52,16 @@ class Zone {
   uintptr_t address() const { return reinterpret_cast<uintptr_t>(memory_.data()); }
   size_t size() const { return memory_.size(); }
 
-  // Per-worker server counters: kMaxWorkers slots, handed out by the masters (old and new
+  // Per-worker server counters: kWorkerSlots slots, handed out by the masters (old and new
   // workers overlap during a reload, and two masters share the zone during a binary upgrade).
   // Sums run over [0, workerSlotLimit()).
   ServerCounters* workers() const;
   size_t workerSlotLimit() const;
   const std::atomic<uint32_t>* workerSlotLimitPtr() const;
-  // Takes a free slot for a new worker, zeroed, and raises the limit to cover it. -1 when all
-  // kMaxWorkers are taken.
-  int claimWorkerSlot();
+  // Takes a free slot for a new worker, zeroed, and raises the limit to cover it. Its pid is
+  // `owner` (the master) until the worker's own is stored, so that reclaim() waits for the
+  // worker from the start. -1 when all kWorkerSlots are taken.
+  int claimWorkerSlot(pid_t owner);
   // A worker exited (master only, after reaping it): its in-flight exchanges leave every
   // backend's active connections and its totals are folded into retiredCounters(), so server
   // totals never go backwards.
@@ -83,6 +85,11 @@ class Zone {
   ChangeResult addBackend(const std::string& upstream, const BackendConfig& config,
                           const BackendAddress& address);
   ChangeResult removeBackend(const std::string& upstream, const std::string& id);
+  // Whether addBackend / updateBackend would accept `config` (values, string lengths), without
+  // changing anything; and how many backends can still be added.
+  ChangeResult check(const std::string& upstream, const BackendConfig& config,
+                     const BackendAddress& address) const;
+  size_t freeSlots() const;
   // Replaces the configuration of a live backend. Its runtime state (counters, EWMA, report)
   // is kept; `reset_health` also forgets its health (the address or the check changed).
   ChangeResult updateBackend(const std::string& upstream, const BackendConfig& config,

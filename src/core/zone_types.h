@@ -42,7 +42,10 @@ struct BackendAddress {
   socklen_t length = 0;
 };
 
+// server.workers at most; the zone holds three times as many counter slots, for the workers of
+// the generation serving, of one starting and of one draining (a reload or a binary upgrade).
 constexpr size_t kMaxWorkers = 256;
+constexpr size_t kWorkerSlots = 3 * kMaxWorkers;
 
 // Per-worker server counters (one slot per worker; the server's figures are the sum).
 struct ServerCounters {
@@ -104,8 +107,8 @@ struct BackendSlot {
   BackendState runtime;
   HealthRecord health;
   // Each worker's share of runtime.active_connections, so the share of a worker that died can
-  // be taken back out (Zone::forgetWorker).
-  std::atomic<int32_t> worker_active[kMaxWorkers];
+  // be taken back out (Zone::releaseWorkerSlot).
+  std::atomic<int32_t> worker_active[kWorkerSlots];
 };
 
 struct PerformanceReport {

@@ -131,11 +131,16 @@ void ProxySession::onClientEvent(StreamEvent ev) {
       return;
     case StreamEvent::kDrained:
       if (phase_ == Phase::kClosing || phase_ == Phase::kLinger) {
-        if (client_->pendingOutput() == 0) {
-          if (phase_ == Phase::kClosing) return closeNow();
-          client_->shutdownWrite();
+        if (client_->pendingOutput() != 0) return;
+        // Closing with the client's bytes unread would send a reset, losing the answer: when
+        // some are buffered, or while draining (the client may be sending its next request
+        // right now), close with a FIN and discard until its EOF.
+        if (phase_ == Phase::kClosing &&
+            !ctx_.draining && evbuffer_get_length(client_->input()) == 0) {
+          return closeNow();
         }
-        return;
+        phase_ = Phase::kLinger;
+        return armLinger();
       }
       return updateReading();
     case StreamEvent::kEof:
@@ -709,10 +714,20 @@ void ProxySession::closeAfterFlush() {
 
 // After an error answer to a malformed request: stop sending, discard what the client still
 // sends for a moment, so the answer is not lost to a reset (as nginx's lingering close).
+//
+// The answer is flushed first (write_timeout bounds that); the linger time starts with the FIN.
 void ProxySession::startLinger() {
   phase_ = Phase::kLinger;
   evbuffer_drain(client_->input(), evbuffer_get_length(client_->input()));
-  if (client_->pendingOutput() == 0) client_->shutdownWrite();
+  if (client_->pendingOutput() != 0) {
+    client_->startReading(milliseconds(0));  // discarded as it comes; armLinger() once flushed
+    return;
+  }
+  armLinger();
+}
+
+void ProxySession::armLinger() {
+  client_->shutdownWrite();
   client_->startReading(kLingerTime);
   linger_timer_.reset(evtimer_new(ctx_.base, &ProxySession::onLingerTimeout, this));
   timeval tv = toTimeval(kLingerTime);

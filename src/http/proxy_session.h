@@ -118,6 +118,7 @@ class ProxySession final : public event::StreamHandler {
   void flushClient();
   void closeAfterFlush();
   void startLinger();
+  void armLinger();  // the answer is flushed: FIN, then discard until EOF or kLingerTime
   void closeNow();
   void logAccess();
 

@@ -52,7 +52,7 @@ class ChildTable {
   // The same for every child `which` selects.
   std::vector<Child*> retireIf(const std::function<bool(const Child&)>& which);
 
-  // Children of `role` waiting to be (re)spawned whose time has come, not retiring.
+  // Children waiting to be (re)spawned whose time has come, not retiring.
   std::vector<Child*> due(Clock::time_point now);
 
   // Running children (of a role / of a generation), retiring ones included.

@@ -69,6 +69,7 @@ sigset_t masterSignals() {
     sigaddset(&set, sig);
   }
   sigaddset(&set, replySignal());
+  sigaddset(&set, requestSignal());
   return set;
 }
 
@@ -191,7 +192,7 @@ class Master {
   [[noreturn]] void execNewBinary();
   void upgradeFailed(const std::string& why);
   void upgradeDone();
-  void signal(const std::vector<Child*>& children, int sig);
+  void signalAll(const std::vector<Child*>& children, int sig);
   void reopenLogs();
   void collectGenerations();
   bool waitForChildren(Clock::time_point deadline);
@@ -223,6 +224,7 @@ class Master {
   pid_t upgrade_pid_ = 0;  // the new binary, while an upgrade is in progress
   Clock::time_point upgrade_deadline_{};
   std::vector<pid_t> upgrade_waiters_;
+  std::string upgrade_abandoned_;  // why the new binary was told to stop, until it is reaped
   bool upgraded_ = false;   // the new binary serves: we drain and exit
   Clock::time_point control_stop_deadline_{};  // a retiring control process is killed then
   pid_t upgrade_from_ = 0;  // we are the new binary: the old master to tell once we serve
@@ -327,7 +329,7 @@ void Master::start(std::unique_ptr<Generation> generation) {
     Generation& superseded = *generations_.at(pending_);
     g.waiters.insert(g.waiters.end(), superseded.waiters.begin(), superseded.waiters.end());
     superseded.waiters.clear();
-    signal(children_.retire(pending_, true), SIGQUIT);
+    signalAll(children_.retire(pending_, true), SIGQUIT);
   }
   pending_ = g.number;
   auto now = Clock::now();
@@ -340,7 +342,7 @@ void Master::spawn(Child& child) {
   Generation& g = *generations_.at(child.generation);
   int slot = -1;
   if (child.role == Role::kWorker) {
-    slot = zone_->claimWorkerSlot();
+    slot = zone_->claimWorkerSlot(getpid());
     if (slot < 0) {
       SM_ALERT("no free worker slot in the shared zone (%zu in use)", core::kMaxWorkers);
       child.respawn_at = Clock::now() + std::chrono::seconds(1);
@@ -377,8 +379,7 @@ void Master::runChild(const Child& child, const Generation& g, int slot) {
       ::close(l->fd.release());
     }
   }
-  ::signal(SIGHUP, SIG_IGN);
-  ::signal(SIGUSR2, SIG_IGN);
+  for (int sig : {SIGHUP, SIGUSR2, requestSignal(), replySignal()}) ::signal(sig, SIG_IGN);
   sigset_t keep;
   sigemptyset(&keep);
   for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) sigaddset(&keep, sig);
@@ -410,7 +411,8 @@ void Master::reap() {
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
     if (pid == upgrade_pid_) {
-      upgradeFailed("the new binary " + describeExit(status));
+      upgradeFailed(upgrade_abandoned_.empty() ? "the new binary " + describeExit(status)
+                                               : upgrade_abandoned_);
       continue;
     }
     Child* c = children_.byPid(pid);
@@ -460,14 +462,17 @@ void Master::checkProgress() {
                static_cast<unsigned long long>(current_));
       for (pid_t w : g.waiters) reply(w, kReplyFailed);
       g.waiters.clear();
-      signal(children_.retire(g.number, true), SIGQUIT);
+      signalAll(children_.retire(g.number, true), SIGQUIT);
       pending_ = 0;
     }
   }
-  if (upgrade_pid_ && now > upgrade_deadline_) {
-    kill(upgrade_pid_, SIGTERM);  // its children see its pipe close and drain
-    upgradeFailed("the new binary did not serve within " +
-                  std::to_string(kUpgradeTimeout.count()) + " s");
+  if (upgrade_pid_ && upgrade_abandoned_.empty() && now > upgrade_deadline_) {
+    // A graceful stop: some of its workers may already serve. It has failed once it is reaped
+    // (before that it could still write the pid file).
+    kill(upgrade_pid_, SIGQUIT);
+    upgrade_abandoned_ = "the new binary did not serve within " +
+                         std::to_string(kUpgradeTimeout.count()) + " s";
+    SM_ERROR("binary upgrade: %s; stopping it", upgrade_abandoned_.c_str());
   }
 }
 
@@ -534,7 +539,10 @@ void Master::reload(pid_t waiter) {
   const ServerConfig& s = next->config.server;
   const ServerConfig& old = current().config.server;
   if (s.error_log != old.error_log || s.log_level != old.log_level) {
-    if (!core::openErrorLog(resolvePath(options_.prefix, s.error_log), s.log_level, error)) {
+    std::string path = resolvePath(options_.prefix, s.error_log);
+    makeParentDirs(path);
+    prepareLogFile(path, identity_);
+    if (!core::openErrorLog(path, s.log_level, error)) {
       SM_ERROR("reload: %s; the error log stays where it was", error.c_str());
     }
   }
@@ -547,9 +555,13 @@ void Master::reload(pid_t waiter) {
 
 // USR2: start the binary on disk with our sockets and zone; it tells us when it serves.
 void Master::upgrade(pid_t waiter) {
-  if (upgrade_pid_ || upgraded_ || stopping_) {
+  // A new binary whose old master still drains does not start a third (as nginx refuses).
+  bool old_master_alive = upgrade_from_ != 0 && getppid() == upgrade_from_;
+  if (upgrade_pid_ || upgraded_ || stopping_ || old_master_alive) {
     SM_ERROR("binary upgrade refused: %s",
-             upgrade_pid_ ? "one is already in progress" : "stopping");
+             upgrade_pid_       ? "one is already in progress"
+             : old_master_alive ? "the old master of the last upgrade is still draining"
+                                : "stopping");
     if (waiter) reply(waiter, kReplyFailed);
     return;
   }
@@ -574,7 +586,7 @@ void Master::upgrade(pid_t waiter) {
   if (waiter) upgrade_waiters_.push_back(waiter);
   // The new binary's control process takes over the health checks; ours comes back if the
   // upgrade fails.
-  signal(children_.retireIf([](const Child& c) { return c.role == Role::kControl; }), SIGTERM);
+  signalAll(children_.retireIf([](const Child& c) { return c.role == Role::kControl; }), SIGTERM);
 }
 
 // In the forked child: the new binary, with a clean signal state and the sockets and the zone
@@ -604,6 +616,7 @@ void Master::execNewBinary() {
 
 void Master::upgradeFailed(const std::string& why) {
   upgrade_pid_ = 0;
+  upgrade_abandoned_.clear();
   std::string oldbin = oldbinPath(pid_path_);
   if (rename(oldbin.c_str(), pid_path_.c_str()) != 0) {
     SM_ERROR("cannot restore the pid file %s: %s", pid_path_.c_str(), std::strerror(errno));
@@ -625,19 +638,20 @@ void Master::upgradeDone() {
   upgraded_ = true;
 }
 
-void Master::signal(const std::vector<Child*>& children, int sig) {
+void Master::signalAll(const std::vector<Child*>& children, int sig) {
   for (Child* c : children) {
     if (c->pid > 0) kill(c->pid, sig);
   }
 }
 
 void Master::reopenLogs() {
+  prepareLogFile(resolvePath(options_.prefix, current().config.server.error_log), identity_);
   std::string error;
   if (!core::reopenErrorLog(error)) SM_ERROR("%s", error.c_str());
   for (const auto& [n, g] : generations_) {
     prepareLogFile(resolvePath(options_.prefix, g->config.server.access_log), identity_);
   }
-  signal(children_.all(), SIGUSR1);
+  signalAll(children_.all(), SIGUSR1);
 }
 
 // A generation goes when none of its processes is left and it neither serves nor starts.
@@ -659,11 +673,12 @@ void Master::collectGenerations() {
   }
 }
 
-// Waits for every child to exit, reaping as they go. False if the deadline passed first.
+// Waits for every child to exit, reaping as they go. False if the deadline passed first. A TERM
+// or INT meanwhile turns a graceful stop into a fast one (the deadline shrinks to kFastStopGrace).
 bool Master::waitForChildren(Clock::time_point deadline) {
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGCHLD);
+  for (int sig : {SIGCHLD, SIGTERM, SIGINT}) sigaddset(&set, sig);
   while (true) {
     reap();
     if (children_.running(Role::kWorker) + children_.running(Role::kControl) == 0) return true;
@@ -671,7 +686,12 @@ bool Master::waitForChildren(Clock::time_point deadline) {
     if (left <= Clock::duration::zero()) return false;
     auto ms = std::chrono::duration_cast<milliseconds>(left).count();
     timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>((ms % 1000) * 1000000)};
-    sigtimedwait(&set, nullptr, &ts);
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT) {
+      SM_NOTICE("%s received while stopping: fast stop", strsignal(sig));
+      signalAll(children_.all(), SIGTERM);
+      deadline = std::min(deadline, Clock::now() + kFastStopGrace);
+    }
   }
 }
 
@@ -680,17 +700,17 @@ void Master::stop(int sig) {
   bool graceful = sig == SIGQUIT;
   SM_NOTICE("%s: %s stop", upgraded_ ? "binary upgrade done" : strsignal(sig),
             graceful ? "graceful" : "fast");
-  signal(children_.all(), graceful ? SIGQUIT : SIGTERM);
+  signalAll(children_.all(), graceful ? SIGQUIT : SIGTERM);
   auto grace = graceful ? std::chrono::duration_cast<Clock::duration>(
                               current().config.server.shutdown_timeout + std::chrono::seconds(2))
                         : std::chrono::duration_cast<Clock::duration>(kFastStopGrace);
   if (!waitForChildren(Clock::now() + grace)) {
     SM_WARN("children did not exit in time; killing them");
-    signal(children_.all(), SIGKILL);
+    signalAll(children_.all(), SIGKILL);
     waitForChildren(Clock::now() + std::chrono::seconds(5));
   }
   if (upgraded_) {
-    unlink(oldbinPath(pid_path_).c_str());
+    removePidFileIfOurs(oldbinPath(pid_path_), getpid());
   } else {
     removePidFileIfOurs(pid_path_, getpid());
   }
@@ -711,16 +731,19 @@ int Master::run() {
     timespec tick{0, 100'000'000};  // respawn backoffs and progress are checked on this tick
     siginfo_t info;
     int sig = sigtimedwait(&set, &info, &tick);
-    pid_t waiter = sig > 0 && wantsReply(info) ? info.si_pid : 0;
     switch (sig) {
       case SIGCHLD: reap(); break;
       case SIGTERM: case SIGINT: case SIGQUIT: stop_signal = sig; break;
       case SIGUSR1: reopenLogs(); break;
-      case SIGHUP: reload(waiter); break;
-      case SIGUSR2: upgrade(waiter); break;
+      case SIGHUP: reload(0); break;
+      case SIGUSR2: upgrade(0); break;
       default:
-        if (sig == replySignal() && upgrade_pid_ && info.si_pid == upgrade_pid_ &&
-            info.si_value.sival_int > 0) {
+        if (sig == requestSignal() && info.si_code == SI_QUEUE) {
+          int action = info.si_value.sival_int;
+          if (action == static_cast<int>(Request::kReload)) reload(info.si_pid);
+          if (action == static_cast<int>(Request::kUpgrade)) upgrade(info.si_pid);
+        } else if (sig == replySignal() && upgrade_pid_ && info.si_pid == upgrade_pid_ &&
+                   info.si_value.sival_int > 0) {
           upgradeDone();
           stop_signal = SIGQUIT;
         }
@@ -752,7 +775,7 @@ int signalMaster(const Config& config, const Options& options) {
   static const struct {
     const char* name;
     int sig;
-    bool waits;  // for the master's answer
+    bool waits;  // sent as a Request, for the master's answer
   } kSignals[] = {{"reload", SIGHUP, true},  {"reopen", SIGUSR1, false}, {"quit", SIGQUIT, false},
                   {"stop", SIGTERM, false},  {"upgrade", SIGUSR2, true}};
   constexpr std::chrono::seconds kAnswerTimeout{30};
@@ -766,7 +789,8 @@ int signalMaster(const Config& config, const Options& options) {
       return 1;
     }
     if (s.waits) blockReplySignal();
-    if (!(s.waits ? sendRequest(pid, s.sig) : kill(pid, s.sig) == 0)) {
+    Request request = s.sig == SIGHUP ? Request::kReload : Request::kUpgrade;
+    if (!(s.waits ? sendRequest(pid, request) : kill(pid, s.sig) == 0)) {
       fprintf(stderr, "speedmimi: cannot signal the master %d (from %s): %s\n",
               static_cast<int>(pid), pid_path.c_str(), std::strerror(errno));
       return 1;

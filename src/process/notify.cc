@@ -6,14 +6,10 @@
 
 namespace speedmimi::process {
 
-bool sendRequest(pid_t pid, int sig) {
+bool sendRequest(pid_t pid, Request request) {
   sigval value{};
-  value.sival_int = kRequestWantsReply;
-  return sigqueue(pid, sig, value) == 0;
-}
-
-bool wantsReply(const siginfo_t& info) {
-  return info.si_code == SI_QUEUE && info.si_value.sival_int == kRequestWantsReply;
+  value.sival_int = static_cast<int>(request);
+  return sigqueue(pid, requestSignal(), value) == 0;
 }
 
 void reply(pid_t pid, int value) {

@@ -1,6 +1,8 @@
 // How `speedmimi -s reload|upgrade` learns whether it worked, and how a new binary tells the old
-// master it serves: a signal queued with sigqueue(2) carries a value, and the receiver answers
-// the sender (si_pid) with kReplySignal. A plain `kill -HUP` (no value) gets no answer.
+// master it serves. Requests and replies are real-time signals queued with sigqueue(2), so none
+// is lost when several arrive at once (two HUPs at once are one), and each carries a value: a
+// request names its action, and the master answers the sender (si_pid). A plain `kill -HUP` or
+// `kill -USR2` does the same work and gets no answer.
 #pragma once
 
 #include <signal.h>
@@ -10,18 +12,17 @@
 
 namespace speedmimi::process {
 
-// Values of a request (the sender waits for a reply) and of the replies.
-constexpr int kRequestWantsReply = 0x534d5251;  // "SMRQ"
-constexpr int kReplyFailed = -1;
-// A reply > 0 is a success: the generation now serving.
+// The actions a request asks for (its value).
+enum class Request : int { kReload = 1, kUpgrade = 2 };
 
+// Reply values: > 0 is a success (the generation, or the new master's pid), kReplyFailed not.
+constexpr int kReplyFailed = -1;
+
+inline int requestSignal() { return SIGRTMIN + 2; }
 inline int replySignal() { return SIGRTMIN + 1; }
 
-// Sends `sig` to `pid` asking for a reply. False with errno set when it cannot be sent.
-bool sendRequest(pid_t pid, int sig);
-
-// Whether `info` (from sigtimedwait) is a request that wants a reply.
-bool wantsReply(const siginfo_t& info);
+// Asks `pid` for `request`. False with errno set when it cannot be sent.
+bool sendRequest(pid_t pid, Request request);
 
 // Answers `pid` (best effort: it may have given up waiting).
 void reply(pid_t pid, int value);

@@ -11,8 +11,8 @@
 #include "event/handles.h"
 #include "http/error_pages.h"
 #include "http/proxy_session.h"
-#include "process/title.h"
 #include "http/router.h"
+#include "process/title.h"
 #include "upstream/connection_pool.h"
 #include "upstream/upstream_set.h"
 
@@ -65,6 +65,7 @@ class Worker {
   event::EventPtr idle_grace_;
   event::EventPtr master_watch_;
   event::Fd listen_fd_;
+  bool master_gone_ = false;
   int ticks_ = 0;
 };
 
@@ -157,6 +158,9 @@ int Worker::run() {
   }
   pool_->clear();
   access_log_.flush();
+  // Nobody will reap us: give our counter slot back ourselves, or reclaim would wait for it
+  // forever.
+  if (master_gone_) setup_.zone->releaseWorkerSlot(setup_.slot);
   return 0;
 }
 
@@ -238,6 +242,7 @@ void Worker::onIdleGrace(evutil_socket_t, short, void* arg) {
 void Worker::onMasterGone(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Worker*>(arg);
   SM_WARN("the master process is gone; stopping");
+  self->master_gone_ = true;
   self->stopGracefully(std::chrono::milliseconds(0));
 }
 

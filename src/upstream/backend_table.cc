@@ -79,9 +79,22 @@ bool syncBackends(core::Zone& zone, const core::Config& next, std::string& error
   using Action = BackendChange::Action;
   std::vector<BackendChange> plan = planBackendChanges(currentBackends(zone), next);
   std::vector<core::BackendAddress> addresses(plan.size());
+  size_t adds = 0;
   for (size_t i = 0; i < plan.size(); ++i) {
     if (plan[i].action == Action::kRemove || plan[i].action == Action::kKeep) continue;
     if (!resolveBackend(plan[i].config, addresses[i], error)) return false;
+    core::ChangeResult r = zone.check(plan[i].upstream, plan[i].config, addresses[i]);
+    if (!r.ok()) {
+      error = "backends." + plan[i].upstream + " \"" + plan[i].config.id + "\": " + r.message;
+      return false;
+    }
+    adds += plan[i].action == Action::kAdd;
+  }
+  // Removed slots are reclaimed only once no worker uses them: the new ones need free slots.
+  if (adds > zone.freeSlots()) {
+    error = "the backend table has room for " + std::to_string(zone.freeSlots()) +
+            " more backends, not " + std::to_string(adds) + " (raise server.shm_size)";
+    return false;
   }
   for (size_t i = 0; i < plan.size(); ++i) {
     const BackendChange& c = plan[i];

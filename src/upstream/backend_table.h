@@ -43,9 +43,11 @@ std::vector<BackendChange> planBackendChanges(const std::vector<CurrentBackend>&
 // The zone's live backends, in slot order.
 std::vector<CurrentBackend> currentBackends(const core::Zone& zone);
 
-// Resolves every backend of `next` first (a name that does not resolve fails the whole change,
-// and nothing is changed), then applies planBackendChanges() to the zone. False with `error`
-// (a full zone can fail midway: what was applied stays, and is valid).
+// Resolves and checks every backend of `next` first (a name that does not resolve, a value the
+// zone cannot hold, more new backends than free slots: the whole change fails and nothing is
+// changed), then applies planBackendChanges() to the zone. False with `error` (only a slab
+// exhausted midway can still fail after the first change: what was applied stays, and is
+// valid).
 bool syncBackends(core::Zone& zone, const core::Config& next, std::string& error,
                   std::vector<BackendChange>* applied = nullptr);
 

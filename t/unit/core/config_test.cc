@@ -509,9 +509,9 @@ TEST(ConfigErrors, ServerValues) {
        "t.yaml:6:16: 'server.port': 99999999999999999999 is out of range 1..65535"},
       {withMinimal("server: {host: \"\"}\n"), "t.yaml:6:16: 'server.host': must not be empty"},
       {withMinimal("server: {workers: 0}\n"),
-       "t.yaml:6:19: 'server.workers': 0 is out of range 1..1024"},
-      {withMinimal("server: {workers: 1025}\n"),
-       "t.yaml:6:19: 'server.workers': 1025 is out of range 1..1024"},
+       "t.yaml:6:19: 'server.workers': 0 is out of range 1..256"},
+      {withMinimal("server: {workers: 257}\n"),
+       "t.yaml:6:19: 'server.workers': 257 is out of range 1..256"},
       {withMinimal("server: {workers: many}\n"),
        "t.yaml:6:19: 'server.workers': expected 'auto' or an integer, got 'many'"},
       {withMinimal("server: {max_conn: 0}\n"),
@@ -917,7 +917,7 @@ TEST(EffectiveWorkers, AutoIsTheNumberOfOnlineCpus) {
   ServerConfig server;
   server.workers = 0;
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  EXPECT_EQ(effectiveWorkers(server), cpus > 0 ? static_cast<int>(std::min(cpus, 1024L)) : 1);
+  EXPECT_EQ(effectiveWorkers(server), cpus > 0 ? static_cast<int>(std::min(cpus, 256L)) : 1);
   EXPECT_GE(effectiveWorkers(server), 1);
   server.workers = 7;
   EXPECT_EQ(effectiveWorkers(server), 7);

@@ -193,7 +193,7 @@ TEST(ZoneCreate, WorkerCountersStartEmpty) {
   auto zone = makeZone(twoUpstreams());
   ASSERT_NE(zone, nullptr);
   ServerCounters* workers = zone->workers();
-  for (size_t i = 0; i < kMaxWorkers; ++i) {
+  for (size_t i = 0; i < kWorkerSlots; ++i) {
     ASSERT_EQ(workers[i].pid.load(), 0) << i;
     ASSERT_EQ(workers[i].requests.load(), 0u) << i;
     ASSERT_EQ(workers[i].seen_generation.load(), 0u) << i;
@@ -641,10 +641,11 @@ TEST(ZoneWorkerSlots, ClaimedReleasedAndReusedWithTotalsKept) {
   auto zone = Zone::create(kShmSize, 1, error);
   ASSERT_NE(zone, nullptr) << error;
   EXPECT_EQ(zone->workerSlotLimit(), 0u);
-  int a = zone->claimWorkerSlot();
-  int b = zone->claimWorkerSlot();
+  int a = zone->claimWorkerSlot(4242);
+  int b = zone->claimWorkerSlot(4242);
   EXPECT_EQ(a, 0);
   EXPECT_EQ(b, 1);
+  EXPECT_EQ(zone->workers()[a].pid.load(), 4242);  // the master's, until the worker's is known
   EXPECT_EQ(zone->workerSlotLimit(), 2u);
   ServerCounters& wa = zone->workers()[a];
   wa.pid.store(1234);
@@ -661,13 +662,13 @@ TEST(ZoneWorkerSlots, ClaimedReleasedAndReusedWithTotalsKept) {
   EXPECT_EQ(wa.pid.load(), 0);
   EXPECT_EQ(wa.active_connections.load(), 0);
 
-  int c = zone->claimWorkerSlot();  // the free slot comes back, zeroed
+  int c = zone->claimWorkerSlot(4242);  // the free slot comes back, zeroed
   EXPECT_EQ(c, a);
   EXPECT_EQ(zone->workers()[c].requests.load(), 0u);
   EXPECT_EQ(zone->workerSlotLimit(), 2u);
-  for (size_t i = 2; i < kMaxWorkers; ++i) EXPECT_GE(zone->claimWorkerSlot(), 0);
-  EXPECT_EQ(zone->claimWorkerSlot(), -1);  // all taken
-  EXPECT_EQ(zone->workerSlotLimit(), kMaxWorkers);
+  for (size_t i = 2; i < kWorkerSlots; ++i) EXPECT_GE(zone->claimWorkerSlot(4242), 0);
+  EXPECT_EQ(zone->claimWorkerSlot(4242), -1);  // all taken
+  EXPECT_EQ(zone->workerSlotLimit(), kWorkerSlots);
 }
 
 // A binary upgrade maps the same memfd at the same address; a zone from another layout or a

@@ -161,5 +161,40 @@ TEST(SyncBackends, KeepsRuntimeStateOfKeptBackends) {
   EXPECT_EQ(keep->config.load()->weight, 7);
 }
 
+// A value the zone cannot hold fails the whole change before the first step: the removal
+// planned before it must not have happened (a reload that fails changes nothing).
+TEST(SyncBackends, AValueTheZoneCannotHoldChangesNothing) {
+  std::string error;
+  auto zone = core::Zone::create(4 << 20, 4, error);
+  ASSERT_NE(zone, nullptr) << error;
+  Config first;
+  first.backends["app"] = {backend("old", 8081)};
+  ASSERT_TRUE(syncBackends(*zone, first, error)) << error;
+  uint64_t generation = zone->generation();
+
+  Config second;
+  BackendConfig fresh = backend("fresh", 8082);
+  fresh.name.assign(core::ZoneBackendConfig::kLong, 'n');  // one byte too long for the zone
+  second.backends["app"] = {fresh};
+  EXPECT_FALSE(syncBackends(*zone, second, error));
+  EXPECT_NE(error.find("name"), std::string::npos) << error;
+  EXPECT_NE(error.find("fresh"), std::string::npos) << error;
+  EXPECT_NE(zone->find("app", "old"), nullptr);
+  EXPECT_EQ(zone->generation(), generation);
+}
+
+TEST(SyncBackends, MoreNewBackendsThanFreeSlotsChangesNothing) {
+  std::string error;
+  auto zone = core::Zone::create(8 << 20, 1, error);  // 256 slots at least
+  ASSERT_NE(zone, nullptr) << error;
+  Config config;
+  for (size_t i = 0; i < zone->slotCapacity() + 1; ++i) {
+    config.backends["app"].push_back(backend("b" + std::to_string(i), 8000));
+  }
+  EXPECT_FALSE(syncBackends(*zone, config, error));
+  EXPECT_NE(error.find("room for"), std::string::npos) << error;
+  EXPECT_EQ(zone->freeSlots(), zone->slotCapacity());
+}
+
 }  // namespace
 }  // namespace speedmimi::upstream
