@@ -1,31 +1,38 @@
-// "ip_hash": consistent hashing of the real client IP on a weighted ketama ring.
+// "ip_hash": consistent hashing of the real client IP on a weighted ketama ring, looked up with
+// several probes per client (multi-probe consistent hashing, Appleton & O'Reilly 2015).
 //
-// Every backend puts points on a 64-bit ring; the points are a pure function of its id and its
-// weight, never of the other backends or of their order. A client's key (a 64-bit hash of its 16
-// address bytes) belongs to the first point at or after it, wrapping around. Hence:
+// Every backend puts points on a 64-bit ring; how many and where is a pure function of its own
+// id and weight, never of the other backends or of their order. A client's key (a 64-bit hash of
+// its 16 address bytes) is hashed into kProbes probes; each probe's successor is the first point
+// at or after it, wrapping around, and the client belongs to the successor nearest to its probe
+// (the first probe wins a tie). Hence:
 //   - the same IP reaches the same backend while the set of backends stays the same;
-//   - removing a backend moves exactly the keys that were on its points, to the next points;
-//   - adding one moves only the keys that land on its new points, about 1/(N+1) of them.
-// When the owner is not a candidate (down, inactive, full, already tried) the walk continues
-// along the ring to the next point of a candidate: the fallback is deterministic, equals the
-// mapping the key would have if that backend were removed, and spreads a down backend's keys
-// over the others because its points are scattered among theirs.
+//   - removing a backend only lengthens the distances of the probes whose successor was one of
+//     its points, so exactly its clients move and every other client stays;
+//   - adding one only shortens distances to its new points, so clients move only to it.
+// When the owner is not a candidate (down, inactive, full, already tried) each probe walks along
+// the ring to the next point of a candidate and the nearest of those wins: the fallback is
+// deterministic, equals the mapping the client would have if the rejected backends were removed,
+// and spreads a down backend's clients over the others because its points are scattered.
 //
 // Ketama rather than Maglev because Maglev only approximately keeps the other backends' keys in
 // place on removal, while the ring does so exactly.
 //
-// Weights: a backend gets kPointsPerUnit points per unit of weight / gcd(all weights), so equal
-// weights always give kPointsPerUnit points each and adding an equal backend changes no one
-// else's points. Only when the ring would exceed kMaxRingPoints are all counts scaled down.
+// Points of a backend of weight w (1..10000):  kPointsPerWeight * min(w, kMaxPointWeight),
+// i.e. 20 * min(w, 320): 20 for weight 1, at most 6,400 (75 KiB). Shares follow the weights
+// exactly in expectation up to weight 320; heavier backends count as 320, because the ring's
+// memory and build time grow with the points (100 backends at the cap: 640,000 points, 7.5 MiB
+// per balancer). Each point is equally likely to be the nearest successor, so a backend's
+// share is its share of the points; the probes make the shares as even as a one-probe ring with
+// kProbes times the points (20 points x 8 probes beat ketama's classic 160 points x 1 probe).
 //
-// Lookup is O(1) on average without allocation: a bucket index on the top bits of the key gives
-// the first point of its bucket, and a bucket holds about one point.
+// Lookup is O(kProbes * log points) without allocation: a bucket index on the top bits of the
+// key narrows each probe to the few points of its bucket, searched by bisection. reset() builds
+// the ring in O(points): a counting sort into the buckets, then an insertion sort inside each.
 #include <algorithm>
 #include <bit>
 #include <cstring>
-#include <numeric>
 #include <string_view>
-#include <tuple>
 #include <vector>
 
 #include "upstream/lb_internal.h"
@@ -33,8 +40,9 @@
 namespace speedmimi::upstream {
 namespace {
 
-constexpr uint64_t kPointsPerUnit = 160;
-constexpr uint64_t kMaxRingPoints = uint64_t{1} << 16;
+constexpr uint64_t kPointsPerWeight = 20;
+constexpr int64_t kMaxPointWeight = 320;
+constexpr int kProbes = 8;
 constexpr int kMaxBucketBits = 16;
 constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
 
@@ -71,21 +79,15 @@ uint64_t pointHash(uint64_t id_hash, uint64_t j) {
   return mix64(id_hash + (j + 1) * kGolden);
 }
 
-// Points per backend, proportional to weight / gcd(weights); at least one each.
-std::vector<uint64_t> pointCounts(std::span<Backend* const> backends) {
-  int64_t divisor = 0;
-  for (const Backend* b : backends) divisor = std::gcd(divisor, weightOf(*b));
-  uint64_t units = 0;
-  for (const Backend* b : backends) units += static_cast<uint64_t>(weightOf(*b) / divisor);
-  std::vector<uint64_t> counts;
-  counts.reserve(backends.size());
-  for (const Backend* b : backends) {
-    const auto unit = static_cast<uint64_t>(weightOf(*b) / divisor);
-    const bool fits = units * kPointsPerUnit <= kMaxRingPoints;
-    counts.push_back(fits ? unit * kPointsPerUnit
-                          : std::max<uint64_t>(1, unit * kMaxRingPoints / units));
-  }
-  return counts;
+// The i-th probe of a client key; a different sequence from the points' (odd multiplier).
+uint64_t probeHash(uint64_t key, int i) {
+  return mix64(key ^ (static_cast<uint64_t>(i) + 1) * 0xD6E8FEB86659FD93ull);
+}
+
+// A function of this backend's weight alone (see the top of the file), so that no backend's
+// points change when another one comes or goes.
+uint64_t pointCount(const Backend& b) {
+  return kPointsPerWeight * static_cast<uint64_t>(std::min(weightOf(b), kMaxPointWeight));
 }
 
 class IpHashBalancer final : public Balancer {
@@ -94,71 +96,117 @@ class IpHashBalancer final : public Balancer {
   Backend* pick(const PickContext& ctx) override;
 
  private:
-  size_t ownerPoint(uint64_t key) const;
-  Backend* walkFrom(size_t point, const PickContext& ctx) const;
+  void placePoints(const std::vector<uint64_t>& id_hashes, size_t count);
+  void sortBuckets();
+  bool pointBefore(uint64_t hash, uint32_t owner, size_t point) const;
+  size_t successor(uint64_t probe) const;
+  size_t nearestPoint(uint64_t key) const;
+  Backend* nearestCandidate(uint64_t key, const PickContext& ctx) const;
+  size_t nextCandidatePoint(size_t point, const PickContext& ctx) const;
   bool anyCandidate(const PickContext& ctx) const;
-  void buildBuckets();
 
   std::vector<Backend*> backends_;
-  std::vector<uint64_t> point_hash_;    // sorted ascending
+  std::vector<uint64_t> point_hash_;    // sorted ascending; equal hashes by owner id
   std::vector<uint32_t> point_owner_;   // position in backends_ of each point
   std::vector<uint32_t> bucket_start_;  // first point of each bucket; one extra = point count
-  int bucket_shift_ = 63;               // key >> bucket_shift_ is the key's bucket
+  int bucket_shift_ = 63;               // hash >> bucket_shift_ is the hash's bucket
 };
 
 void IpHashBalancer::reset(std::span<Backend* const> backends) {
   backends_.assign(backends.begin(), backends.end());
-  const std::vector<uint64_t> counts = pointCounts(backends_);
-  // (hash, id, position): equal hashes, practically never seen, are ordered by the stable id.
-  std::vector<std::tuple<uint64_t, std::string_view, uint32_t>> points;
-  for (size_t i = 0; i < backends_.size(); ++i) {
-    const uint64_t id_hash = hashId(backends_[i]->id());
-    for (uint64_t j = 0; j < counts[i]; ++j) {
-      points.emplace_back(pointHash(id_hash, j), backends_[i]->id(), static_cast<uint32_t>(i));
-    }
+  std::vector<uint64_t> id_hashes;
+  size_t count = 0;
+  for (const Backend* b : backends_) {
+    id_hashes.push_back(hashId(b->id()));
+    count += pointCount(*b);
   }
-  std::sort(points.begin(), points.end());
-  point_hash_.clear();
-  point_owner_.clear();
-  for (const auto& [hash, id, owner] : points) {
-    point_hash_.push_back(hash);
-    point_owner_.push_back(owner);
-  }
-  buildBuckets();
+  placePoints(id_hashes, count);
+  sortBuckets();
 }
 
-// About one point per bucket: bucket b holds the points whose top bits equal b.
-void IpHashBalancer::buildBuckets() {
-  const size_t count = point_hash_.size();
+// Counting sort of all points into about one bucket per point (at most 2^kMaxBucketBits):
+// bucket b holds the points whose top bits equal b, in no particular order yet.
+void IpHashBalancer::placePoints(const std::vector<uint64_t>& id_hashes, size_t count) {
   const int bits = std::clamp(static_cast<int>(std::bit_width(count)), 1, kMaxBucketBits);
   bucket_shift_ = 64 - bits;
-  const size_t buckets = size_t{1} << bits;
-  bucket_start_.assign(buckets + 1, static_cast<uint32_t>(count));
-  size_t point = 0;
-  for (size_t b = 0; b < buckets; ++b) {
-    while (point < count && (point_hash_[point] >> bucket_shift_) < b) ++point;
-    bucket_start_[b] = static_cast<uint32_t>(point);
+  bucket_start_.assign((size_t{1} << bits) + 1, 0);
+  for (size_t i = 0; i < backends_.size(); ++i) {
+    for (uint64_t j = 0; j < pointCount(*backends_[i]); ++j) {
+      ++bucket_start_[(pointHash(id_hashes[i], j) >> bucket_shift_) + 1];
+    }
+  }
+  for (size_t b = 1; b < bucket_start_.size(); ++b) bucket_start_[b] += bucket_start_[b - 1];
+  std::vector<uint32_t> next(bucket_start_.begin(), bucket_start_.end() - 1);
+  point_hash_.resize(count);
+  point_owner_.resize(count);
+  for (size_t i = 0; i < backends_.size(); ++i) {
+    for (uint64_t j = 0; j < pointCount(*backends_[i]); ++j) {
+      const uint64_t hash = pointHash(id_hashes[i], j);
+      const uint32_t point = next[hash >> bucket_shift_]++;
+      point_hash_[point] = hash;
+      point_owner_[point] = static_cast<uint32_t>(i);
+    }
   }
 }
 
-// The first point at or after `key` on the ring, wrapping to point 0. Requires points.
-size_t IpHashBalancer::ownerPoint(uint64_t key) const {
-  const uint64_t bucket = key >> bucket_shift_;
-  size_t point = bucket_start_[bucket];
-  const size_t end = bucket_start_[bucket + 1];
-  while (point < end && point_hash_[point] < key) ++point;
-  // Points of later buckets are all above `key`, so `end` is the answer when the bucket is
+// Insertion sort inside each bucket, which holds a handful of points.
+void IpHashBalancer::sortBuckets() {
+  for (size_t b = 0; b + 1 < bucket_start_.size(); ++b) {
+    for (size_t i = bucket_start_[b] + 1; i < bucket_start_[b + 1]; ++i) {
+      const uint64_t hash = point_hash_[i];
+      const uint32_t owner = point_owner_[i];
+      size_t k = i;
+      for (; k > bucket_start_[b] && pointBefore(hash, owner, k - 1); --k) {
+        point_hash_[k] = point_hash_[k - 1];
+        point_owner_[k] = point_owner_[k - 1];
+      }
+      point_hash_[k] = hash;
+      point_owner_[k] = owner;
+    }
+  }
+}
+
+// Does the point (hash, owner) sort before `point`? Equal hashes, practically never seen, are
+// ordered by the stable id, so that the ring does not depend on the backends' order.
+bool IpHashBalancer::pointBefore(uint64_t hash, uint32_t owner, size_t point) const {
+  if (hash != point_hash_[point]) return hash < point_hash_[point];
+  return backends_[owner]->id() < backends_[point_owner_[point]]->id();
+}
+
+// The first point at or after `probe` on the ring, wrapping to point 0. Requires points.
+size_t IpHashBalancer::successor(uint64_t probe) const {
+  const uint64_t bucket = probe >> bucket_shift_;
+  const auto first = point_hash_.begin() + bucket_start_[bucket];
+  const auto last = point_hash_.begin() + bucket_start_[bucket + 1];
+  // Points of later buckets are all above `probe`, so `last` is the answer when the bucket is
   // passed; past the last point the ring wraps.
+  const size_t point = std::lower_bound(first, last, probe) - point_hash_.begin();
   return point == point_hash_.size() ? 0 : point;
+}
+
+// The point nearest after any probe of `key` (distances wrap around the ring).
+size_t IpHashBalancer::nearestPoint(uint64_t key) const {
+  size_t best = 0;
+  uint64_t best_distance = UINT64_MAX;
+  for (int i = 0; i < kProbes; ++i) {
+    const uint64_t probe = probeHash(key, i);
+    const size_t point = successor(probe);
+    const uint64_t distance = point_hash_[point] - probe;
+    if (i == 0 || distance < best_distance) {
+      best = point;
+      best_distance = distance;
+    }
+  }
+  return best;
 }
 
 Backend* IpHashBalancer::pick(const PickContext& ctx) {
   if (point_hash_.empty()) return nullptr;
-  const size_t point = ownerPoint(hashAddress(ctx.client_ip));
-  Backend* owner = backends_[point_owner_[point]];
+  const uint64_t key = hashAddress(ctx.client_ip);
+  Backend* owner = backends_[point_owner_[nearestPoint(key)]];
   if (isCandidate(*owner, ctx)) return owner;
-  // The O(N) check spares a whole lap of the ring when everything is down.
-  return anyCandidate(ctx) ? walkFrom(point, ctx) : nullptr;
+  // The O(N) check spares kProbes laps of the ring when everything is down.
+  return anyCandidate(ctx) ? nearestCandidate(key, ctx) : nullptr;
 }
 
 bool IpHashBalancer::anyCandidate(const PickContext& ctx) const {
@@ -166,19 +214,37 @@ bool IpHashBalancer::anyCandidate(const PickContext& ctx) const {
                      [&](const Backend* b) { return isCandidate(*b, ctx); });
 }
 
-// The owner of the first point after `point` that belongs to a candidate. Every backend has a
-// point, so one lap finds any candidate; runs of one rejected owner are skipped without
+// nearestPoint() among the points of candidates only: what the mapping would be without the
+// others. Requires a candidate.
+Backend* IpHashBalancer::nearestCandidate(uint64_t key, const PickContext& ctx) const {
+  size_t best = 0;
+  uint64_t best_distance = UINT64_MAX;
+  for (int i = 0; i < kProbes; ++i) {
+    const uint64_t probe = probeHash(key, i);
+    const size_t point = nextCandidatePoint(successor(probe), ctx);
+    const uint64_t distance = point_hash_[point] - probe;
+    if (i == 0 || distance < best_distance) {
+      best = point;
+      best_distance = distance;
+    }
+  }
+  return backends_[point_owner_[best]];
+}
+
+// The first point at or after `point`, wrapping, whose owner is a candidate. Requires one; every
+// backend has a point, so one lap finds it. Runs of one rejected owner are skipped without
 // re-checking it.
-Backend* IpHashBalancer::walkFrom(size_t point, const PickContext& ctx) const {
+size_t IpHashBalancer::nextCandidatePoint(size_t point, const PickContext& ctx) const {
   const size_t count = point_hash_.size();
-  uint32_t rejected = point_owner_[point];
-  for (size_t k = 1; k < count; ++k) {
-    const uint32_t owner = point_owner_[(point + k) % count];
+  uint32_t rejected = UINT32_MAX;
+  for (size_t k = 0; k < count; ++k) {
+    const size_t at = (point + k) % count;
+    const uint32_t owner = point_owner_[at];
     if (owner == rejected) continue;
-    if (isCandidate(*backends_[owner], ctx)) return backends_[owner];
+    if (isCandidate(*backends_[owner], ctx)) return at;
     rejected = owner;
   }
-  return nullptr;
+  return point;  // unreachable while a candidate exists
 }
 
 }  // namespace
