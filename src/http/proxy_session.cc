@@ -86,6 +86,7 @@ ProxySession::ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer)
 
 ProxySession::~ProxySession() {
   if (upstream_) releaseUpstream(false);
+  releaseBackend();
   ctx_.counters->bytes_in.fetch_add(client_->bytesRead(), std::memory_order_relaxed);
   ctx_.sessions.erase(this);
   ctx_.counters->active_connections.fetch_sub(1, std::memory_order_relaxed);
@@ -296,7 +297,9 @@ void ProxySession::forwardRequestBody() {
   } else if (x_.request_framing == BodyFraming::kChunked) {
     if (!forwardChunkedRequest()) return;
   }
-  if (!upstream_->flush()) return upstreamFailed(502, "write to backend failed");
+  if (!upstream_->flush()) {
+    return upstreamFailed(502, socketFailure(upstream_->lastError()), "write to backend failed");
+  }
   updateReading();
 }
 
@@ -337,8 +340,8 @@ bool ProxySession::forwardChunkedRequest() {
 // Upstream side
 
 // Picks a backend (excluding those already tried) and sends the request to it, reusing an idle
-// pooled connection when there is one.
-void ProxySession::connectUpstream() {
+// pooled connection when there is one, unless `fresh`.
+void ProxySession::connectUpstream(bool fresh) {
   upstream::PickContext pick;
   pick.client_ip = real_ip_;
   pick.now_ms = ProxyContext::nowMs();
@@ -356,10 +359,11 @@ void ProxySession::connectUpstream() {
   x_.tried.push_back(backend);
   x_.upstream_got_bytes = false;
   backend->acquire();
+  x_.backend_held = true;
   backend->state().requests.fetch_add(1, std::memory_order_relaxed);
   if (x_.upstream_start_ms < 0) x_.upstream_start_ms = ProxyContext::nowMs();
 
-  upstream_ = ctx_.pool->take(backend);
+  if (!fresh) upstream_ = ctx_.pool->take(backend);
   x_.reused_connection = upstream_ != nullptr;
   if (upstream_) {
     upstream_->setHandler(this);
@@ -380,7 +384,9 @@ void ProxySession::connectUpstream() {
 void ProxySession::sendRequestHead() {
   evbuffer_add(upstream_->output(), out_head_.data(), out_head_.size());
   if (!x_.request_done) return forwardRequestBody();  // flushes and updates reading
-  if (!upstream_->flush()) return upstreamFailed(502, "write to backend failed");
+  if (!upstream_->flush()) {
+    return upstreamFailed(502, socketFailure(upstream_->lastError()), "write to backend failed");
+  }
   updateReading();
 }
 
@@ -406,15 +412,21 @@ void ProxySession::onUpstreamEvent(StreamEvent ev) {
         x_.upstream_reusable = false;
         return finishExchange();
       }
-      return upstreamFailed(502, "backend closed the connection");
+      return upstreamFailed(502, UpstreamFailure::kClosed, "backend closed the connection");
     case StreamEvent::kError:
-      return upstreamFailed(502, std::strerror(upstream_->lastError()));
+      return upstreamFailed(502, socketFailure(upstream_->lastError()),
+                            std::strerror(upstream_->lastError()));
     case StreamEvent::kReadTimeout:
       if (phase_ == Phase::kTunnel) return closeNow();
-      return upstreamFailed(504, "backend timed out sending the response");
+      return upstreamFailed(504, UpstreamFailure::kTimeout,
+                            "backend timed out sending the response");
     case StreamEvent::kWriteTimeout:
-      return upstreamFailed(504, upstream_->connected() ? "backend timed out reading the request"
-                                                        : "connecting to the backend timed out");
+      if (!upstream_->connected()) {
+        return upstreamFailed(504, UpstreamFailure::kConnectTimeout,
+                              "connecting to the backend timed out");
+      }
+      return upstreamFailed(504, UpstreamFailure::kTimeout,
+                            "backend timed out reading the request");
   }
 }
 
@@ -443,7 +455,7 @@ bool ProxySession::readResponseHead() {
     SM_ERROR("backend %s sent an invalid response: %s", x_.backend->addressText().c_str(),
              error.reason);
     x_.upstream_reusable = false;
-    upstreamFailed(502, "invalid response head");
+    upstreamFailed(502, UpstreamFailure::kBadResponse, "invalid response head");
     return false;
   }
   x_.upstream_status = head.status;
@@ -514,7 +526,7 @@ void ProxySession::forwardResponseBody() {
           SM_ERROR("backend %s sent a malformed chunked body: %s",
                    x_.backend->addressText().c_str(), step.error.reason);
           x_.upstream_reusable = false;
-          return upstreamFailed(502, "malformed chunked response");
+          return upstreamFailed(502, UpstreamFailure::kBadResponse, "malformed chunked response");
         }
         if (step.kind == ChunkedDecoder::Kind::kData) {
           if (x_.rechunk_response) appendChunkHeader(out, step.data);
@@ -533,7 +545,31 @@ void ProxySession::forwardResponseBody() {
   if (phase_ == Phase::kExchange) updateReading();
 }
 
-bool ProxySession::canRetry() const {
+ProxySession::UpstreamFailure ProxySession::socketFailure(int error) {
+  return error == ECONNRESET || error == EPIPE ? UpstreamFailure::kReset
+                                               : UpstreamFailure::kSocketError;
+}
+
+// An idle pooled connection that the backend closed fails like this: EOF, ECONNRESET or EPIPE
+// before any byte of the response, on a reused connection (DESIGN §4). It gets one transparent
+// retry per request, unless the backend may have acted on the request: a timeout (it was alive),
+// a body already gone from our buffers, or a non-idempotent request written in full (a bodiless
+// POST once its head left our buffer).
+bool ProxySession::isStale(UpstreamFailure failure) const {
+  if (failure != UpstreamFailure::kClosed && failure != UpstreamFailure::kReset) return false;
+  if (!x_.reused_connection || x_.stale_retried) return false;
+  if (x_.upstream_got_bytes || x_.response_started || x_.body_moved) return false;
+  bool fully_written = x_.request_done && upstream_ && upstream_->pendingOutput() == 0;
+  return x_.idempotent || !fully_written;
+}
+
+// Another backend, up to the route's `retries`: for a connect failure, refusal, reset or close
+// before any byte of the response, while no body byte has been sent (DESIGN §4). A timeout on an
+// established connection is a 504, never retried: the backend may still be working on it.
+bool ProxySession::canRetry(UpstreamFailure failure) const {
+  if (failure == UpstreamFailure::kTimeout || failure == UpstreamFailure::kBadResponse) {
+    return false;
+  }
   if (x_.response_started || x_.upstream_got_bytes) return false;
   if (x_.body_moved) return false;  // the body is gone from our buffers
   int retries = ctx_.config->routes[static_cast<size_t>(x_.route)].retries;
@@ -541,9 +577,9 @@ bool ProxySession::canRetry() const {
 }
 
 // The backend failed before the exchange completed: retry, answer `status`, or cut the client.
-void ProxySession::upstreamFailed(int status, const char* why) {
+void ProxySession::upstreamFailed(int status, UpstreamFailure failure, const char* why) {
   upstream::Backend* backend = x_.backend;
-  bool stale = x_.reused_connection && !x_.upstream_got_bytes && !x_.body_moved;
+  bool stale = isStale(failure);
   SM_LOG(stale ? core::LogLevel::kInfo : core::LogLevel::kError,
          "%s while proxying to backend %s (%s) for client %s", why,
          backend->addressText().c_str(), backend->id().c_str(), peer_text_.c_str());
@@ -551,13 +587,18 @@ void ProxySession::upstreamFailed(int status, const char* why) {
   releaseUpstream(false);
   x_.failed_status = status;
   if (stale) {
-    // An idle pooled connection that the backend had closed: retry it transparently.
+    // On a new connection: the other idle ones may have been closed too.
+    x_.stale_retried = true;
     x_.tried.pop_back();
-    return connectUpstream();
+    releaseBackend();  // before the pick, which may choose this backend again
+    return connectUpstream(true);
   }
   backend->recordFailure(ProxyContext::nowMs());
   // A non-idempotent request is retried only when it never reached the backend.
-  if (canRetry() && (x_.idempotent || !was_connected)) return connectUpstream();
+  if (canRetry(failure) && (x_.idempotent || !was_connected)) {
+    releaseBackend();
+    return connectUpstream();
+  }
   if (x_.response_started) {
     // Part of the response is out: the client must see a truncated message, never a new one.
     SM_INFO("response from %s truncated; closing client %s", backend->addressText().c_str(),
@@ -567,15 +608,21 @@ void ProxySession::upstreamFailed(int status, const char* why) {
   respondError(status, why);
 }
 
-// Returns the upstream connection to the pool or closes it, and settles the backend's counters.
+// Returns the upstream connection to the pool or closes it. The backend stays held
+// (releaseBackend) until the exchange is logged.
 void ProxySession::releaseUpstream(bool reusable) {
   if (!upstream_) return;
-  x_.backend->release();
   if (reusable && evbuffer_get_length(upstream_->input()) == 0 &&
       upstream_->pendingOutput() == 0) {
     ctx_.pool->put(x_.backend, std::move(upstream_));
   }
   upstream_.reset();
+}
+
+void ProxySession::releaseBackend() {
+  if (!x_.backend_held) return;
+  x_.backend_held = false;
+  x_.backend->release();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -598,6 +645,7 @@ void ProxySession::finishExchange() {
   }
   releaseUpstream(reusable);
   logAccess();
+  releaseBackend();
   flushClient();
   if (phase_ == Phase::kDead) return;
   if (!x_.keep_alive) return closeAfterFlush();
@@ -634,6 +682,7 @@ void ProxySession::respondError(int status, const char* why) {
   x_.body_bytes_sent = appendErrorResponse(status, keep, x_.head_method, client_->output());
   if (x_.start_ms == 0) x_.start_ms = ProxyContext::nowMs();
   logAccess();
+  releaseBackend();
   flushClient();
   if (phase_ == Phase::kDead) return;
   if (malformed) return startLinger();
@@ -737,6 +786,7 @@ void ProxySession::armLinger() {
 // Closes both connections. The session is deleted when the current callback returns.
 void ProxySession::closeNow() {
   if (upstream_) releaseUpstream(false);
+  releaseBackend();
   client_->stopReading();
   phase_ = Phase::kDead;
 }

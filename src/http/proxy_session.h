@@ -97,16 +97,30 @@ class ProxySession final : public event::StreamHandler {
   void forwardRequestBody();
   bool forwardChunkedRequest();
 
+  // Why an attempt at a backend failed; it decides what may be retried (DESIGN §4).
+  enum class UpstreamFailure {
+    kClosed,          // EOF before the response was complete
+    kReset,           // ECONNRESET or EPIPE
+    kSocketError,     // any other socket error (refused, unreachable...)
+    kConnectTimeout,  // connect_timeout passed: nothing reached the backend
+    kTimeout,         // write_timeout or read_timeout on an established connection
+    kBadResponse,     // a response that cannot be forwarded
+  };
+  static UpstreamFailure socketFailure(int error);
+
   // Upstream side.
   void onUpstreamEvent(event::StreamEvent ev);
-  void connectUpstream();
+  // `fresh`: open a new connection even if the pool has one (the retry of a stale connection).
+  void connectUpstream(bool fresh = false);
   void sendRequestHead();
   void processResponse();
   bool readResponseHead();
   void forwardResponseBody();
-  void upstreamFailed(int status, const char* why);
-  bool canRetry() const;
+  void upstreamFailed(int status, UpstreamFailure failure, const char* why);
+  bool isStale(UpstreamFailure failure) const;
+  bool canRetry(UpstreamFailure failure) const;
   void releaseUpstream(bool reusable);
+  void releaseBackend();
 
   // Exchange lifecycle.
   void finishExchange();
@@ -153,9 +167,15 @@ class ProxySession final : public event::StreamHandler {
     bool idempotent = true;
     bool upgrade_requested = false;
     int client_minor = 1;
+    // The backend of the current (or last) attempt. Its in-flight slot is held while
+    // `backend_held`; once released it stays allocated at least until the current event callback
+    // returns (retired backends are freed only by the worker's tick), so the access log may still
+    // read it.
     upstream::Backend* backend = nullptr;
+    bool backend_held = false;
     std::vector<const upstream::Backend*> tried;
     bool reused_connection = false;
+    bool stale_retried = false;  // the one transparent retry of a stale connection is used
     bool response_head_done = false;
     bool response_started = false;  // bytes of the response reached the client output
     bool response_done = false;

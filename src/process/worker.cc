@@ -252,7 +252,9 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
     event_base_loopbreak(self->base_.get());
     return;
   }
-  // Idle workers follow the zone too, so removed backends can be reclaimed.
+  // Idle workers follow the zone too, so removed backends can be reclaimed. Retired backends
+  // are freed here only, outside every session's callbacks: a session may still read the
+  // backend it has just released (its access-log line, a retry that finds no other backend).
   self->upstreams_->refresh();
   self->upstreams_->collectRetired();
   if (++self->ticks_ % 10 == 0) self->access_log_.flush();  // once a second

@@ -39,7 +39,8 @@ std::vector<Backend*> UpstreamSet::backends() const {
 
 // Copies every live slot into local Backend objects (kept across rebuilds while the slot keeps
 // its incarnation, so exchanges and pooled connections stay valid), then resets the balancers.
-// Repeats if the zone changed meanwhile; publishes the generation it applied.
+// Repeats if the zone changed meanwhile; publishes the generation it applied. Backends gone from
+// the zone are retired, not freed (see collectRetired).
 void UpstreamSet::rebuild() {
   uint64_t generation;
   std::map<size_t, Entry> next;
@@ -91,7 +92,6 @@ void UpstreamSet::rebuild() {
   if (worker_ >= 0) {
     zone_.workers()[worker_].seen_generation.store(generation, std::memory_order_release);
   }
-  collectRetired();
 }
 
 void UpstreamSet::retire(std::unique_ptr<Backend> backend) {

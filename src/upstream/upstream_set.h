@@ -32,6 +32,8 @@ class UpstreamSet {
               int worker);
 
   // Brings the view to the zone's current generation if it moved: one acquire load otherwise.
+  // A backend that left the zone is retired, never freed here: the request path calls this
+  // while it may still read a backend it has just released (collectRetired frees them).
   void refresh() {
     if (zone_.generation() != generation_) rebuild();
   }
@@ -44,8 +46,11 @@ class UpstreamSet {
   // Every backend of the view (live ones), in slot order.
   std::vector<Backend*> backends() const;
 
-  // Frees removed backends that no exchange of this worker uses any more.
+  // Frees removed backends that no exchange of this worker uses any more. Only from the
+  // worker's tick, outside every exchange's callbacks.
   void collectRetired();
+  // Removed backends not freed yet (for tests and statistics).
+  size_t retiredCount() const { return retired_.size(); }
 
  private:
   struct Entry {
