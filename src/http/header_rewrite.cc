@@ -3,9 +3,11 @@
 // streams. Field names and values are copied exactly as received.
 #include "http/header_rewrite.h"
 
+#include <array>
 #include <charconv>
 #include <cstdint>
 
+#include "http/field_list.h"
 #include "http/parser.h"
 
 namespace speedmimi::http {
@@ -61,40 +63,62 @@ Field classify(std::string_view name) {
   }
 }
 
-std::string_view trimOws(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
 // True when the comma-separated `list` holds `token` (case-insensitive).
 bool listContains(std::string_view list, std::string_view token) {
-  for (;;) {
-    const size_t comma = list.find(',');
-    if (equalsIgnoreCase(trimOws(list.substr(0, comma)), token)) return true;
-    if (comma == std::string_view::npos) return false;
-    list.remove_prefix(comma + 1);
+  ListElements elements(list);
+  std::string_view element;
+  while (elements.next(element)) {
+    if (equalsIgnoreCase(element, token)) return true;
   }
+  return false;
 }
 
-// The fields of one head, with what a first pass learned about them.
+// The fields of one head, with what a first pass learned about them. The pass gathers the
+// options of every Connection field (RFC 9110 §7.6.1: the fields they name are hop-by-hop), so
+// that testing a field costs a few comparisons instead of a rescan of the head. Clients name
+// one to three options; a head naming more than kMaxOptions keeps the first ones and sets
+// `options_overflow`, and nominated() then also reads the Connection values again.
+// `options` views the caller's header values: nothing is allocated.
 struct Fields {
+  static constexpr size_t kMaxOptions = 16;
+
   const Header* headers;
   size_t count;
-  bool has_connection = false;  // some Connection field may name other fields
   bool has_host = false;
+  std::array<std::string_view, kMaxOptions> options;
+  size_t num_options = 0;
+  bool options_overflow = false;
 
   Fields(const Header* h, size_t n) : headers(h), count(n) {
     for (size_t i = 0; i < n; ++i) {
       const Field field = classify(h[i].name);
-      has_connection |= field == Field::kConnection;
+      if (field == Field::kConnection) addOptions(h[i].value);
       has_host |= field == Field::kHost;
     }
   }
 
-  // RFC 9110 §7.6.1: a field listed as a Connection option is hop-by-hop.
+  void addOptions(std::string_view list) {
+    ListElements elements(list);
+    std::string_view element;
+    while (!options_overflow && elements.next(element)) {
+      if (num_options == kMaxOptions) {
+        options_overflow = true;
+      } else {
+        options[num_options++] = element;
+      }
+    }
+  }
+
   bool nominated(std::string_view name) const {
-    if (!has_connection) return false;
+    for (size_t i = 0; i < num_options; ++i) {
+      if (equalsIgnoreCase(options[i], name)) return true;
+    }
+    return options_overflow && nominatedBeyondOptions(name);
+  }
+
+  // The slow path for a head with more options than `options` holds: every Connection value.
+  // Cold, so that nominated() stays small enough to inline.
+  [[gnu::cold]] bool nominatedBeyondOptions(std::string_view name) const {
     for (size_t i = 0; i < count; ++i) {
       if (classify(headers[i].name) == Field::kConnection && listContains(headers[i].value, name)) {
         return true;

@@ -2,6 +2,7 @@ libspeedmimi_la_SOURCES += \
 	src/http/access_log.cc src/http/access_log.h \
 	src/http/chunked.cc src/http/chunked.h \
 	src/http/error_pages.cc src/http/error_pages.h \
+	src/http/field_list.h \
 	src/http/header_rewrite.cc src/http/header_rewrite.h \
 	src/http/message_types.h \
 	src/http/parser.cc src/http/parser.h \

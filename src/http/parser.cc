@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "http/field_list.h"
+
 namespace speedmimi::http {
 namespace {
 
@@ -62,12 +64,6 @@ inline bool isOws(char c) {
 }
 inline char toLower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c;
-}
-
-std::string_view trimOws(std::string_view s) {
-  while (!s.empty() && isOws(s.front())) s.remove_prefix(1);
-  while (!s.empty() && isOws(s.back())) s.remove_suffix(1);
-  return s;
 }
 
 // SWAR screening, 8 bytes per step: values and targets are most of a head's bytes. A word is
@@ -414,29 +410,6 @@ bool reject(ParseError& error, int status, const char* reason) {
   error.reason = reason;
   return false;
 }
-
-// Walks a comma-separated list value (RFC 9110 §5.6.1), yielding OWS-trimmed elements; empty
-// elements are yielded too, the caller decides whether they are tolerated.
-class ListElements {
- public:
-  explicit ListElements(std::string_view value) : rest_(value) {}
-
-  bool next(std::string_view& element) {
-    if (done_) return false;
-    const size_t comma = rest_.find(',');
-    element = trimOws(rest_.substr(0, comma));
-    if (comma == std::string_view::npos) {
-      done_ = true;
-    } else {
-      rest_.remove_prefix(comma + 1);
-    }
-    return true;
-  }
-
- private:
-  std::string_view rest_;
-  bool done_ = false;
-};
 
 // The part of a list element before its parameters: "text/html;q=1" -> "text/html".
 std::string_view withoutParameters(std::string_view element) {

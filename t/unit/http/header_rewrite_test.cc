@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace speedmimi::http {
@@ -509,6 +511,103 @@ TEST(ClientResponseTest, AppendsAfterExistingBytes) {
   appendClientResponseHead(head, responseFraming(BodyFraming::kContentLength, 2),
                            clientContext(1, true), out);
   EXPECT_EQ(out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+}
+
+// ---- Heads with many fields and many Connection options ----
+
+// A head of `kFields` fields "X-F<i>: v<i>" of which the first `nominated` are named by three
+// Connection fields (at the start, in the middle and at the end of the head) in mixed case,
+// with OWS, empty elements and options naming absent fields. Sweeping `nominated` from 0 to 60
+// crosses any bound the rewriting puts on the options it gathers per head.
+struct ManyOptionsHead {
+  static constexpr int kFields = 100;
+
+  explicit ManyOptionsHead(int nominated) {
+    std::string lists[3];
+    for (int i = 0; i < nominated; ++i) {
+      std::string& list = lists[i % 3];
+      if (!list.empty()) list += i % 2 == 0 ? ", " : " \t,";
+      list += (i % 4 == 0 ? "x-f" : "X-F") + std::to_string(i);
+      if (i % 5 == 0) list += ", ,absent-" + std::to_string(i);
+    }
+    for (int i = 0; i < kFields; ++i) {
+      if (i == 0 || i == kFields / 2) add("Connection", lists[i == 0 ? 0 : 1]);
+      add("X-F" + std::to_string(i), "v" + std::to_string(i));
+      if (i >= nominated) kept += "X-F" + std::to_string(i) + ": v" + std::to_string(i) + "\r\n";
+    }
+    add("connection", lists[2]);
+  }
+
+  void add(std::string name, std::string value) {
+    names.push_back(std::move(name));
+    values.push_back(std::move(value));
+    headers.push_back({names.back(), values.back()});
+  }
+
+  std::deque<std::string> names;  // deques: growing keeps the views valid
+  std::deque<std::string> values;
+  std::vector<Header> headers;
+  std::string kept;  // the X-F fields that survive, as written
+};
+
+TEST(HeaderRewriteManyOptionsTest, RequestDropsExactlyTheNominatedFields) {
+  for (int nominated = 0; nominated <= 60; ++nominated) {
+    SCOPED_TRACE(nominated);
+    ManyOptionsHead many(nominated);
+    many.add("Host", "a.test");
+    RequestHead head;
+    head.method = "GET";
+    head.target = "/";
+    head.headers = many.headers.data();
+    head.num_headers = many.headers.size();
+    std::string out;
+    appendUpstreamRequestHead(head, requestInfo("a.test", "/"), forwardContext(), out);
+    EXPECT_EQ(out, "GET / HTTP/1.1\r\n" + many.kept + "Host: a.test\r\n" + kForwarded);
+  }
+}
+
+TEST(HeaderRewriteManyOptionsTest, ResponseDropsExactlyTheNominatedFields) {
+  for (int nominated = 0; nominated <= 60; ++nominated) {
+    SCOPED_TRACE(nominated);
+    ManyOptionsHead many(nominated);
+    many.add("Content-Length", "0");
+    ResponseHead head;
+    head.status = 200;
+    head.reason = "OK";
+    head.headers = many.headers.data();
+    head.num_headers = many.headers.size();
+    std::string out;
+    appendClientResponseHead(head, responseFraming(BodyFraming::kContentLength, 0),
+                             clientContext(1, true), out);
+    EXPECT_EQ(out, "HTTP/1.1 200 OK\r\n" + many.kept + "Content-Length: 0\r\n\r\n");
+  }
+}
+
+// Options named only after many others (in a later Connection field) still count, and still
+// cannot remove what is end-to-end by rule.
+TEST(HeaderRewriteManyOptionsTest, LateOptionsAfterManyOthers) {
+  ManyOptionsHead many(50);
+  many.add("Connection", "x-late, Keep-Alive, HOST, te, upgrade, X-Forwarded-For");
+  many.add("Host", "a.test");
+  many.add("TE", "trailers");
+  many.add("Upgrade", "websocket");
+  many.add("X-Late", "1");
+  many.add("X-Forwarded-For", "127.0.0.5");
+  many.add("X-Not-Late", "2");
+  RequestHead head;
+  head.method = "GET";
+  head.target = "/ws";
+  head.headers = many.headers.data();
+  head.num_headers = many.headers.size();
+  std::string out;
+  appendUpstreamRequestHead(head, requestInfo("a.test", "/ws"), forwardContext(false, true), out);
+  EXPECT_EQ(out, "GET /ws HTTP/1.1\r\n" + many.kept +
+                     "Host: a.test\r\n"
+                     "TE: trailers\r\n"
+                     "Upgrade: websocket\r\n"
+                     "X-Not-Late: 2\r\n"
+                     "Connection: upgrade\r\n" +
+                     kForwarded);
 }
 
 }  // namespace
