@@ -97,7 +97,10 @@ stop_children() {
 
 # shellcheck disable=SC2317 # reached through the EXIT trap
 cleanup() {
-  trap - EXIT INT TERM HUP
+  # Ignored, not reset: a second TERM (from the watchdog, which may see make die at this very
+  # moment) must not kill the script halfway through stopping its children.
+  trap - EXIT
+  trap '' INT TERM HUP
   if [ -n "$watchdog_pid" ]; then kill -KILL "$watchdog_pid" 2>/dev/null; fi
   stop_children
   wait 2>/dev/null
