@@ -1605,4 +1605,10 @@ void ProxyTest::TearDown() {
   proxies_.clear();
 }
 
+size_t countTargets(const FakeBackend& backend, std::string_view prefix) {
+  size_t n = 0;
+  for (const Request& r : backend.requests()) n += r.target.compare(0, prefix.size(), prefix) == 0;
+  return n;
+}
+
 }  // namespace speedmimi::test

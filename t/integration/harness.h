@@ -383,6 +383,9 @@ class FakeBackend {
   std::vector<std::string> errors_;
 };
 
+// Requests `backend` received whose target starts with `prefix`.
+size_t countTargets(const FakeBackend& backend, std::string_view prefix);
+
 // ---------------------------------------------------------------------------------------------
 // Proxy: the real binary with a generated config in a temporary prefix.
 

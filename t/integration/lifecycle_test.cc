@@ -42,13 +42,6 @@ Handler identify(const std::string& id, std::shared_ptr<std::atomic<int>> health
   };
 }
 
-// Requests a backend received whose target starts with `prefix`.
-size_t countTargets(const FakeBackend& backend, std::string_view prefix) {
-  size_t n = 0;
-  for (const Request& r : backend.requests()) n += r.target.compare(0, prefix.size(), prefix) == 0;
-  return n;
-}
-
 // Requests other than health probes.
 size_t countTraffic(const FakeBackend& backend) {
   size_t n = 0;
