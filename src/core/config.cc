@@ -49,6 +49,7 @@ constexpr int64_t kMaxWeight = 10000;
 constexpr int64_t kMaxRetries = 10;
 constexpr int64_t kMaxWorkers = 256;  // core::kMaxWorkers: the zone has slots for 3 x this
 constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
+constexpr int64_t kMaxKeepalive = 1000000;  // idle pooled connections per backend and worker
 constexpr Duration kPositive{1};  // the smallest timeout that is not "immediately"
 constexpr Duration kZero{0};
 
@@ -548,6 +549,8 @@ BackendConfig readBackend(Reader& r, Node map, const std::string& path) {
            [&](Node v, const std::string& p) { b.max_conn = r.integer(v, p, 0, kMaxInt); }},
           {"max_fails",
            [&](Node v, const std::string& p) { b.max_fails = r.intValue(v, p, 0, 1000); }},
+          {"keepalive",
+           [&](Node v, const std::string& p) { b.keepalive = r.intValue(v, p, 0, kMaxKeepalive); }},
           {"fail_timeout",
            [&](Node v, const std::string& p) { b.fail_timeout = r.duration(v, p, kPositive); }},
           {"tls_verify", [&](Node v, const std::string& p) { b.tls_verify = r.boolean(v, p); }},

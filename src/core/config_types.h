@@ -82,6 +82,9 @@ struct BackendConfig {
   bool active = true;
   uint64_t max_conn = 0;  // 0 = unlimited
   int max_fails = 1;
+  // Most idle pooled connections to it per worker; 0 = as many as the recent load needed (the
+  // pool closes the surplus gradually, DESIGN §4).
+  int keepalive = 0;
   Duration fail_timeout{10'000};
   bool tls_verify = true;
   HealthCheckConfig health_check;

@@ -242,6 +242,7 @@ void writeBackend(Writer& w, const BackendConfig& b) {
   w.value("max_fails", std::to_string(b.max_fails));
   w.value("fail_timeout", formatDuration(b.fail_timeout));
   w.value("tls_verify", boolText(b.tls_verify));
+  w.value("keepalive", std::to_string(b.keepalive));
   if (b.health_check.enabled) {
     const HealthCheckConfig& hc = b.health_check;
     w.text("health_check");

@@ -33,7 +33,7 @@ struct ZoneHeader {
 
 // Changes whenever a type that lives in the zone changes size; a binary upgrade between two
 // layouts starts a clean zone rather than misreading the old one.
-constexpr uint64_t kLayout = (uint64_t{3} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
+constexpr uint64_t kLayout = (uint64_t{4} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
                              (sizeof(ZoneHeader) << 32) ^ (sizeof(BackendSlot) << 16) ^
                              sizeof(ZoneBackendConfig);
 
@@ -95,6 +95,7 @@ bool toZoneConfig(const std::string& upstream, const BackendConfig& in,
   out.port = in.port;
   out.weight = in.weight;
   out.max_fails = in.max_fails;
+  out.keepalive = in.keepalive;
   out.max_conn = in.max_conn;
   out.fail_timeout_ms = in.fail_timeout.count();
   out.active = in.active;
@@ -124,6 +125,7 @@ BackendConfig fromZoneConfig(const ZoneBackendConfig& in) {
   out.active = in.active;
   out.max_conn = in.max_conn;
   out.max_fails = in.max_fails;
+  out.keepalive = in.keepalive;
   out.fail_timeout = Duration(in.fail_timeout_ms);
   out.tls_verify = in.tls_verify;
   out.health_check.enabled = in.health_enabled;
@@ -292,6 +294,7 @@ ChangeResult Zone::validate(const std::string& upstream, const BackendConfig& b)
     return {400, "backend.scheme: must be \"http\" or \"https\""};
   }
   if (b.max_fails < 0) return {400, "backend.max_fails: must not be negative"};
+  if (b.keepalive < 0) return {400, "backend.keepalive: must not be negative"};
   if (b.health_check.failures < 1 || b.health_check.successes < 1) {
     return {400, "backend.health_check: failures and successes must be at least 1"};
   }

@@ -74,6 +74,7 @@ struct ZoneBackendConfig {
   int32_t port;
   int32_t weight;
   int32_t max_fails;
+  int32_t keepalive;
   int32_t health_failures;
   int32_t health_successes;
   uint64_t max_conn;

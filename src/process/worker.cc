@@ -77,7 +77,7 @@ bool Worker::init() {
     return false;
   }
   router_ = std::make_unique<http::Router>(config.routes);
-  pool_ = std::make_unique<upstream::ConnectionPool>(config.server.idle_timeout);
+  pool_ = std::make_unique<upstream::ConnectionPool>(base_.get(), config.server.idle_timeout);
   ServerCounters& mine = setup_.zone->workers()[setup_.slot];
   try {
     upstreams_ = std::make_unique<upstream::UpstreamSet>(config, *setup_.zone, random_, *pool_,

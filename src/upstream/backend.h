@@ -54,6 +54,9 @@ class Backend {
   // The only backend of its upstream: passive failures never take it out (as nginx does with a
   // single server), since answering 503 for fail_timeout would only make an outage longer.
   void setSolo(bool solo) { solo_ = solo; }
+  // It left this worker's view (UpstreamSet): exchanges in flight finish, nothing is pooled.
+  void retire() { retired_ = true; }
+  bool retired() const { return retired_; }
   const sockaddr* address() const { return reinterpret_cast<const sockaddr*>(&addr_); }
   socklen_t addressLength() const { return addr_len_; }
   const std::string& addressText() const { return address_text_; }  // "127.0.0.1:8081"
@@ -75,6 +78,7 @@ class Backend {
   std::string address_text_;
   int in_flight_ = 0;  // this worker only
   bool solo_ = false;
+  bool retired_ = false;
   std::atomic<int32_t>* worker_count_ = nullptr;  // not owned: the zone's per-worker count
 };
 

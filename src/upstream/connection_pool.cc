@@ -1,48 +1,113 @@
 #include "upstream/connection_pool.h"
 
+#include <time.h>
+
 #include <algorithm>
+#include <cstdlib>
+
+#include "core/log.h"
 
 namespace speedmimi::upstream {
 
+ConnectionPool::ConnectionPool(event_base* base, std::chrono::milliseconds idle_timeout)
+    : idle_timeout_(idle_timeout) {
+  if (base == nullptr) return;
+  purge_timer_.reset(evtimer_new(base, &ConnectionPool::onPurgeTimer, this));
+  if (!purge_timer_) std::abort();  // out of memory, like any allocation on a worker
+}
+
+int64_t ConnectionPool::nowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+
 std::unique_ptr<event::Stream> ConnectionPool::take(const Backend* backend) {
   auto it = idle_.find(backend);
-  if (it == idle_.end() || it->second.empty()) return nullptr;
-  std::unique_ptr<event::Stream> stream = std::move(it->second.back());
-  it->second.pop_back();
-  owners_.erase(stream.get());
+  if (it == idle_.end() || it->second->list.empty()) return nullptr;
+  std::vector<Idle>& list = it->second->list;
+  std::unique_ptr<event::Stream> stream = std::move(list.back().stream);
+  list.pop_back();
+  --idle_count_;
   return stream;  // still reading (no epoll change); the caller takes over the events
 }
 
 void ConnectionPool::put(const Backend* backend, std::unique_ptr<event::Stream> stream) {
-  auto& list = idle_[backend];
-  if (list.size() >= kMaxIdlePerBackend) return;  // `stream` closes here
-  stream->setHandler(this);
+  if (backend->retired()) return;  // `stream` closes here: nobody will ask for it again
+  std::unique_ptr<BackendIdle>& idle = idle_[backend];
+  if (!idle) idle = std::make_unique<BackendIdle>(*this);
+  int bound = backend->config().keepalive;
+  if (bound > 0 && idle->list.size() >= static_cast<size_t>(bound)) return;
+  stream->setHandler(idle.get());
   // Watch for the backend closing it (or sending junk); the timeout bounds the idle time.
   stream->startReading(idle_timeout_);
-  owners_[stream.get()] = backend;
-  list.push_back(std::move(stream));
+  idle->list.push_back({std::move(stream), nowMs()});
+  ++idle_count_;
+  armPurge();
+}
+
+size_t ConnectionPool::idleCount(const Backend* backend) const {
+  auto it = idle_.find(backend);
+  return it == idle_.end() ? 0 : it->second->list.size();
 }
 
 void ConnectionPool::clear() {
   idle_.clear();
-  owners_.clear();
+  idle_count_ = 0;
 }
 
 void ConnectionPool::clear(const Backend* backend) {
   auto it = idle_.find(backend);
   if (it == idle_.end()) return;
-  for (auto& s : it->second) owners_.erase(s.get());
+  idle_count_ -= it->second->list.size();
   idle_.erase(it);
 }
 
+void ConnectionPool::purge(int64_t now_ms) {
+  const int64_t unused_since = now_ms - kPurgeDelay.count();
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    std::vector<Idle>& list = it->second->list;
+    // Least recently used first: the surplus is a prefix of the list.
+    auto end = std::find_if(list.begin(), list.end(),
+                            [&](const Idle& i) { return i.since_ms > unused_since; });
+    size_t surplus = static_cast<size_t>(end - list.begin());
+    remove(*it->second, list.begin(), list.begin() + static_cast<ptrdiff_t>((surplus + 1) / 2));
+    if (list.empty()) {
+      it = idle_.erase(it);  // a backend that left the view does not stay in the map
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ConnectionPool::remove(BackendIdle& idle, std::vector<Idle>::iterator first,
+                            std::vector<Idle>::iterator last) {
+  idle_count_ -= static_cast<size_t>(last - first);
+  idle.list.erase(first, last);  // destroys the streams; nothing touches them afterwards
+}
+
+void ConnectionPool::armPurge() {
+  if (purge_armed_ || !purge_timer_) return;
+  timeval tv = event::toTimeval(kPurgeInterval);
+  if (evtimer_add(purge_timer_.get(), &tv) != 0) {
+    SM_ERROR("cannot arm the upstream pool's purge timer");  // idle_timeout still bounds it
+    return;
+  }
+  purge_armed_ = true;
+}
+
+void ConnectionPool::onPurgeTimer(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<ConnectionPool*>(arg);
+  self->purge_armed_ = false;
+  self->purge(nowMs());
+  if (self->idle_count_ > 0) self->armPurge();
+}
+
 // Any event on an idle connection (EOF, unexpected bytes, error, idle timeout) ends it.
-void ConnectionPool::onStreamEvent(event::Stream& stream, event::StreamEvent) {
-  auto owner = owners_.find(&stream);
-  if (owner == owners_.end()) return;
-  auto& list = idle_[owner->second];
-  owners_.erase(owner);
-  auto it = std::find_if(list.begin(), list.end(), [&](const auto& s) { return s.get() == &stream; });
-  if (it != list.end()) list.erase(it);  // destroys the stream; nothing touches it afterwards
+void ConnectionPool::BackendIdle::onStreamEvent(event::Stream& stream, event::StreamEvent) {
+  auto it = std::find_if(list.begin(), list.end(),
+                         [&](const Idle& i) { return i.stream.get() == &stream; });
+  if (it != list.end()) pool_.remove(*this, it, it + 1);
 }
 
 }  // namespace speedmimi::upstream

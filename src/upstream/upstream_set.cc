@@ -95,6 +95,7 @@ void UpstreamSet::rebuild() {
 }
 
 void UpstreamSet::retire(std::unique_ptr<Backend> backend) {
+  backend->retire();
   pool_.clear(backend.get());
   SM_INFO("backend %s (%s) left this worker's view", backend->id().c_str(),
           backend->addressText().c_str());

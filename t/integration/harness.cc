@@ -1193,6 +1193,7 @@ std::string ProxyOptions::toYaml() const {
         << "\n";
       if (b.max_conn != 0) y << "      max_conn: " << b.max_conn << "\n";
       if (b.max_fails >= 0) y << "      max_fails: " << b.max_fails << "\n";
+      if (b.keepalive >= 0) y << "      keepalive: " << b.keepalive << "\n";
       if (!b.fail_timeout.empty()) y << "      fail_timeout: " << b.fail_timeout << "\n";
       if (b.health_check) {
         const HealthCheckSpec& hc = *b.health_check;

@@ -410,6 +410,7 @@ struct BackendSpec {
   // Written only when set, so the config defaults apply otherwise.
   uint64_t max_conn = 0;     // 0 = not written (unlimited)
   int max_fails = -1;        // -1 = not written
+  int keepalive = -1;        // -1 = not written
   std::string fail_timeout;  // "" = not written
   std::optional<HealthCheckSpec> health_check;
 };

@@ -175,6 +175,7 @@ TEST(Config, EveryDefaultOfTheDesign) {
   EXPECT_TRUE(b.active);
   EXPECT_EQ(b.max_conn, 0u);
   EXPECT_EQ(b.max_fails, 1);
+  EXPECT_EQ(b.keepalive, 0);
   EXPECT_EQ(b.fail_timeout, milliseconds(10'000));
   EXPECT_TRUE(b.tls_verify);
   EXPECT_FALSE(b.health_check.enabled);
@@ -266,6 +267,7 @@ backends:
       max_fails: 0
       fail_timeout: 2m
       tls_verify: false
+      keepalive: 64
       health_check: {path: /up, interval: 2s, timeout: 500ms, failures: 5, successes: 2}
   empty: []
   none:
@@ -335,6 +337,7 @@ admin:
   EXPECT_FALSE(b.active);
   EXPECT_EQ(b.max_conn, 7u);
   EXPECT_EQ(b.max_fails, 0);
+  EXPECT_EQ(b.keepalive, 64);
   EXPECT_EQ(b.fail_timeout, milliseconds(120'000));
   EXPECT_FALSE(b.tls_verify);
   EXPECT_TRUE(b.health_check.enabled);
@@ -597,6 +600,8 @@ TEST(ConfigErrors, BackendValues) {
        "t.yaml:5:34: 'backends.u[0].active': expected true or false, got '1'"},
       {head + "    - {host: h, port: 1, max_fails: -1}\n",
        "t.yaml:5:37: 'backends.u[0].max_fails': -1 is out of range 0..1000"},
+      {head + "    - {host: h, port: 1, keepalive: -1}\n",
+       "t.yaml:5:37: 'backends.u[0].keepalive': -1 is out of range 0..1000000"},
       {head + "    - {host: h, port: 1, fail_timeout: 0s}\n",
        "t.yaml:5:40: 'backends.u[0].fail_timeout': must be at least 1ms"},
       {head + "    - {id: \"\", host: h, port: 1}\n",

@@ -284,6 +284,7 @@ TEST(ConfigToYaml, DefaultsAreWrittenOut) {
             "    max_fails: 1\n"
             "    fail_timeout: 10s\n"
             "    tls_verify: true\n"
+      "    keepalive: 0\n"
             "routing:\n"
             "  r:\n"
             "    path: /\n"

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <vector>
+
 namespace speedmimi::upstream {
 namespace {
 
@@ -41,7 +43,7 @@ class ConnectionPoolTest : public ::testing::Test {
 
 TEST_F(ConnectionPoolTest, TakeReturnsTheMostRecentlyUsedConnectionOfThatBackend) {
   Backend a(config_, &state_), b(config_, &state_);
-  ConnectionPool pool(milliseconds(10'000));
+  ConnectionPool pool(nullptr, milliseconds(10'000));
   event::Fd p1, p2;
   auto s1 = makeStream(p1);
   auto s2 = makeStream(p2);
@@ -61,7 +63,7 @@ TEST_F(ConnectionPoolTest, TakeReturnsTheMostRecentlyUsedConnectionOfThatBackend
 
 TEST_F(ConnectionPoolTest, ConnectionClosedByTheBackendLeavesThePool) {
   Backend a(config_, &state_);
-  ConnectionPool pool(milliseconds(10'000));
+  ConnectionPool pool(nullptr, milliseconds(10'000));
   event::Fd peer;
   pool.put(&a, makeStream(peer));
   peer.reset();  // the backend closes its idle keep-alive connection
@@ -72,7 +74,7 @@ TEST_F(ConnectionPoolTest, ConnectionClosedByTheBackendLeavesThePool) {
 
 TEST_F(ConnectionPoolTest, UnexpectedBytesOrIdleTimeoutEndTheConnection) {
   Backend a(config_, &state_);
-  ConnectionPool pool(milliseconds(50));
+  ConnectionPool pool(nullptr, milliseconds(50));
   event::Fd p1, p2;
   pool.put(&a, makeStream(p1));
   ASSERT_EQ(write(p1.get(), "junk", 4), 4);
@@ -84,14 +86,92 @@ TEST_F(ConnectionPoolTest, UnexpectedBytesOrIdleTimeoutEndTheConnection) {
   EXPECT_EQ(pool.idleCount(), 0u);
 }
 
-TEST_F(ConnectionPoolTest, KeepsAtMostTheLimitPerBackend) {
+// The old fixed cap of 128 idle connections per backend made a load of 1,000 clients close
+// and reopen hundreds of connections per burst. Without `keepalive` the pool keeps what the load
+// handed back.
+TEST_F(ConnectionPoolTest, KeepsEveryConnectionTheLoadHandsBackByDefault) {
   Backend a(config_, &state_);
-  ConnectionPool pool(milliseconds(10'000));
-  std::vector<event::Fd> peers(ConnectionPool::kMaxIdlePerBackend + 3);
+  ConnectionPool pool(nullptr, milliseconds(10'000));
+  std::vector<event::Fd> peers(1000);
   for (auto& p : peers) pool.put(&a, makeStream(p));
-  EXPECT_EQ(pool.idleCount(), ConnectionPool::kMaxIdlePerBackend);
+  EXPECT_EQ(pool.idleCount(), 1000u);
+  EXPECT_EQ(pool.idleCount(&a), 1000u);
   pool.clear(&a);
   EXPECT_EQ(pool.idleCount(), 0u);
+}
+
+TEST_F(ConnectionPoolTest, KeepaliveBoundsTheIdleConnectionsOfItsBackend) {
+  core::BackendConfig bounded = config_;
+  bounded.keepalive = 3;
+  Backend a(bounded, &state_), b(config_, &state_);
+  ConnectionPool pool(nullptr, milliseconds(10'000));
+  std::vector<event::Fd> peers(10);
+  for (size_t i = 0; i < 5; ++i) pool.put(&a, makeStream(peers[i]));
+  for (size_t i = 5; i < 10; ++i) pool.put(&b, makeStream(peers[i]));
+  EXPECT_EQ(pool.idleCount(&a), 3u);
+  EXPECT_EQ(pool.idleCount(&b), 5u);
+}
+
+// A connection nobody used for kPurgeDelay is surplus; half of the surplus closes per purge,
+// least recently used first, and what the load keeps using stays.
+TEST_F(ConnectionPoolTest, PurgeClosesHalfTheSurplusLeastRecentlyUsedFirst) {
+  Backend a(config_, &state_);
+  ConnectionPool pool(nullptr, milliseconds(600'000));
+  std::vector<event::Fd> peers(8);
+  std::vector<event::Stream*> raw;
+  for (auto& p : peers) {
+    auto s = makeStream(p);
+    raw.push_back(s.get());
+    pool.put(&a, std::move(s));
+  }
+  const int64_t delay = ConnectionPool::kPurgeDelay.count();
+  int64_t now = ConnectionPool::nowMs();
+  pool.purge(now);  // nothing idle long enough yet
+  EXPECT_EQ(pool.idleCount(&a), 8u);
+  pool.purge(now + delay + 1000);
+  EXPECT_EQ(pool.idleCount(&a), 4u);
+  pool.purge(now + delay + 2000);
+  EXPECT_EQ(pool.idleCount(&a), 2u);
+  pool.purge(now + delay + 3000);
+  EXPECT_EQ(pool.idleCount(&a), 1u);
+  // The survivor is the most recently used one.
+  EXPECT_EQ(pool.take(&a).get(), raw.back());
+  pool.purge(now + delay + 4000);
+  EXPECT_EQ(pool.idleCount(), 0u);
+}
+
+TEST_F(ConnectionPoolTest, PurgeKeepsConnectionsUsedWithinTheDelay) {
+  Backend a(config_, &state_);
+  ConnectionPool pool(nullptr, milliseconds(600'000));
+  std::vector<event::Fd> peers(4);
+  for (auto& p : peers) pool.put(&a, makeStream(p));
+  pool.purge(ConnectionPool::nowMs() + ConnectionPool::kPurgeDelay.count() - 1000);
+  EXPECT_EQ(pool.idleCount(&a), 4u);
+}
+
+// The purge timer does the same on its own, once a kPurgeInterval.
+TEST_F(ConnectionPoolTest, TheTimerPurgesConnectionsLeftUnused) {
+  Backend a(config_, &state_);
+  ConnectionPool pool(base_.get(), milliseconds(600'000));
+  event::Fd peer;
+  pool.put(&a, makeStream(peer));
+  const auto limit = ConnectionPool::kPurgeDelay + 4 * ConnectionPool::kPurgeInterval;
+  auto start = std::chrono::steady_clock::now();
+  while (pool.idleCount() > 0 && std::chrono::steady_clock::now() - start < limit) spin(20);
+  EXPECT_EQ(pool.idleCount(), 0u);
+}
+
+// A connection released by an exchange of a backend that has left the view must close: nobody
+// asks for that backend again, and once it is freed its address may be reused by another.
+TEST_F(ConnectionPoolTest, AConnectionOfARetiredBackendIsNotPooled) {
+  Backend a(config_, &state_);
+  a.retire();
+  ConnectionPool pool(nullptr, milliseconds(10'000));
+  event::Fd peer;
+  pool.put(&a, makeStream(peer));
+  EXPECT_EQ(pool.idleCount(), 0u);
+  char c;
+  EXPECT_EQ(read(peer.get(), &c, 1), 0);  // closed
 }
 
 }  // namespace

@@ -58,7 +58,7 @@ class UpstreamSetTest : public ::testing::Test {
   std::unique_ptr<core::Zone> zone_;
   core::Config config_;
   DefaultRandom random_{42};
-  ConnectionPool pool_{std::chrono::milliseconds(1000)};
+  ConnectionPool pool_{nullptr, std::chrono::milliseconds(1000)};
   std::unique_ptr<UpstreamSet> set_;
 };
 
