@@ -383,8 +383,11 @@ cleanup() {
 }
 
 # Makes workdir (mktemp -d, named after $1) and sets the traps that clean up on exit and Ctrl-C.
+# It is opened to all (mktemp makes it 0700): nginx started as root runs its workers as nobody,
+# and they must reach the backend's files and their own temporary directories under it.
 make_workdir() {
   workdir=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  chmod 755 "$workdir"
   trap cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
