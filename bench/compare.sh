@@ -170,7 +170,7 @@ raise_fd_limit() {
   for name in "${kWorkloads[@]}"; do
     [[ -n ${wanted_workload[$name]:-} ]] || continue
     set_workload "$name"
-    ((wl_limit > need)) && need=$wl_limit
+    if ((wl_limit > need)); then need=$wl_limit; fi
   done
   hard=$(ulimit -Hn)
   if [[ $hard == unlimited ]] || ((hard >= kFdTarget)); then
@@ -302,7 +302,7 @@ launch_backend() {
   for name in "${kWorkloads[@]}"; do
     [[ -n ${wanted_workload[$name]:-} && $name != idle10k ]] || continue
     set_workload "$name"
-    ((wl_clients > most)) && most=$wl_clients
+    if ((wl_clients > most)); then most=$wl_clients; fi
   done
   mkdir -p "$dir"
   port[backend]=$(pick_port)
