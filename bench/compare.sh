@@ -1,35 +1,57 @@
 #!/usr/bin/env bash
-# compare.sh: side-by-side benchmark of SpeedMimi, nginx and HAProxy.
+# compare.sh: side-by-side benchmark of SpeedMimi, nginx and HAProxy, over several workloads.
 #
-# Each proxy runs ONE worker in front of the SAME backend (a separate nginx with one worker that
-# answers "hello, world\n"), keeps connections to that backend alive, and is loaded by wrk with one
-# thread. Runs interleave the proxies (round 1: speedmimi, nginx, haproxy; round 2: ...) so that
-# drift on the machine hits all of them alike; the report gives the median req/s, p99 and proxy CPU
-# time per request over the runs. Everything listens on 127.0.0.1 on ports picked at run time;
-# configs, pid files and logs live in one mktemp directory, removed on exit. See bench/README.
+# The three proxies run in front of the SAME backend (a separate nginx with one worker, see
+# write_backend_conf) and keep their connections to it alive. Each workload starts them afresh with
+# its own shape (workers, connection limit) and loads them in interleaved rounds (round 1:
+# speedmimi, nginx, haproxy; round 2: ...) so that drift on the machine hits all of them alike:
+#   ka50     --connections (50) keep-alive clients, 13-byte answers
+#   ka1000   1,000 keep-alive clients
+#   large    8 keep-alive clients, 1 MiB answers
+#   post64k  50 keep-alive clients, each request a POST of a 64 KiB body
+#   close    50 clients, a new connection per request, 2 workers per proxy
+#   idle10k  10,000 idle keep-alive clients (bench/idle_clients.py): the proxy's memory
+# All but idle10k are wrk -t1 runs; the report gives per workload the median req/s, p99 and proxy
+# CPU time per request over the rounds (plus GB/s for large), idle10k the processes' total RSS and
+# PSS, and the ratios speedmimi/nginx and speedmimi/haproxy. Everything listens on 127.0.0.1 on
+# ports picked at run time; configs, pid files and logs live in one mktemp directory, removed on
+# exit. See bench/README.
 set -euo pipefail
 
 readonly kScriptName=compare.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+kHere=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly kHere
 
 # Above this much CPU taken by other programs during a run (in CPUs), the run is reported as noisy.
 readonly kForeignLimit=0.10
 # At or above this share busy, the CPU of wrk + backend (--pin split) may have capped a run.
 readonly kSaturatedPercent=97
+readonly kWorkloads=(ka50 ka1000 large post64k close idle10k)
+readonly kPostBytes=$((64 * 1024))
+readonly kIdleClients=10000
+# idle10k: connections connecting or waiting for their answer at once, so that no listen backlog
+# overflows; it bounds the backend connections the proxies open for them.
+readonly kIdleWindow=200
+readonly kIdleReadySecs=150 # idle10k: the most idle_clients.py may take to open them all
+readonly kFdTarget=65536    # the open-files limit the script asks for
 
-duration=10
-connections=50
+duration=5
+ka50_clients=50
 runs=3
 warmup=2
 balancer=weight
 only=""
+workloads=""
 pin=auto
 keep=0
 speedmimi_bin=""
 speedmimi_explicit=0
+connections=0 # the clients of the workload being run; lib.sh sizes nginx's upstream keepalive by it
 
 declare -A session=()       # name -> pid of its master, which leads the server's session
+declare -A wanted_workload=() # workload -> 1 when it takes part in this run
 proxy_cpus=""               # taskset CPU lists; empty = no pinning
 load_cpus=""
 
@@ -38,9 +60,12 @@ usage() {
 usage: bench/compare.sh [options]
   --speedmimi PATH     speedmimi binary (default: ./src/speedmimi from the build directory, then
                        the one next to this script's tree, then speedmimi in PATH)
-  --duration SECS      length of each measured wrk run (default 10)
-  --connections N      wrk connections (default 50)
-  --runs N             rounds over all proxies (default 3)
+  --workloads LIST     comma-separated subset of ka50,ka1000,large,post64k,close,idle10k
+                       (default all; see bench/README)
+  --duration SECS      length of each measured run; for idle10k, how long the connections are
+                       held idle before the memory is read (default 5)
+  --connections N      the clients of ka50 (default 50)
+  --runs N             rounds over all proxies, per workload (default 3)
   --warmup SECS        unmeasured wrk run before each measured run (default 2; 0 disables)
   --balancer NAME      speedmimi's routing load_balancer (default weight)
   --only LIST          comma-separated subset of speedmimi,nginx,haproxy
@@ -54,8 +79,9 @@ parse_args() {
   while (($#)); do
     case $1 in
       --speedmimi) speedmimi_bin=${2:?--speedmimi needs a path}; speedmimi_explicit=1; shift ;;
+      --workloads) workloads=${2:?--workloads needs a list}; shift ;;
       --duration) duration=${2:?--duration needs seconds}; shift ;;
-      --connections) connections=${2:?--connections needs a number}; shift ;;
+      --connections) ka50_clients=${2:?--connections needs a number}; shift ;;
       --runs) runs=${2:?--runs needs a number}; shift ;;
       --warmup) warmup=${2:?--warmup needs seconds}; shift ;;
       --balancer) balancer=${2:?--balancer needs a name}; shift ;;
@@ -68,31 +94,95 @@ parse_args() {
     shift
   done
   check_count --duration "$duration"
-  check_count --connections "$connections"
+  check_count --connections "$ka50_clients"
   check_count --runs "$runs"
   check_count --warmup "$warmup" 0ok
   [[ $balancer =~ ^[a-z_]+$ ]] || die "--balancer: '$balancer' is not an algorithm name"
   [[ $pin == auto || $pin == split || $pin == none ]] || die "--pin: auto, split or none"
 }
 
-select_proxies() {
+select_proxies_and_workloads() {
   select_names wanted --only proxy "$only" "${kProxies[@]}"
+  select_names wanted_workload --workloads workload "$workloads" "${kWorkloads[@]}"
 }
 
-# Installs wrk, nginx and haproxy from Debian when one is missing and we may (root + apt-get).
+# The shape of workload $1, in globals: wl (its name), wl_title (one line for the report),
+# wl_clients, wl_workers (per proxy), wl_path and wl_wrk (wrk's URL path and extra arguments),
+# wl_limit (the connection limit of every proxy: nginx's worker_connections, HAProxy's maxconn,
+# speedmimi's server.max_conn) and connections (what lib.sh sizes nginx's upstream keepalive by).
+# The limit leaves room for a backend connection per client, which nginx counts in it too; for
+# idle10k at most kIdleWindow clients are busy at once, so it leaves 1,024 over the clients.
+wl="" wl_title="" wl_clients=0 wl_workers=1 wl_path=/ wl_limit=0
+wl_wrk=()
+set_workload() {
+  wl=$1 wl_workers=1 wl_path=/ wl_wrk=()
+  local answer="$((${#kBody} + 1))-byte answers"
+  case $wl in
+    ka50) wl_clients=$ka50_clients wl_title="$wl_clients keep-alive clients, $answer" ;;
+    ka1000) wl_clients=1000 wl_title="1000 keep-alive clients, $answer" ;;
+    large) wl_clients=8 wl_path=/large wl_title="8 keep-alive clients, 1 MiB answers" ;;
+    post64k)
+      wl_clients=50 wl_path=/post wl_wrk=(-s "$workdir/post64k.lua")
+      wl_title="50 keep-alive clients, 64 KiB POST bodies, $answer"
+      ;;
+    close)
+      wl_clients=50 wl_workers=2 wl_wrk=(-H "Connection: close")
+      wl_title="50 clients, a new connection per request, $answer"
+      ;;
+    idle10k)
+      wl_clients=$kIdleClients
+      wl_title="$kIdleClients idle keep-alive clients, memory after ${duration}s idle"
+      ;;
+  esac
+  if [[ $wl == idle10k ]]; then
+    wl_limit=$((wl_clients + 1024))
+    connections=$kIdleWindow
+  else
+    wl_limit=$((2 * wl_clients + 1024))
+    connections=$wl_clients
+  fi
+  wl_title+="; $wl_workers worker$( ((wl_workers == 1)) || echo s), limit $wl_limit"
+}
+
+# Installs wrk, nginx and haproxy (and python3 for idle10k) from Debian when one is missing and we
+# may (root + apt-get).
 ensure_tools() {
   local missing=()
-  find_missing wrk nginx haproxy
+  find_missing wrk nginx haproxy ${wanted_workload[idle10k]:+python3}
   ((${#missing[@]} == 0)) && return 0
   if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-    die "missing ${missing[*]}; install them (Debian: apt-get install wrk nginx-light haproxy)"
+    die "missing ${missing[*]}; install them (Debian: apt-get install wrk nginx-light haproxy" \
+      "python3)"
   fi
   note "installing wrk, nginx and haproxy (missing: ${missing[*]})"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
   local nginx_pkg=nginx
   apt-cache show nginx-light >/dev/null 2>&1 && nginx_pkg=nginx-light
-  apt-get install -y wrk "$nginx_pkg" haproxy
+  apt-get install -y wrk "$nginx_pkg" haproxy ${wanted_workload[idle10k]:+python3}
+}
+
+# ka1000 and idle10k need more open files than the usual 1024, in wrk, idle_clients.py and the
+# proxies (which inherit the limit): up to kFdTarget, or the hard limit when that is lower and we
+# may not raise it. Fails when that is still below the largest connection limit of the run.
+raise_fd_limit() {
+  local need=0 name hard soft
+  for name in "${kWorkloads[@]}"; do
+    [[ -n ${wanted_workload[$name]:-} ]] || continue
+    set_workload "$name"
+    if ((wl_limit > need)); then need=$wl_limit; fi
+  done
+  hard=$(ulimit -Hn)
+  if [[ $hard == unlimited ]] || ((hard >= kFdTarget)); then
+    ulimit -Sn "$kFdTarget"
+  elif ! ulimit -n "$kFdTarget" 2>/dev/null; then
+    ulimit -Sn "$hard"
+  fi
+  soft=$(ulimit -Sn)
+  [[ $soft == unlimited ]] || ((soft >= need)) ||
+    die "the open-files limit is $soft (hard $hard) and this run needs $need; raise it" \
+      "(ulimit -n, as root) or leave out ka1000 / idle10k"
+  note "open-files limit: $soft"
 }
 
 # The CPU plan (see bench/README): with 2+ CPUs the proxy under test gets a CPU of its own and wrk
@@ -126,34 +216,78 @@ start_pinned() {
   note "started $name (pid $started) on 127.0.0.1:${port[$name]}${cpus:+, CPU $cpus}"
 }
 
-# One request through the server; the benchmark is meaningless unless it returns the backend's body.
-check_answer() {
-  local name=$1 reply
-  answers "$name" && return 0
-  printf '%s\n' "$reply" | head -n 5 >&2
-  die "$name on port ${port[$name]} did not answer 200 \"$kBody\" (reply above)"
+# Writes to $5 the raw answer of server $1 to one "$2 $3" request (method, path) with a body of $4
+# bytes of "x" (none when 0), on a connection of its own.
+fetch() {
+  # shellcheck disable=SC2016 # the $n belong to the inner bash
+  timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"
+    if (($4 > 0)); then
+      printf "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" "$2" "$3" >&3
+      printf "Content-Length: %d\r\n\r\n" "$4" >&3
+      head -c "$4" /dev/zero | tr "\0" x >&3
+    else
+      printf "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$2" "$3" >&3
+    fi
+    cat <&3' _ "${port[$1]}" "$2" "$3" "$4" >"$5" 2>/dev/null || true
 }
 
+# Prints the value of header $2 in the answer saved in $1 (empty when absent).
+header_of() {
+  awk -v name="$2" 'BEGIN { name = tolower(name) ":" }
+    { sub(/\r$/, "") } /^$/ { exit } tolower($1) == name { print $2; exit }' "$1"
+}
+
+# One request through server $1 shaped as workload wl's; the benchmark is meaningless unless it
+# gets what the backend sends: kBody, the whole 1 MiB for large, and for post64k the backend's
+# word (X-Request-Length) that it read the whole body before answering.
+check_answer() {
+  local name=$1 out=$workdir/$wl/check-$1.out status length why=""
+  case $wl in
+    large) fetch "$name" GET /large 0 "$out" ;;
+    post64k) fetch "$name" POST /post "$kPostBytes" "$out" ;;
+    *) fetch "$name" GET / 0 "$out" ;;
+  esac
+  status=$(head -n 1 "$out" | tr -d '\r')
+  if [[ $status != "HTTP/1."[01]" 200"* ]]; then
+    why="status '$status'"
+  elif [[ $wl == large ]]; then
+    length=$(header_of "$out" Content-Length)
+    # The head ends at the first empty line; the body is all that follows.
+    local body_bytes
+    body_bytes=$(($(wc -c <"$out") - $(grep -abm1 $'^\r$' "$out" | cut -d: -f1) - 2))
+    if [[ $length != "$kLargeBytes" || $body_bytes != "$kLargeBytes" ]]; then
+      why="Content-Length '$length' and $body_bytes bytes of body, not $kLargeBytes"
+    fi
+  elif ! grep -q "$kBody" "$out"; then
+    why="no \"$kBody\" in the body"
+  elif [[ $wl == post64k ]]; then
+    length=$(header_of "$out" X-Request-Length)
+    if [[ ! $length =~ ^[0-9]+$ ]] || ((length < kPostBytes)); then
+      why="the backend read ${length:-no} bytes of the request, less than its $kPostBytes of body"
+    fi
+  fi
+  [[ -z $why ]] && return 0
+  head -c 600 "$out" | tr -d '\r' | head -n 8 >&2 || true
+  die "$wl: $name on port ${port[$name]} did not answer as the backend does: $why (answer above)"
+}
+
+# Starts proxy $1 for workload wl, in its own directory, on a fresh port.
 launch() {
-  local name=$1 dir=$workdir/$1
+  local name=$1 dir=$workdir/$wl/$1
   mkdir -p "$dir"
+  port[$name]=$(pick_port)
   case $name in
-    backend)
-      write_backend_conf "$dir" $((2 * connections + 1024))
-      start_pinned backend "$load_cpus" "$dir/stderr.log" \
-        nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
-      ;;
     nginx)
-      write_nginx_conf "$dir" $((2 * connections + 1024)) warn
+      write_nginx_conf "$dir" "$wl_limit" warn "$wl_workers"
       start_pinned nginx "$proxy_cpus" "$dir/stderr.log" \
         nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
       ;;
     haproxy)
-      write_haproxy_conf "$dir" $((connections + 1024))
+      write_haproxy_conf "$dir" "$wl_limit" "" "$wl_workers"
       start_pinned haproxy "$proxy_cpus" "$dir/stderr.log" haproxy -f "$dir/haproxy.cfg" -db
       ;;
     speedmimi)
-      write_speedmimi_conf "$dir" warn "$balancer"
+      write_speedmimi_conf "$dir" warn "$balancer" "$wl_workers" "$wl_limit"
       start_pinned speedmimi "$proxy_cpus" "$dir/stderr.log" \
         "$speedmimi_bin" -c "$dir/speedmimi.yaml" -p "$dir"
       ;;
@@ -162,8 +296,34 @@ launch() {
   check_answer "$name"
 }
 
-# Prints "req/s p99_ms errors requests" for one wrk run; errors = socket errors + non-2xx/3xx
-# answers.
+# The backend serves every workload; its connections: up to one per client from each proxy.
+launch_backend() {
+  local dir=$workdir/backend name most=$kIdleWindow
+  for name in "${kWorkloads[@]}"; do
+    [[ -n ${wanted_workload[$name]:-} && $name != idle10k ]] || continue
+    set_workload "$name"
+    if ((wl_clients > most)); then most=$wl_clients; fi
+  done
+  mkdir -p "$dir"
+  port[backend]=$(pick_port)
+  write_backend_conf "$dir" $((3 * most + 1024))
+  start_pinned backend "$load_cpus" "$dir/stderr.log" \
+    nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
+  wait_for_port backend "$started" "$dir/stderr.log" "$dir/error.log"
+  answers backend || die "the backend on port ${port[backend]} did not answer 200 \"$kBody\""
+}
+
+stop_proxies() {
+  local name
+  for name in "${kProxies[@]}"; do
+    [[ -n ${session[$name]:-} ]] || continue
+    stop_server "${session[$name]}"
+    unset 'session[$name]'
+  done
+}
+
+# Prints "req/s p99_ms errors requests GiB/s" for one wrk run; errors = socket errors +
+# non-2xx/3xx answers; GiB/s is wrk's Transfer/sec (its units are powers of 1024).
 parse_wrk() {
   awk '
     function ms(v) {
@@ -173,20 +333,28 @@ parse_wrk() {
       if (v ~ /s$/) return v * 1000
       return v + 0
     }
+    function gib(v,   unit, k) {
+      unit = v; sub(/^[0-9.]+/, "", unit)
+      if (unit == "B") k = 1; else if (unit == "KB") k = 2; else if (unit == "MB") k = 3
+      else if (unit == "GB") k = 4; else if (unit == "TB") k = 5; else return 0
+      return v * 1024 ^ (k - 1) / 1024 ^ 3
+    }
     / requests in / { requests = $1 }
     /^Requests\/sec:/ { rps = $2 }
+    /^Transfer\/sec:/ { rate = gib($2) }
     /^ +99%/ { p99 = ms($2) }
     /Non-2xx or 3xx responses:/ { errors += $NF }
     /Socket errors:/ { gsub(/,/, ""); errors += $4 + $6 + $8 + $10 }
     END {
       if (rps == "" || p99 == "" || requests == "") exit 1
-      printf "%.2f %.3f %d %d\n", rps, p99, errors, requests
+      printf "%.2f %.3f %d %d %.3f\n", rps, p99, errors, requests, rate
     }'
 }
 
 run_wrk() {
   local name=$1 secs=$2 cmd
-  cmd=(wrk -t1 "-c$connections" "-d${secs}s" --latency "http://127.0.0.1:${port[$name]}/")
+  cmd=(wrk -t1 "-c$wl_clients" "-d${secs}s" --latency "${wl_wrk[@]}"
+    "http://127.0.0.1:${port[$name]}$wl_path")
   if [[ -n $load_cpus ]]; then cmd=(taskset -c "$load_cpus" "${cmd[@]}"); fi
   "${cmd[@]}"
 }
@@ -234,112 +402,299 @@ run_stats() {
     }'
 }
 
-declare -A rps_runs=() p99_runs=() cpu_runs=() error_total=()
-noisy_runs=0     # runs during which other programs took more than kForeignLimit CPU
-saturated_runs=0 # runs during which the wrk + backend CPU was busy all the time
+# Prints "rss_kib pss_kib processes" summed over the processes of the session led by $1 (the
+# proxy's master, workers and, for speedmimi, control process). RSS counts the pages processes
+# share once per process; PSS splits them among the sharers.
+memory_sample() {
+  local pids pid rss pss total_rss=0 total_pss=0 count=0
+  pids=$(cat /proc/[0-9]*/stat 2>/dev/null |
+    awk -v leader="$1" '{ pid = $1; sub(/^.*\) /, ""); if ($4 == leader) print pid }') || true
+  for pid in $pids; do
+    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || continue
+    [[ -n $rss ]] || continue # a zombie has no memory
+    pss=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null) || pss=0
+    total_rss=$((total_rss + rss))
+    total_pss=$((total_pss + ${pss:-0}))
+    count=$((count + 1))
+  done
+  echo "$total_rss $total_pss $count"
+}
 
+# Results, keyed "workload/proxy": space-separated values, one per round.
+declare -A rps_runs=() p99_runs=() cpu_runs=() gib_runs=() error_total=()
+declare -A rss_runs=() pss_runs=() rss0_runs=() procs_seen=()
+declare -A noisy_runs=() saturated_runs=() # per workload: runs other programs disturbed, or that
+                                           # the wrk + backend CPU may have capped
+
+# One round of workload wl (a wrk workload) over the proxies.
 measure_round() {
-  local round=$1 name out rps p99 errors requests before after foreign cpu_us load
+  local round=$1 name key out rps p99 errors requests rate before after foreign cpu_us load
   for name in "${kProxies[@]}"; do
     [[ -n ${wanted[$name]:-} ]] || continue
+    key=$wl/$name
     if ((warmup > 0)); then
-      run_wrk "$name" "$warmup" >/dev/null || die "wrk warm-up against $name failed"
+      run_wrk "$name" "$warmup" >/dev/null || die "$wl: wrk warm-up against $name failed"
     fi
     before=$(cpu_sample "${session[$name]}")
-    out=$(run_wrk "$name" "$duration") || die "wrk against $name failed"
+    out=$(run_wrk "$name" "$duration") || die "$wl: wrk against $name failed"
     after=$(cpu_sample "${session[$name]}")
-    read -r rps p99 errors requests < <(parse_wrk <<<"$out") ||
-      die "cannot read wrk output for $name:"$'\n'"$out"
+    read -r rps p99 errors requests rate < <(parse_wrk <<<"$out") ||
+      die "$wl: cannot read wrk output for $name:"$'\n'"$out"
     read -r foreign cpu_us load < <(run_stats "$before" "$after" "$requests")
-    rps_runs[$name]+=" $rps"
-    p99_runs[$name]+=" $p99"
-    cpu_runs[$name]+=" $cpu_us"
-    error_total[$name]=$((${error_total[$name]:-0} + errors))
-    note "round $round/$runs: $name $rps req/s, p99 ${p99}ms, ${cpu_us}us CPU/req," \
-      "errors $errors; other programs used $foreign CPU${load_cpus:+, wrk+backend CPU $load% busy}"
+    rps_runs[$key]+=" $rps"
+    p99_runs[$key]+=" $p99"
+    cpu_runs[$key]+=" $cpu_us"
+    gib_runs[$key]+=" $rate"
+    error_total[$key]=$((${error_total[$key]:-0} + errors))
+    note "$wl round $round/$runs: $name $rps req/s$([[ $wl == large ]] && echo " ($rate GB/s)")," \
+      "p99 ${p99}ms, ${cpu_us}us CPU/req, errors $errors; other programs used $foreign" \
+      "CPU${load_cpus:+, wrk+backend CPU $load% busy}"
     if awk -v f="$foreign" -v limit="$kForeignLimit" 'BEGIN { exit !(f > limit) }'; then
-      noisy_runs=$((noisy_runs + 1))
+      noisy_runs[$wl]=$((${noisy_runs[$wl]:-0} + 1))
     fi
     if [[ -n $load_cpus ]] && ((load >= kSaturatedPercent)); then
-      saturated_runs=$((saturated_runs + 1))
+      saturated_runs[$wl]=$((${saturated_runs[$wl]:-0} + 1))
     fi
   done
 }
 
-# Prints "ratio speedmimi/$1 $2: x.xx", or n/a when one side did not run.
-ratio_line() {
-  local other=$1 what=$2 mine=${3:-} theirs=${4:-}
-  if [[ -z $mine || -z $theirs ]]; then
-    echo "ratio speedmimi/$other $what: n/a"
-  else
-    awk -v a="$mine" -v b="$theirs" -v label="speedmimi/$other $what" \
-      'BEGIN { printf("ratio %s: %.2f\n", label, b > 0 ? a / b : 0) }'
-  fi
-}
-
-report() {
-  local name
-  declare -A rps_median=() cpu_median=()
-  printf '%-11s %-15s %-13s %-19s %s\n' proxy 'req/s(median)' 'p99(median)' 'cpu/req(median)' \
-    'errors(total)'
+# One round of idle10k over the proxies: the memory of each before and while kIdleClients idle
+# keep-alive connections are open to it, after --duration seconds of idleness.
+measure_idle_round() {
+  local round=$1 name key out client i line held failed first_error open base rss pss procs
   for name in "${kProxies[@]}"; do
     [[ -n ${wanted[$name]:-} ]] || continue
-    # shellcheck disable=SC2086 # the run lists are space-separated numbers
-    rps_median[$name]=$(median ${rps_runs[$name]})
-    # shellcheck disable=SC2086
-    cpu_median[$name]=$(median ${cpu_runs[$name]})
-    # shellcheck disable=SC2086
-    printf '%-11s %-15.0f %-13s %-19s %s\n' "$name" "${rps_median[$name]}" \
-      "$(printf '%.2fms' "$(median ${p99_runs[$name]})")" \
-      "$(printf '%.1fus' "${cpu_median[$name]}")" "${error_total[$name]}"
+    key=$wl/$name
+    read -r base _ _ < <(memory_sample "${session[$name]}")
+    out=$workdir/$wl/idle-$name-$round.out
+    local cmd=(python3 "$kHere/idle_clients.py" "${port[$name]}" "$kIdleClients" "$kIdleWindow")
+    if [[ -n $load_cpus ]]; then cmd=(taskset -c "$load_cpus" "${cmd[@]}"); fi
+    start_server "$out" "${cmd[@]}"
+    client=$started
+    line=""
+    for ((i = 0; i < 10 * kIdleReadySecs; i++)); do
+      line=$(grep -m1 '^ready ' "$out" 2>/dev/null || true)
+      [[ -n $line ]] && break
+      is_running "$client" || break
+      sleep 0.1
+    done
+    if [[ -z $line ]]; then
+      cat "$out" >&2
+      die "$wl: idle_clients.py against $name did not get ready within ${kIdleReadySecs}s"
+    fi
+    held=${line#*held=} held=${held%% *}
+    failed=${line#*failed=} failed=${failed%% *}
+    first_error=${line#*first_error=}
+    [[ $first_error != - ]] || first_error=""
+    sleep "$duration"
+    read -r rss pss procs < <(memory_sample "${session[$name]}")
+    kill -USR1 "$client" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+      is_running "$client" || break
+      sleep 0.1
+    done
+    reap_server "$client"
+    open=$(sed -n 's/^open=//p' "$out")
+    open=${open:-0}
+    rss_runs[$key]+=" $rss"
+    pss_runs[$key]+=" $pss"
+    rss0_runs[$key]+=" $base"
+    procs_seen[$key]=$procs
+    error_total[$key]=$((${error_total[$key]:-0} + kIdleClients - open))
+    note "$wl round $round/$runs: $name $((rss / 1024)) MiB RSS ($((pss / 1024)) MiB PSS," \
+      "$procs processes; $((base / 1024)) MiB before), $held held, $failed failed" \
+      "${first_error:+(first: $first_error) }and $open still open after ${duration}s"
   done
-  ratio_line nginx req/s "${rps_median[speedmimi]:-}" "${rps_median[nginx]:-}"
-  ratio_line haproxy req/s "${rps_median[speedmimi]:-}" "${rps_median[haproxy]:-}"
-  # Lower is better here: the proxy's own CPU time per request, whatever capped req/s.
-  ratio_line nginx cpu/req "${cpu_median[speedmimi]:-}" "${cpu_median[nginx]:-}"
-  ratio_line haproxy cpu/req "${cpu_median[speedmimi]:-}" "${cpu_median[haproxy]:-}"
-  if ((noisy_runs > 0)); then
-    note "WARNING: other programs took over $kForeignLimit CPU during $noisy_runs run(s);" \
-      "the machine was not quiet, so compare these numbers with care"
+}
+
+run_workload() {
+  local name round
+  set_workload "$1"
+  note "== $wl: $wl_title"
+  for name in "${kProxies[@]}"; do
+    if [[ -n ${wanted[$name]:-} ]]; then launch "$name"; fi
+  done
+  for ((round = 1; round <= runs; round++)); do
+    if [[ $wl == idle10k ]]; then measure_idle_round "$round"; else measure_round "$round"; fi
+  done
+  stop_proxies
+}
+
+# Prints "speedmimi/$1  what a/b  what a/b ..." for the pairs "what mine theirs" in "${@:2}";
+# n/a where one side did not run or is 0.
+ratio_line() {
+  local other=$1 line
+  shift
+  printf -v line '  %-18s' "speedmimi/$other"
+  while (($# >= 3)); do
+    line+=$(awk -v what="$1" -v a="$2" -v b="$3" 'BEGIN {
+      if (a == "" || b == "" || b + 0 == 0) printf("  %s n/a", what)
+      else printf("  %s %.2f", what, a / b) }')
+    shift 3
+  done
+  echo "$line"
+}
+
+# The medians of workload $1 for proxy $2, in globals m_*: empty when it did not run.
+m_rps="" m_p99="" m_cpu="" m_gib="" m_rss="" m_pss="" m_rss0=""
+medians_of() {
+  local key=$1/$2
+  m_rps="" m_p99="" m_cpu="" m_gib="" m_rss="" m_pss="" m_rss0=""
+  # shellcheck disable=SC2086 # the run lists are space-separated numbers
+  if [[ -n ${rps_runs[$key]:-} ]]; then
+    m_rps=$(median ${rps_runs[$key]})
+    m_p99=$(median ${p99_runs[$key]})
+    m_cpu=$(median ${cpu_runs[$key]})
+    m_gib=$(median ${gib_runs[$key]})
   fi
-  if ((saturated_runs > 0)); then
-    note "WARNING: the CPU shared by wrk and the backend was ${kSaturatedPercent}%+ busy in" \
-      "$saturated_runs run(s); req/s may be capped there, so compare cpu/req as well"
+  # shellcheck disable=SC2086
+  if [[ -n ${rss_runs[$key]:-} ]]; then
+    m_rss=$(median ${rss_runs[$key]})
+    m_pss=$(median ${pss_runs[$key]})
+    m_rss0=$(median ${rss0_runs[$key]})
+  fi
+}
+
+# The table of workload $1, its ratio lines and its warnings.
+report_workload() {
+  local name key large=0 other pairs
+  declare -A rps=() p99=() cpu=() gib=() rss=() pss=()
+  set_workload "$1"
+  [[ $wl == large ]] && large=1
+  echo
+  echo "$wl: $wl_title; median of $runs round$( ((runs == 1)) || echo s)"
+  if [[ $wl == idle10k ]]; then
+    printf '  %-10s %9s %9s %12s %9s %6s %7s\n' proxy 'rss' 'pss' 'rss before' KiB/conn procs errors
+  elif ((large)); then
+    printf '  %-10s %9s %7s %10s %9s %7s\n' proxy req/s GB/s p99 cpu/req errors
+  else
+    printf '  %-10s %9s %10s %9s %7s\n' proxy req/s p99 cpu/req errors
   fi
   for name in "${kProxies[@]}"; do
-    if ((${error_total[$name]:-0} > 0)); then
-      note "WARNING: $name had ${error_total[$name]} failed requests;" \
-        "its numbers are not comparable"
+    [[ -n ${wanted[$name]:-} ]] || continue
+    key=$wl/$name
+    medians_of "$wl" "$name"
+    rps[$name]=$m_rps p99[$name]=$m_p99 cpu[$name]=$m_cpu gib[$name]=$m_gib
+    rss[$name]=$m_rss pss[$name]=$m_pss
+    if [[ $wl == idle10k ]]; then
+      awk -v n="$name" -v rss="$m_rss" -v pss="$m_pss" -v base="$m_rss0" -v clients="$wl_clients" \
+        -v procs="${procs_seen[$key]}" -v errors="${error_total[$key]}" 'BEGIN {
+          printf("  %-10s %5.1fMiB %5.1fMiB %8.1fMiB %9.2f %6d %7d\n", n, rss / 1024, pss / 1024,
+            base / 1024, (rss - base) / clients, procs, errors) }'
+    elif ((large)); then
+      printf '  %-10s %9.0f %7.2f %8.2fms %7.1fus %7d\n' "$name" "$m_rps" "$m_gib" "$m_p99" \
+        "$m_cpu" "${error_total[$key]}"
+    else
+      printf '  %-10s %9.0f %8.2fms %7.1fus %7d\n' "$name" "$m_rps" "$m_p99" "$m_cpu" \
+        "${error_total[$key]}"
     fi
   done
+  [[ -n ${wanted[speedmimi]:-} ]] || return 0
+  for other in nginx haproxy; do
+    [[ -n ${wanted[$other]:-} ]] || continue
+    if [[ $wl == idle10k ]]; then
+      pairs=(rss "${rss[speedmimi]}" "${rss[$other]}" pss "${pss[speedmimi]}" "${pss[$other]}")
+    else
+      # req/s and GB/s: higher is better; cpu/req and p99: lower is better.
+      pairs=(req/s "${rps[speedmimi]}" "${rps[$other]}")
+      if ((large)); then pairs+=(GB/s "${gib[speedmimi]}" "${gib[$other]}"); fi
+      pairs+=(cpu/req "${cpu[speedmimi]}" "${cpu[$other]}" p99 "${p99[speedmimi]}" "${p99[$other]}")
+    fi
+    ratio_line "$other" "${pairs[@]}"
+  done
+}
+
+# The warnings of workload $1, under its table: runs the machine disturbed or wrk's CPU capped,
+# failed requests.
+report_warnings() {
+  local name key total=$((runs * ${#wanted[@]}))
+  if ((${noisy_runs[$1]:-0} > 0)); then
+    echo "  WARNING: ${noisy_runs[$1]} of $total runs noisy (other programs used over" \
+      "$kForeignLimit CPU)"
+  fi
+  if ((${saturated_runs[$1]:-0} > 0)); then
+    echo "  WARNING: ${saturated_runs[$1]} of $total runs had the wrk + backend CPU" \
+      "${kSaturatedPercent}%+ busy: req/s may be capped, compare cpu/req"
+  fi
+  local what=requests
+  [[ $1 != idle10k ]] || what=connections
+  for name in "${kProxies[@]}"; do
+    key=$1/$name
+    if ((${error_total[$key]:-0} > 0)); then
+      echo "  WARNING: $name had ${error_total[$key]} failed $what: its numbers are not comparable"
+    fi
+  done
+}
+
+# One line on what was measured, for the top of the report.
+report_header() {
+  local versions="" name
+  for name in "${kProxies[@]}"; do
+    [[ -n ${wanted[$name]:-} ]] || continue
+    case $name in
+      speedmimi) versions+="$("$speedmimi_bin" -v 2>&1 | awk 'NR == 1')" ;;
+      nginx) versions+="$(nginx -v 2>&1 | sed 's/^nginx version: //')" ;;
+      haproxy) versions+="$(haproxy -v | awk 'NR == 1 { print $1, $3 }')" ;;
+    esac
+    versions+=", "
+  done
+  echo "compare.sh, $(date -u '+%Y-%m-%d %H:%M UTC'): ${versions%, }; $(nproc) CPUs," \
+    "$([[ $pin == split ]] && echo "proxy on CPU $proxy_cpus, wrk + backend on CPU $load_cpus" ||
+      echo "not pinned"); $runs round(s) of ${warmup}s warm-up + ${duration}s;" \
+    "speedmimi load_balancer $balancer"
+}
+
+# Minutes the run should take: the measured runs and warm-ups, and for idle10k about 5 s a proxy
+# to open and close the connections; plus 2 s a proxy and workload to start.
+estimate_minutes() {
+  local name secs=0 proxies=${#wanted[@]}
+  for name in "${kWorkloads[@]}"; do
+    [[ -n ${wanted_workload[$name]:-} ]] || continue
+    if [[ $name == idle10k ]]; then
+      secs=$((secs + runs * proxies * (duration + 5)))
+    else
+      secs=$((secs + runs * proxies * (duration + warmup)))
+    fi
+    secs=$((secs + 2 * proxies))
+  done
+  echo $(((secs + 59) / 60))
 }
 
 main() {
   parse_args "$@"
-  select_proxies
+  select_proxies_and_workloads
   export PATH=$PATH:/usr/sbin:/sbin # nginx and haproxy live in sbin, not always in a user's PATH
   ensure_tools
   find_speedmimi
   ((${#wanted[@]} > 0)) || die "no proxy left to measure"
   plan_cpus
+  raise_fd_limit
 
   make_workdir speedmimi-bench
-  pick_ports
-  note "$runs run(s) x ${#wanted[@]} prox(ies): wrk -t1 -c$connections -d${duration}s" \
-    "(+${warmup}s warm-up); CPUs: $([[ $pin == split ]] &&
-      echo "proxy on $proxy_cpus, wrk + backend on $load_cpus" || echo "not pinned")"
+  cat >"$workdir/post64k.lua" <<EOF
+wrk.method = "POST"
+wrk.body = string.rep("x", $kPostBytes)
+wrk.headers["Content-Type"] = "application/octet-stream"
+EOF
+  local name selected=()
+  for name in "${kWorkloads[@]}"; do
+    if [[ -n ${wanted_workload[$name]:-} ]]; then selected+=("$name"); fi
+  done
+  note "workloads ${selected[*]}: $runs round(s) x ${#wanted[@]} prox(ies) each," \
+    "${duration}s (+${warmup}s warm-up), about $(estimate_minutes) min; CPUs:" \
+    "$([[ $pin == split ]] && echo "proxy on $proxy_cpus, wrk + backend on $load_cpus" ||
+      echo "not pinned")"
   if [[ -n ${wanted[speedmimi]:-} ]]; then
     note "speedmimi: $speedmimi_bin, load_balancer $balancer"
   fi
-  launch backend
-  local name
-  for name in "${kProxies[@]}"; do
-    if [[ -n ${wanted[$name]:-} ]]; then launch "$name"; fi
-  done
+  launch_backend
+  for name in "${selected[@]}"; do run_workload "$name"; done
 
-  local round
-  for ((round = 1; round <= runs; round++)); do measure_round "$round"; done
-  report
+  report_header
+  for name in "${selected[@]}"; do
+    report_workload "$name"
+    report_warnings "$name"
+  done
 }
 
 main "$@"

@@ -2,12 +2,14 @@
 # found from the build directory (../bench/compare.sh) and in the source tree (bench/compare.sh).
 #
 # The sourcing script sets kScriptName (the prefix of its messages) before sourcing, and the
-# globals these functions read: connections (wrk connections), keep (1 = leave workdir),
-# speedmimi_bin and speedmimi_explicit (--speedmimi). The state below is kept here.
+# globals these functions read: connections (the clients of the load, which sizes nginx's
+# upstream keepalive), keep (1 = leave workdir), speedmimi_bin and speedmimi_explicit
+# (--speedmimi). The state below is kept here.
 # shellcheck shell=bash disable=SC2154 # those globals are the sourcing script's
 
 readonly kProxies=(speedmimi nginx haproxy)
 readonly kBody="hello, world"
+readonly kLargeBytes=$((1024 * 1024)) # the backend's /large answer
 
 workdir=""
 declare -a started_pids=()  # every process we started and did not stop yet; each leads a group
@@ -120,46 +122,77 @@ nginx_temp_paths() {
   done
 }
 
-# Prints the start of an nginx.conf for prefix $1, up to the server blocks of its http block: one
-# worker with $2 connections, the error log at level $3, no access log, keep-alive without limit.
+# Prints the start of an nginx.conf for prefix $1, up to the server blocks of its http block:
+# $4 workers (default 1; several share the listener with accept_mutex off, nginx's default) with
+# $2 connections each, the error log at level $3, no access log, keep-alive without limit, and
+# request bodies up to 1 MiB read into memory (client_body_buffer_size 128k: the 64 KiB bodies of
+# compare.sh's post64k never go to a temporary file).
 nginx_conf_head() {
-  local dir=$1 worker_connections=$2 level=$3
+  local dir=$1 worker_connections=$2 level=$3 workers=${4:-1}
   cat <<EOF
-worker_processes 1;
+worker_processes $workers;
 pid $dir/nginx.pid;
 error_log $dir/error.log $level;
-events { worker_connections $worker_connections; }
+events {
+  worker_connections $worker_connections;
+  accept_mutex off;
+}
 http {
   access_log off;
 $(nginx_temp_paths "$dir")
   keepalive_requests 100000000;
   keepalive_timeout 75s;
+  client_max_body_size 1m;
+  client_body_buffer_size 128k;
 EOF
 }
 
-# The backend, in $1: nginx answering kBody to every request; $2 worker connections.
+# The backend, in $1: nginx with $2 worker connections answering kBody to every request, except:
+# - /large: kLargeBytes of "x" (a file, sent with sendfile);
+# - /post: kBody once it has read the whole request body, with the request's length as nginx
+#   counted it (head + body) in X-Request-Length. A plain `return 200` would answer as soon as
+#   the head is in and discard the body afterwards; mirror_request_body makes nginx read the body
+#   first (the mirror subrequest to /sink costs nothing on the network). The content phase then
+#   finds the empty file "post", refuses it to a POST with 405, and error_page turns that into
+#   the 200 of /posted.
 write_backend_conf() {
   local dir=$1
-  mkdir -p "$dir/tmp"
+  mkdir -p "$dir/tmp" "$dir/www"
+  head -c "$kLargeBytes" /dev/zero | tr '\0' x >"$dir/www/large"
+  : >"$dir/www/post"
   {
     nginx_conf_head "$dir" "$2" warn
     cat <<EOF
   server {
     listen 127.0.0.1:${port[backend]};
+    root $dir/www;
     location / { return 200 "$kBody\n"; }
+    location = /large { sendfile on; }
+    location = /post {
+      mirror /sink;
+      mirror_request_body on;
+      error_page 405 =200 /posted;
+    }
+    location = /sink { internal; return 204; }
+    location = /posted {
+      internal;
+      add_header X-Request-Length \$request_length always;
+      return 200 "$kBody\n";
+    }
   }
 }
 EOF
   } >"$dir/nginx.conf"
 }
 
-# nginx as the proxy, in $1, with $2 worker connections and its error log at level $3. The same
-# work as speedmimi does by design: keep-alive to the backend and the X-Forwarded-* set.
+# nginx as the proxy, in $1, with $2 worker connections, its error log at level $3 and $4
+# workers (default 1). The same work as speedmimi does by design: keep-alive to the backend and
+# the X-Forwarded-* set.
 write_nginx_conf() {
   local dir=$1
   mkdir -p "$dir/tmp"
   {
-    nginx_conf_head "$dir" "$2" "$3"
+    nginx_conf_head "$dir" "$2" "$3" "${4:-1}"
     cat <<EOF
   upstream backend {
     server 127.0.0.1:${port[backend]};
@@ -184,15 +217,23 @@ EOF
   } >"$dir/nginx.conf"
 }
 
-# HAProxy as the proxy, in $1, with maxconn $2: one thread, keep-alive to the backend, the
-# X-Forwarded-* set. With $3 "reloadable", also what HAProxy's documentation asks for reloads that
-# lose nothing: the listening sockets handed from the old worker to the new one (expose-fd
-# listeners), and idle keep-alive connections of a stopping worker closed only after answering
-# their next request (idle-close-on-response). hard-stop-after bounds how long old workers linger.
+# HAProxy as the proxy, in $1, with maxconn $2 (the frontend's too: it defaults to the global) and
+# $4 threads (default 1), keep-alive to the backend, the X-Forwarded-* set. With $3 "reloadable",
+# also what HAProxy's documentation asks for reloads that lose nothing: the listening sockets
+# handed from the old worker to the new one (expose-fd listeners), and idle keep-alive connections
+# of a stopping worker closed only after answering their next request (idle-close-on-response).
+# hard-stop-after bounds how long old workers linger.
 write_haproxy_conf() {
-  local dir=$1 maxconn=$2 global_more="" defaults_more=""
+  local dir=$1 maxconn=$2 threads=${4:-1} global_more="" defaults_more="" hard
+  # HAProxy wants 2 descriptors per connection (client + server) and, by default (strict-limits),
+  # refuses to start when the hard limit is lower; a proxy of idle clients needs only one each.
+  hard=$(ulimit -Hn)
+  if [[ $hard != unlimited ]] && ((hard < 2 * maxconn + 100)); then
+    global_more+="
+    no strict-limits"
+  fi
   if [[ ${3:-} == reloadable ]]; then
-    global_more="
+    global_more+="
     stats socket $dir/haproxy.sock mode 600 level admin expose-fd listeners
     hard-stop-after 30s"
     defaults_more="
@@ -200,7 +241,7 @@ write_haproxy_conf() {
   fi
   cat >"$dir/haproxy.cfg" <<EOF
 global
-    nbthread 1
+    nbthread $threads
     maxconn $maxconn$global_more
 
 defaults
@@ -226,15 +267,17 @@ backend backend
 EOF
 }
 
-# speedmimi as the proxy, in $1: one worker, logging at level $2, load_balancer $3.
+# speedmimi as the proxy, in $1: logging at level $2, load_balancer $3, $4 workers (default 1),
+# server.max_conn $5 (default: speedmimi's own, 10000).
 write_speedmimi_conf() {
-  local dir=$1 level=$2 balancer=$3
+  local dir=$1 level=$2 balancer=$3 workers=${4:-1} max_conn=""
+  if [[ -n ${5:-} ]]; then max_conn=$'\n'"  max_conn: $5"; fi
   mkdir -p "$dir/logs"
   cat >"$dir/speedmimi.yaml" <<EOF
 server:
   host: "127.0.0.1"
   port: ${port[speedmimi]}
-  workers: 1
+  workers: $workers$max_conn
   error_log: "logs/error.log"
   log_level: "$level"
   access_log: "off"
@@ -340,8 +383,11 @@ cleanup() {
 }
 
 # Makes workdir (mktemp -d, named after $1) and sets the traps that clean up on exit and Ctrl-C.
+# It is opened to all (mktemp makes it 0700): nginx started as root runs its workers as nobody,
+# and they must reach the backend's files and their own temporary directories under it.
 make_workdir() {
   workdir=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  chmod 755 "$workdir"
   trap cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
