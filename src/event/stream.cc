@@ -6,12 +6,20 @@
 #include <netinet/tcp.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace speedmimi::event {
 namespace {
 
-constexpr size_t kReadChunk = 16 * 1024;  // bytes reserved per readv()
+// libevent allocates a chunk and its header (48 bytes on 64-bit) in one block rounded up to a
+// power of two: asking for a power of two minus this makes the block what was asked for, where
+// 16 KiB would have taken 32 KiB.
+constexpr size_t kChunkOverhead = 64;
+// Reads start at 2 KiB (nginx's client_header_buffer_size is 1 KiB) and double up to 16 KiB
+// while they come back full.
+constexpr size_t kMinRead = 2 * 1024 - kChunkOverhead;
+constexpr size_t kMaxRead = 16 * 1024 - kChunkOverhead;
 
 bool isTransient(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
@@ -32,13 +40,14 @@ const char* streamEventName(StreamEvent ev) {
 
 Stream::Stream(event_base* base, int fd, StreamHandler* handler)
     : fd_(fd),
+      base_(base),
       handler_(handler),
       input_(evbuffer_new()),
       output_(evbuffer_new()),
       read_event_(event_new(base, fd, EV_READ | EV_PERSIST, &Stream::onRead, this)),
-      write_event_(event_new(base, fd, EV_WRITE | EV_PERSIST, &Stream::onWrite, this)) {
+      read_size_(kMinRead) {
   // Out of memory here leaves nothing sensible to do in a proxy worker.
-  if (!input_ || !output_ || !read_event_ || !write_event_) std::abort();
+  if (!input_ || !output_ || !read_event_) std::abort();
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // fails harmlessly on AF_UNIX
 }
@@ -54,28 +63,44 @@ std::unique_ptr<Stream> Stream::connect(event_base* base, const sockaddr* addr, 
   stream->connected_ = false;
   if (::connect(fd, addr, len) != 0 && errno != EINPROGRESS) {
     // Refused at once (loopback): report it from the loop like any other failure.
-    stream->last_error_ = errno;
-    event_active(stream->write_event_.get(), EV_WRITE, 0);
+    stream->failLater(errno);
     return stream;
   }
   timeval tv = toTimeval(timeout);
-  event_add(stream->write_event_.get(), &tv);
-  stream->write_armed_ = true;
+  if (!stream->armWrite(&tv)) stream->failLater(errno != 0 ? errno : ENOMEM);
   return stream;
+}
+
+bool Stream::armWrite(const timeval* timeout) {
+  if (!write_event_) {
+    write_event_.reset(event_new(base_, fd_.get(), EV_WRITE | EV_PERSIST, &Stream::onWrite, this));
+    if (!write_event_) std::abort();  // out of memory, as in the constructor
+  }
+  if (event_add(write_event_.get(), timeout) != 0) return false;
+  write_armed_ = true;
+  return true;
+}
+
+void Stream::failLater(int err) {
+  last_error_ = err;
+  failed_ = true;
+  event_active(read_event_.get(), EV_READ, 0);  // needs no epoll change: cannot fail
 }
 
 void Stream::startReading(std::chrono::milliseconds timeout) {
   if (reading_ && timeout == read_timeout_) return;
   read_timeout_ = timeout;
+  int rc;
   if (timeout.count() > 0) {
     timeval tv = toTimeval(timeout);
-    event_add(read_event_.get(), &tv);
+    rc = event_add(read_event_.get(), &tv);
   } else if (reading_) {
     // event_add(ev, NULL) would keep an armed timeout: drop it, the fd stays registered.
-    event_remove_timer(read_event_.get());
+    rc = event_remove_timer(read_event_.get());
   } else {
-    event_add(read_event_.get(), nullptr);
+    rc = event_add(read_event_.get(), nullptr);
   }
+  if (rc != 0) return failLater(errno != 0 ? errno : ENOMEM);
   reading_ = true;
 }
 
@@ -89,7 +114,11 @@ bool Stream::flush() {
   if (!connected_) return true;  // written once connected
   while (evbuffer_get_length(output_.get()) > 0) {
     int n = evbuffer_write(output_.get(), fd_.get());
-    if (n > 0) continue;
+    if (n > 0) {
+      bytes_written_ += static_cast<uint64_t>(n);
+      if (written_counter_) written_counter_->fetch_add(n, std::memory_order_relaxed);
+      continue;
+    }
     if (n < 0 && isTransient(errno)) break;
     last_error_ = n < 0 ? errno : EPIPE;
     return false;
@@ -97,8 +126,10 @@ bool Stream::flush() {
   bool pending = evbuffer_get_length(output_.get()) > 0;
   if (pending && !write_armed_) {
     timeval tv = toTimeval(write_timeout_);
-    event_add(write_event_.get(), write_timeout_.count() > 0 ? &tv : nullptr);
-    write_armed_ = true;
+    if (!armWrite(write_timeout_.count() > 0 ? &tv : nullptr)) {
+      last_error_ = errno != 0 ? errno : ENOMEM;
+      return false;
+    }
   } else if (!pending && write_armed_) {
     event_del(write_event_.get());
     write_armed_ = false;
@@ -110,10 +141,14 @@ void Stream::shutdownWrite() { ::shutdown(fd_.get(), SHUT_WR); }
 
 void Stream::onRead(evutil_socket_t fd, short what, void* arg) {
   auto* self = static_cast<Stream*>(arg);
+  if (self->failed_) return self->notify(StreamEvent::kError);
   if (what & EV_TIMEOUT) return self->notify(StreamEvent::kReadTimeout);
   evbuffer_iovec vec[2];
-  int nvec = evbuffer_reserve_space(self->input_.get(), kReadChunk, vec, 2);
+  const size_t asked = self->read_size_;
+  int nvec = evbuffer_reserve_space(self->input_.get(), static_cast<ev_ssize_t>(asked), vec, 2);
   if (nvec < 0) std::abort();
+  size_t room = 0;
+  for (int i = 0; i < nvec; ++i) room += vec[i].iov_len;
   ssize_t n = ::readv(fd, reinterpret_cast<iovec*>(vec), nvec);
   if (n < 0) {
     evbuffer_commit_space(self->input_.get(), vec, 0);
@@ -129,6 +164,14 @@ void Stream::onRead(evutil_socket_t fd, short what, void* arg) {
   }
   evbuffer_commit_space(self->input_.get(), vec, nvec);
   self->bytes_read_ += static_cast<uint64_t>(n);
+  if (self->read_counter_) self->read_counter_->fetch_add(n, std::memory_order_relaxed);
+  // A full read means more is waiting: read more at once next time. A small one after a bulk
+  // transfer shrinks it back.
+  if (static_cast<size_t>(n) >= room && asked < kMaxRead) {
+    self->read_size_ = std::min(kMaxRead, (asked + kChunkOverhead) * 2 - kChunkOverhead);
+  } else if (static_cast<size_t>(n) < asked / 4 && asked > kMinRead) {
+    self->read_size_ = (asked + kChunkOverhead) / 2 - kChunkOverhead;
+  }
   if (n == 0) {
     self->stopReading();
     return self->notify(StreamEvent::kEof);
@@ -149,7 +192,6 @@ void Stream::onWrite(evutil_socket_t, short what, void* arg) {
 void Stream::handleConnect(short what) {
   event_del(write_event_.get());
   write_armed_ = false;
-  if (last_error_ != 0) return notify(StreamEvent::kError);  // refused at once
   if (what & EV_TIMEOUT) {
     last_error_ = ETIMEDOUT;
     return notify(StreamEvent::kWriteTimeout);

@@ -3,7 +3,10 @@
 //
 // Unlike a libevent bufferevent it writes eagerly: flush() calls writev() at once and arms the
 // write event only on EAGAIN, so a request/response exchange costs no epoll_ctl calls in the
-// common case. Reads go straight into the input buffer with readv() (no FIONREAD ioctl).
+// common case. Reads go straight into the input buffer with readv() (no FIONREAD ioctl), and
+// are sized by what the peer sends: a stream starts with small reads (most heads and small
+// answers fit) and doubles the size while reads fill it, so an idle or chatty connection ties up
+// little memory while a bulk transfer still reads in large pieces.
 //
 // Callback contract: the handler is called only from the event loop, never from inside a
 // Stream method, and the handler may destroy the Stream from within the callback (the Stream
@@ -12,6 +15,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 
@@ -60,6 +64,15 @@ class Stream {
   int fd() const { return fd_.get(); }
   int lastError() const { return last_error_; }
   uint64_t bytesRead() const { return bytes_read_; }
+  uint64_t bytesWritten() const { return bytes_written_; }
+  // Bytes read and written from now on are also added to these counters (either may be
+  // nullptr). They must be written by this process only (a worker's own slot in the zone).
+  void countInto(std::atomic<uint64_t>* read, std::atomic<uint64_t>* written) {
+    read_counter_ = read;
+    written_counter_ = written;
+  }
+  // The size of the next read (for tests).
+  size_t readSize() const { return read_size_; }
   bool connected() const { return connected_; }
 
   void setHandler(StreamHandler* handler) { handler_ = handler; }
@@ -87,17 +100,28 @@ class Stream {
   static void onWrite(evutil_socket_t fd, short what, void* arg);
   void handleConnect(short what);
   void notify(StreamEvent ev) { handler_->onStreamEvent(*this, ev); }
+  // Arms the write event (created on first use: most streams never need it).
+  bool armWrite(const timeval* timeout);
+  // event_add() failed (epoll_ctl: ENOMEM, ENOSPC): kError from the loop, as the callback
+  // contract wants.
+  void failLater(int err);
 
   Fd fd_;
+  event_base* base_;
   StreamHandler* handler_;
   EvbufferPtr input_;
   EvbufferPtr output_;
   EventPtr read_event_;
-  EventPtr write_event_;
+  EventPtr write_event_;  // nullptr until a write blocks or a connect starts
   std::chrono::milliseconds write_timeout_{30'000};
   size_t low_watermark_ = 0;
   int last_error_ = 0;
   uint64_t bytes_read_ = 0;
+  uint64_t bytes_written_ = 0;
+  std::atomic<uint64_t>* read_counter_ = nullptr;
+  std::atomic<uint64_t>* written_counter_ = nullptr;
+  size_t read_size_;
+  bool failed_ = false;
   bool reading_ = false;
   std::chrono::milliseconds read_timeout_{0};  // of the current startReading()
   bool write_armed_ = false;

@@ -181,5 +181,73 @@ TEST_F(StreamTest, ReadingWithoutATimeoutDropsTheEarlierDeadline) {
   EXPECT_TRUE(runUntil(StreamEvent::kReadable));  // still reading
 }
 
+// A small read must not tie up a large chunk: libevent rounds a chunk and its header up to a
+// power of two, and reserving 16 KiB per read took a 32 KiB block for a 3-byte request.
+TEST_F(StreamTest, ASmallReadTakesASmallChunk) {
+  stream_->startReading(milliseconds(0));
+  ASSERT_EQ(write(peer_.get(), "abc", 3), 3);
+  ASSERT_TRUE(runUntil(StreamEvent::kReadable));
+  evbuffer_iovec free_space;
+  ASSERT_EQ(evbuffer_reserve_space(stream_->input(), 1, &free_space, 1), 1);
+  EXPECT_LE(free_space.iov_len + 3, 2048u) << "the chunk holding 3 bytes is larger than 2 KiB";
+  evbuffer_commit_space(stream_->input(), &free_space, 0);
+}
+
+// Reads that come back full double the next read, up to 16 KiB (minus libevent's chunk header);
+// small ones after that shrink it again.
+TEST_F(StreamTest, ReadSizeFollowsWhatThePeerSends) {
+  const size_t first = stream_->readSize();
+  EXPECT_LT(first, 2048u);
+  stream_->startReading(milliseconds(0));
+  std::string bulk(256 * 1024, 'x');
+  size_t sent = 0;
+  while (sent < bulk.size()) {
+    ssize_t n = write(peer_.get(), bulk.data() + sent, bulk.size() - sent);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  ASSERT_GT(sent, 64u * 1024);
+  for (int i = 0; i < 200 && evbuffer_get_length(stream_->input()) < sent; ++i) {
+    rec_.events.clear();
+    ASSERT_TRUE(runUntil(StreamEvent::kReadable));
+  }
+  EXPECT_GT(stream_->readSize(), 8u * 1024);
+  EXPECT_LT(stream_->readSize(), 16u * 1024);
+  drainInput();
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_EQ(write(peer_.get(), "a", 1), 1);
+    rec_.events.clear();
+    ASSERT_TRUE(runUntil(StreamEvent::kReadable));
+  }
+  EXPECT_EQ(stream_->readSize(), first);
+}
+
+// Bytes written by the write event (after a flush that could not write them all) are counted
+// too, not only those flush() wrote when called.
+TEST_F(StreamTest, BytesWrittenLaterByTheLoopAreCounted) {
+  std::atomic<uint64_t> read_total{0}, written_total{0};
+  stream_->countInto(&read_total, &written_total);
+  std::string big(1024 * 1024, 'y');
+  evbuffer_add(stream_->output(), big.data(), big.size());
+  ASSERT_TRUE(stream_->flush());
+  const uint64_t at_once = written_total.load();
+  ASSERT_LT(at_once, big.size()) << "the socket buffer took everything; nothing left to test";
+  std::string sink(64 * 1024, '\0');
+  for (int i = 0; i < 2000 && stream_->pendingOutput() > 0; ++i) {
+    while (read(peer_.get(), sink.data(), sink.size()) > 0) {
+    }
+    timeval tv{0, 2'000};
+    event_base_loopexit(base_.get(), &tv);
+    event_base_dispatch(base_.get());
+  }
+  ASSERT_EQ(stream_->pendingOutput(), 0u);
+  EXPECT_EQ(written_total.load(), big.size());
+  EXPECT_EQ(stream_->bytesWritten(), big.size());
+  ASSERT_EQ(write(peer_.get(), "abcd", 4), 4);
+  stream_->startReading(milliseconds(0));
+  ASSERT_TRUE(runUntil(StreamEvent::kReadable));
+  EXPECT_EQ(read_total.load(), 4u);
+}
+
 }  // namespace
 }  // namespace speedmimi::event
