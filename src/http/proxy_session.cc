@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/log.h"
@@ -62,6 +63,24 @@ int64_t ProxyContext::nowMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
 }
 
+std::string ProxyContext::borrowBuffer() {
+  if (spare_buffers.empty()) return {};
+  std::string buffer = std::move(spare_buffers.back());
+  spare_buffers.pop_back();
+  return buffer;
+}
+
+void ProxyContext::returnBuffer(std::string buffer) {
+  // As many as exchanges ran at once, within reason; a huge one is not worth keeping.
+  constexpr size_t kMaxSpare = 4096, kMaxKept = 64 * 1024;
+  if (buffer.capacity() == 0 || buffer.capacity() > kMaxKept ||
+      spare_buffers.size() >= kMaxSpare) {
+    return;
+  }
+  buffer.clear();
+  spare_buffers.push_back(std::move(buffer));
+}
+
 int64_t ProxyContext::totalActiveConnections() const {
   int64_t total = 0;
   size_t limit = worker_slot_limit->load(std::memory_order_relaxed);
@@ -74,11 +93,11 @@ int64_t ProxyContext::totalActiveConnections() const {
 ProxySession::ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer)
     : ctx_(ctx),
       client_(std::make_unique<event::Stream>(ctx.base, fd, this)),
-      header_timer_(evtimer_new(ctx.base, &ProxySession::onHeaderTimeout, this)),
       peer_(core::IpAddress::fromSockaddr(peer)),
       peer_text_(peer_.toString()) {
   client_->setWriteTimeout(ctx.config->server.write_timeout);
   client_->setLowWatermark(kLowWater);
+  client_->countInto(&ctx_.counters->bytes_in, &ctx_.counters->bytes_out);
   ctx_.sessions.insert(this);
   ctx_.counters->active_connections.fetch_add(1, std::memory_order_relaxed);
   ctx_.counters->accepted.fetch_add(1, std::memory_order_relaxed);
@@ -87,7 +106,7 @@ ProxySession::ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer)
 ProxySession::~ProxySession() {
   if (upstream_) releaseUpstream(false);
   releaseBackend();
-  ctx_.counters->bytes_in.fetch_add(client_->bytesRead(), std::memory_order_relaxed);
+  returnBuffers();
   ctx_.sessions.erase(this);
   ctx_.counters->active_connections.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -207,8 +226,7 @@ bool ProxySession::readHead() {
     if (phase_ == Phase::kIdle) {
       // A head arriving in pieces must be complete within header_timeout of its first byte.
       phase_ = Phase::kHead;
-      timeval tv = toTimeval(ctx_.config->server.header_timeout);
-      evtimer_add(header_timer_.get(), &tv);
+      armTimer(header_timer_, &ProxySession::onHeaderTimeout, ctx_.config->server.header_timeout);
       client_->startReading(ctx_.config->server.header_timeout);
     }
     return false;
@@ -217,7 +235,7 @@ bool ProxySession::readHead() {
     respondError(error.status, error.reason);
     return false;
   }
-  if (phase_ == Phase::kHead) evtimer_del(header_timer_.get());
+  if (phase_ == Phase::kHead) header_timer_.reset();
   x_.client_minor = head.minor_version;
   x_.head_method = head.method == "HEAD";
   x_.idempotent = isIdempotent(head.method);
@@ -260,6 +278,7 @@ bool ProxySession::beginExchange(const RequestHead& head, const RequestInfo& inf
   fwd.peer_ip = peer_text_;
   fwd.real_ip = real_ip_text_;
   fwd.tunnel = info.upgrade_websocket;
+  if (out_head_.capacity() == 0) out_head_ = ctx_.borrowBuffer();
   out_head_.clear();
   appendUpstreamRequestHead(head, info, fwd, out_head_);
   evbuffer_drain(client_->input(), head.head_length);  // views into the head end here
@@ -272,6 +291,7 @@ void ProxySession::captureLogFields(const RequestHead& head) {
   if (!ctx_.access_log->enabled()) return;
   const Header* referer = findHeader(head.headers, head.num_headers, "Referer");
   const Header* agent = findHeader(head.headers, head.num_headers, "User-Agent");
+  if (log_fields_.capacity() == 0) log_fields_ = ctx_.borrowBuffer();
   log_fields_.assign(head.method);
   log_fields_.append(head.target);
   log_method_len_ = head.method.size();
@@ -466,9 +486,10 @@ bool ProxySession::readResponseHead() {
   if (info.informational) {
     // 1xx (100 Continue...) goes to HTTP/1.1 clients as is; another head follows.
     if (x_.client_minor >= 1) {
-      resp_head_.clear();
-      appendClientResponseHead(head, info, cc, resp_head_);
-      evbuffer_add(client_->output(), resp_head_.data(), resp_head_.size());
+      std::string& out = ctx_.response_head;
+      out.clear();
+      appendClientResponseHead(head, info, cc, out);
+      evbuffer_add(client_->output(), out.data(), out.size());
       flushClient();
     }
     evbuffer_drain(in, head.head_length);
@@ -486,9 +507,10 @@ bool ProxySession::readResponseHead() {
   }
   if (ctx_.draining) x_.keep_alive = false;
   cc.keep_alive = x_.keep_alive && !info.switching;
-  resp_head_.clear();
-  appendClientResponseHead(head, info, cc, resp_head_);
-  evbuffer_add(client_->output(), resp_head_.data(), resp_head_.size());
+  std::string& out = ctx_.response_head;
+  out.clear();
+  appendClientResponseHead(head, info, cc, out);
+  evbuffer_add(client_->output(), out.data(), out.size());
   evbuffer_drain(in, head.head_length);
   x_.response_started = true;
 
@@ -662,6 +684,28 @@ void ProxySession::resetExchange() {
   tried.clear();
   x_ = Exchange{};
   x_.tried = std::move(tried);  // keeps its capacity
+  returnBuffers();
+}
+
+void ProxySession::returnBuffers() {
+  if (out_head_.capacity() != 0) ctx_.returnBuffer(std::move(out_head_));
+  if (log_fields_.capacity() != 0) ctx_.returnBuffer(std::move(log_fields_));
+  out_head_ = std::string();
+  log_fields_ = std::string();
+}
+
+// Timers are created when first needed: most connections never arm one.
+void ProxySession::armTimer(event::EventPtr& timer, event_callback_fn fn,
+                            std::chrono::milliseconds after) {
+  if (!timer) {
+    timer.reset(evtimer_new(ctx_.base, fn, this));
+    if (!timer) std::abort();  // out of memory, as for every allocation on a worker
+  }
+  timeval tv = toTimeval(after);
+  if (evtimer_add(timer.get(), &tv) != 0) {
+    SM_ERROR("cannot arm a timer for client %s; closing it", peer_text_.c_str());
+    closeNow();
+  }
 }
 
 // Answers `status` ourselves. Malformed requests (4xx other than 404) close the connection after
@@ -671,7 +715,7 @@ void ProxySession::respondError(int status, const char* why) {
     SM_LOG(status >= 500 ? core::LogLevel::kWarn : core::LogLevel::kInfo,
            "answering %d to client %s: %s", status, peer_text_.c_str(), why);
   }
-  evtimer_del(header_timer_.get());
+  header_timer_.reset();
   if (upstream_) releaseUpstream(false);
   // After a malformed request the rest of the input cannot be framed: close.
   bool malformed = status != 404 && status != 502 && status != 503 && status != 504;
@@ -745,14 +789,11 @@ void ProxySession::updateReading() {
 }
 
 void ProxySession::flushClient() {
-  size_t pending = client_->pendingOutput();
   if (!client_->flush()) {
     SM_INFO("write to client %s failed: %s", peer_text_.c_str(),
             std::strerror(client_->lastError()));
     return closeNow();
   }
-  ctx_.counters->bytes_out.fetch_add(pending - client_->pendingOutput(),
-                                     std::memory_order_relaxed);
 }
 
 void ProxySession::closeAfterFlush() {
@@ -778,9 +819,7 @@ void ProxySession::startLinger() {
 void ProxySession::armLinger() {
   client_->shutdownWrite();
   client_->startReading(kLingerTime);
-  linger_timer_.reset(evtimer_new(ctx_.base, &ProxySession::onLingerTimeout, this));
-  timeval tv = toTimeval(kLingerTime);
-  evtimer_add(linger_timer_.get(), &tv);
+  armTimer(linger_timer_, &ProxySession::onLingerTimeout, kLingerTime);
 }
 
 // Closes both connections. The session is deleted when the current callback returns.

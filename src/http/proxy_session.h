@@ -48,6 +48,12 @@ struct ProxyContext {
   std::unordered_set<ProxySession*> sessions;
   // Scratch storage reused by every parse on this worker (parsing is synchronous).
   std::vector<Header> header_storage;
+  std::string response_head;  // a response head being written for a client (synchronous too)
+  // Buffers an exchange holds only while it runs (its request head, its access-log fields), so
+  // that an idle connection holds none: at most the exchanges in progress allocate them.
+  std::string borrowBuffer();
+  void returnBuffer(std::string buffer);
+  std::vector<std::string> spare_buffers;
   HeadLimits request_limits;
   HeadLimits response_limits;
 
@@ -194,8 +200,11 @@ class ProxySession final : public event::StreamHandler {
     int64_t upstream_end_ms = -1;
   } x_;
 
+  void returnBuffers();
+  void armTimer(event::EventPtr& timer, event_callback_fn fn, std::chrono::milliseconds after);
+
+  // Borrowed from the context for one exchange (ProxyContext::borrowBuffer).
   std::string out_head_;    // rewritten request head (kept for retries)
-  std::string resp_head_;   // response head for the client
   std::string log_fields_;  // method, target, referer, user agent for the access log
   size_t log_method_len_ = 0, log_target_len_ = 0, log_referer_len_ = 0;
 };
