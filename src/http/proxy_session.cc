@@ -63,22 +63,31 @@ int64_t ProxyContext::nowMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
 }
 
-std::string ProxyContext::borrowBuffer() {
-  if (spare_buffers.empty()) return {};
-  std::string buffer = std::move(spare_buffers.back());
-  spare_buffers.pop_back();
-  return buffer;
+std::unique_ptr<Exchange> ProxyContext::takeExchange() {
+  if (spare_exchanges.empty()) return std::make_unique<Exchange>();
+  std::unique_ptr<Exchange> x = std::move(spare_exchanges.back());
+  spare_exchanges.pop_back();
+  return x;
 }
 
-void ProxyContext::returnBuffer(std::string buffer) {
-  // As many as exchanges ran at once, within reason; a huge one is not worth keeping.
+void ProxyContext::giveBack(std::unique_ptr<Exchange> x) {
+  // As many as ran at once, within reason; one that grew huge buffers is not worth keeping.
   constexpr size_t kMaxSpare = 4096, kMaxKept = 64 * 1024;
-  if (buffer.capacity() == 0 || buffer.capacity() > kMaxKept ||
-      spare_buffers.size() >= kMaxSpare) {
+  if (spare_exchanges.size() >= kMaxSpare || x->out_head.capacity() > kMaxKept ||
+      x->log_fields.capacity() > kMaxKept) {
     return;
   }
-  buffer.clear();
-  spare_buffers.push_back(std::move(buffer));
+  // A clean exchange that keeps its buffers' capacity.
+  std::vector<const upstream::Backend*> tried = std::move(x->tried);
+  std::string out_head = std::move(x->out_head), log_fields = std::move(x->log_fields);
+  *x = Exchange{};
+  tried.clear();
+  out_head.clear();
+  log_fields.clear();
+  x->tried = std::move(tried);
+  x->out_head = std::move(out_head);
+  x->log_fields = std::move(log_fields);
+  spare_exchanges.push_back(std::move(x));
 }
 
 int64_t ProxyContext::totalActiveConnections() const {
@@ -106,7 +115,7 @@ ProxySession::ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer)
 ProxySession::~ProxySession() {
   if (upstream_) releaseUpstream(false);
   releaseBackend();
-  returnBuffers();
+  if (x_) ctx_.giveBack(std::move(x_));
   ctx_.sessions.erase(this);
   ctx_.counters->active_connections.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -169,11 +178,11 @@ void ProxySession::onClientEvent(StreamEvent ev) {
         tunnelData(*client_, *upstream_);
         return closeNow();
       }
-      if (phase_ == Phase::kExchange && x_.request_done) {
-        x_.keep_alive = false;  // half-close: answer this request, then close
+      if (phase_ == Phase::kExchange && x_->request_done) {
+        x_->keep_alive = false;  // half-close: answer this request, then close
         return;
       }
-      if (phase_ == Phase::kExchange && !x_.response_started) {
+      if (phase_ == Phase::kExchange && !x_->response_started) {
         SM_INFO("client %s closed the connection before sending the whole request",
                 peer_text_.c_str());
       }
@@ -182,7 +191,7 @@ void ProxySession::onClientEvent(StreamEvent ev) {
       if (phase_ == Phase::kHead) {
         return respondError(408, "client sent no complete request head in time");
       }
-      if (phase_ == Phase::kExchange && !x_.request_done) {
+      if (phase_ == Phase::kExchange && !x_->request_done) {
         SM_INFO("client %s timed out sending the request body", peer_text_.c_str());
       }
       return closeNow();
@@ -208,7 +217,10 @@ void ProxySession::driveClient() {
 
 bool ProxySession::readHead() {
   evbuffer* in = client_->input();
-  if (phase_ == Phase::kIdle) x_.start_ms = ProxyContext::nowMs();
+  if (phase_ == Phase::kIdle) {
+    if (!x_) x_ = ctx_.takeExchange();
+    x_->start_ms = ProxyContext::nowMs();
+  }
   std::string_view bytes = pullup(in, ctx_.request_limits.max_head_size + 2);
   // A head arriving in small pieces is parsed again only when a line has ended (or the limit is
   // reached), so a slow client cannot make us re-scan its head once per byte.
@@ -236,9 +248,9 @@ bool ProxySession::readHead() {
     return false;
   }
   if (phase_ == Phase::kHead) header_timer_.reset();
-  x_.client_minor = head.minor_version;
-  x_.head_method = head.method == "HEAD";
-  x_.idempotent = isIdempotent(head.method);
+  x_->client_minor = head.minor_version;
+  x_->head_method = head.method == "HEAD";
+  x_->idempotent = isIdempotent(head.method);
   RequestInfo info;
   if (!analyzeRequest(head, ctx_.config->server.max_body_size, info, error)) {
     captureLogFields(head);
@@ -255,19 +267,19 @@ bool ProxySession::beginExchange(const RequestHead& head, const RequestInfo& inf
   const core::ServerConfig& server = ctx_.config->server;
   captureLogFields(head);
   phase_ = Phase::kExchange;
-  x_.keep_alive = info.keep_alive && !ctx_.draining;
-  x_.request_framing = info.framing;
-  x_.request_remaining = info.content_length;
-  x_.request_done = info.framing == BodyFraming::kNone;
-  x_.upgrade_requested = info.upgrade_websocket;
-  x_.route = ctx_.router->match(info.host, info.path);
+  x_->keep_alive = info.keep_alive && !ctx_.draining;
+  x_->request_framing = info.framing;
+  x_->request_remaining = info.content_length;
+  x_->request_done = info.framing == BodyFraming::kNone;
+  x_->upgrade_requested = info.upgrade_websocket;
+  x_->route = ctx_.router->match(info.host, info.path);
 
-  if (x_.route < 0) {
+  if (x_->route < 0) {
     evbuffer_drain(client_->input(), head.head_length);
     respondError(404, "no route matches");
     return phase_ == Phase::kIdle;
   }
-  x_.protocol = info.upgrade_websocket      ? upstream::Protocol::kWebsocket
+  x_->protocol = info.upgrade_websocket      ? upstream::Protocol::kWebsocket
                 : info.accepts_event_stream ? upstream::Protocol::kSse
                                             : upstream::Protocol::kHttp;
   real_ip_ = resolveRealIp(peer_, head.headers, head.num_headers, server.real_ip_header,
@@ -278,9 +290,8 @@ bool ProxySession::beginExchange(const RequestHead& head, const RequestInfo& inf
   fwd.peer_ip = peer_text_;
   fwd.real_ip = real_ip_text_;
   fwd.tunnel = info.upgrade_websocket;
-  if (out_head_.capacity() == 0) out_head_ = ctx_.borrowBuffer();
-  out_head_.clear();
-  appendUpstreamRequestHead(head, info, fwd, out_head_);
+  x_->out_head.clear();
+  appendUpstreamRequestHead(head, info, fwd, x_->out_head);
   evbuffer_drain(client_->input(), head.head_length);  // views into the head end here
 
   connectUpstream();
@@ -291,30 +302,29 @@ void ProxySession::captureLogFields(const RequestHead& head) {
   if (!ctx_.access_log->enabled()) return;
   const Header* referer = findHeader(head.headers, head.num_headers, "Referer");
   const Header* agent = findHeader(head.headers, head.num_headers, "User-Agent");
-  if (log_fields_.capacity() == 0) log_fields_ = ctx_.borrowBuffer();
-  log_fields_.assign(head.method);
-  log_fields_.append(head.target);
-  log_method_len_ = head.method.size();
-  log_target_len_ = head.target.size();
-  log_referer_len_ = referer ? referer->value.size() : 0;
-  if (referer) log_fields_.append(referer->value);
-  if (agent) log_fields_.append(agent->value);
+  x_->log_fields.assign(head.method);
+  x_->log_fields.append(head.target);
+  x_->log_method_len = head.method.size();
+  x_->log_target_len = head.target.size();
+  x_->log_referer_len = referer ? referer->value.size() : 0;
+  if (referer) x_->log_fields.append(referer->value);
+  if (agent) x_->log_fields.append(agent->value);
 }
 
 // Moves request body bytes from the client to the backend, re-framing chunked bodies.
 void ProxySession::forwardRequestBody() {
-  if (x_.request_done || !upstream_) return updateReading();
+  if (x_->request_done || !upstream_) return updateReading();
   evbuffer* in = client_->input();
   evbuffer* out = upstream_->output();
-  if (x_.request_framing == BodyFraming::kContentLength) {
-    size_t n = std::min<uint64_t>(x_.request_remaining, evbuffer_get_length(in));
+  if (x_->request_framing == BodyFraming::kContentLength) {
+    size_t n = std::min<uint64_t>(x_->request_remaining, evbuffer_get_length(in));
     if (n > 0) {
       evbuffer_remove_buffer(in, out, n);
-      x_.request_remaining -= n;
-      x_.body_moved = true;
+      x_->request_remaining -= n;
+      x_->body_moved = true;
     }
-    x_.request_done = x_.request_remaining == 0;
-  } else if (x_.request_framing == BodyFraming::kChunked) {
+    x_->request_done = x_->request_remaining == 0;
+  } else if (x_->request_framing == BodyFraming::kChunked) {
     if (!forwardChunkedRequest()) return;
   }
   if (!upstream_->flush()) {
@@ -327,24 +337,24 @@ bool ProxySession::forwardChunkedRequest() {
   evbuffer* in = client_->input();
   evbuffer* out = upstream_->output();
   uint64_t limit = ctx_.config->server.max_body_size;
-  while (!x_.request_done && evbuffer_get_length(in) > 0) {
-    ChunkedDecoder::Step step = x_.request_chunks.next(firstSegment(in));
+  while (!x_->request_done && evbuffer_get_length(in) > 0) {
+    ChunkedDecoder::Step step = x_->request_chunks.next(firstSegment(in));
     evbuffer_drain(in, step.framing);
     switch (step.kind) {
       case ChunkedDecoder::Kind::kData:
-        x_.request_body_total += step.data;
-        if (limit != 0 && x_.request_body_total > limit) {
+        x_->request_body_total += step.data;
+        if (limit != 0 && x_->request_body_total > limit) {
           respondError(413, "chunked request body over max_body_size");
           return false;
         }
         appendChunkHeader(out, step.data);
         evbuffer_remove_buffer(in, out, step.data);
         evbuffer_add(out, "\r\n", 2);
-        x_.body_moved = true;
+        x_->body_moved = true;
         break;
       case ChunkedDecoder::Kind::kDone:
         evbuffer_add(out, "0\r\n\r\n", 5);
-        x_.request_done = true;
+        x_->request_done = true;
         break;
       case ChunkedDecoder::Kind::kError:
         respondError(step.error.status, step.error.reason);
@@ -365,26 +375,26 @@ void ProxySession::connectUpstream(bool fresh) {
   upstream::PickContext pick;
   pick.client_ip = real_ip_;
   pick.now_ms = ProxyContext::nowMs();
-  pick.exclude = x_.tried;
+  pick.exclude = x_->tried;
   ctx_.upstreams->refresh();  // one load unless the zone changed
   upstream::Backend* backend =
-      ctx_.upstreams->balancer(static_cast<size_t>(x_.route), x_.protocol).pick(pick);
+      ctx_.upstreams->balancer(static_cast<size_t>(x_->route), x_->protocol).pick(pick);
   if (!backend) {
     // A retry that finds no other backend answers with what the last attempt got.
-    if (x_.failed_status != 0) return respondError(x_.failed_status, "no other backend to retry");
+    if (x_->failed_status != 0) return respondError(x_->failed_status, "no other backend to retry");
     return respondError(503, "no backend available");
   }
 
-  x_.backend = backend;
-  x_.tried.push_back(backend);
-  x_.upstream_got_bytes = false;
+  x_->backend = backend;
+  x_->tried.push_back(backend);
+  x_->upstream_got_bytes = false;
   backend->acquire();
-  x_.backend_held = true;
+  x_->backend_held = true;
   backend->state().requests.fetch_add(1, std::memory_order_relaxed);
-  if (x_.upstream_start_ms < 0) x_.upstream_start_ms = ProxyContext::nowMs();
+  if (x_->upstream_start_ms < 0) x_->upstream_start_ms = ProxyContext::nowMs();
 
   if (!fresh) upstream_ = ctx_.pool->take(backend);
-  x_.reused_connection = upstream_ != nullptr;
+  x_->reused_connection = upstream_ != nullptr;
   if (upstream_) {
     upstream_->setHandler(this);
   } else {
@@ -402,8 +412,8 @@ void ProxySession::connectUpstream(bool fresh) {
 }
 
 void ProxySession::sendRequestHead() {
-  evbuffer_add(upstream_->output(), out_head_.data(), out_head_.size());
-  if (!x_.request_done) return forwardRequestBody();  // flushes and updates reading
+  evbuffer_add(upstream_->output(), x_->out_head.data(), x_->out_head.size());
+  if (!x_->request_done) return forwardRequestBody();  // flushes and updates reading
   if (!upstream_->flush()) {
     return upstreamFailed(502, socketFailure(upstream_->lastError()), "write to backend failed");
   }
@@ -413,7 +423,7 @@ void ProxySession::sendRequestHead() {
 void ProxySession::onUpstreamEvent(StreamEvent ev) {
   switch (ev) {
     case StreamEvent::kReadable:
-      x_.upstream_got_bytes = true;
+      x_->upstream_got_bytes = true;
       if (phase_ == Phase::kTunnel) return tunnelData(*upstream_, *client_);
       return processResponse();
     case StreamEvent::kConnected:
@@ -426,10 +436,10 @@ void ProxySession::onUpstreamEvent(StreamEvent ev) {
         if (client_->pendingOutput() == 0) return closeNow();
         return closeAfterFlush();
       }
-      if (x_.response_head_done && x_.response.framing == BodyFraming::kUntilClose) {
+      if (x_->response_head_done && x_->response.framing == BodyFraming::kUntilClose) {
         processResponse();  // whatever is left is the end of the body
-        x_.response_done = true;
-        x_.upstream_reusable = false;
+        x_->response_done = true;
+        x_->upstream_reusable = false;
         return finishExchange();
       }
       return upstreamFailed(502, UpstreamFailure::kClosed, "backend closed the connection");
@@ -451,7 +461,7 @@ void ProxySession::onUpstreamEvent(StreamEvent ev) {
 }
 
 void ProxySession::processResponse() {
-  while (!x_.response_head_done) {
+  while (!x_->response_head_done) {
     if (!readResponseHead()) return;
     if (phase_ != Phase::kExchange) return;  // a tunnel started or the exchange failed
   }
@@ -470,22 +480,22 @@ bool ProxySession::readResponseHead() {
   if (status == ParseStatus::kNeedMore) return false;
   ResponseInfo info;
   if (status == ParseStatus::kError ||
-      !analyzeResponse(head, x_.head_method ? "HEAD" : "GET", x_.upgrade_requested, info,
+      !analyzeResponse(head, x_->head_method ? "HEAD" : "GET", x_->upgrade_requested, info,
                        error)) {
-    SM_ERROR("backend %s sent an invalid response: %s", x_.backend->addressText().c_str(),
+    SM_ERROR("backend %s sent an invalid response: %s", x_->backend->addressText().c_str(),
              error.reason);
-    x_.upstream_reusable = false;
+    x_->upstream_reusable = false;
     upstreamFailed(502, UpstreamFailure::kBadResponse, "invalid response head");
     return false;
   }
-  x_.upstream_status = head.status;
+  x_->upstream_status = head.status;
 
   ClientResponseContext cc;
-  cc.client_minor_version = x_.client_minor;
-  cc.send_body = !x_.head_method;
+  cc.client_minor_version = x_->client_minor;
+  cc.send_body = !x_->head_method;
   if (info.informational) {
     // 1xx (100 Continue...) goes to HTTP/1.1 clients as is; another head follows.
-    if (x_.client_minor >= 1) {
+    if (x_->client_minor >= 1) {
       std::string& out = ctx_.response_head;
       out.clear();
       appendClientResponseHead(head, info, cc, out);
@@ -496,29 +506,29 @@ bool ProxySession::readResponseHead() {
     return phase_ == Phase::kExchange;
   }
 
-  x_.response = info;
-  x_.response_head_done = true;
-  x_.response_remaining = info.content_length;
-  x_.status = head.status;
-  bool chunked_to_old_client = info.framing == BodyFraming::kChunked && x_.client_minor == 0;
-  x_.rechunk_response = info.framing == BodyFraming::kChunked && !chunked_to_old_client;
-  if (info.framing == BodyFraming::kUntilClose || chunked_to_old_client || !x_.request_done) {
-    x_.keep_alive = false;
+  x_->response = info;
+  x_->response_head_done = true;
+  x_->response_remaining = info.content_length;
+  x_->status = head.status;
+  bool chunked_to_old_client = info.framing == BodyFraming::kChunked && x_->client_minor == 0;
+  x_->rechunk_response = info.framing == BodyFraming::kChunked && !chunked_to_old_client;
+  if (info.framing == BodyFraming::kUntilClose || chunked_to_old_client || !x_->request_done) {
+    x_->keep_alive = false;
   }
-  if (ctx_.draining) x_.keep_alive = false;
-  cc.keep_alive = x_.keep_alive && !info.switching;
+  if (ctx_.draining) x_->keep_alive = false;
+  cc.keep_alive = x_->keep_alive && !info.switching;
   std::string& out = ctx_.response_head;
   out.clear();
   appendClientResponseHead(head, info, cc, out);
   evbuffer_add(client_->output(), out.data(), out.size());
   evbuffer_drain(in, head.head_length);
-  x_.response_started = true;
+  x_->response_started = true;
 
   if (info.switching) {
     startTunnel();
     return false;
   }
-  if (info.framing == BodyFraming::kNone) x_.response_done = true;
+  if (info.framing == BodyFraming::kNone) x_->response_done = true;
   if (info.event_stream) upstream_->startReading(ctx_.config->server.idle_timeout);
   return true;
 }
@@ -527,42 +537,42 @@ void ProxySession::forwardResponseBody() {
   evbuffer* in = upstream_->input();
   evbuffer* out = client_->output();
   size_t before = evbuffer_get_length(out);
-  switch (x_.response.framing) {
+  switch (x_->response.framing) {
     case BodyFraming::kNone:
       break;
     case BodyFraming::kContentLength: {
-      size_t n = std::min<uint64_t>(x_.response_remaining, evbuffer_get_length(in));
+      size_t n = std::min<uint64_t>(x_->response_remaining, evbuffer_get_length(in));
       evbuffer_remove_buffer(in, out, n);
-      x_.response_remaining -= n;
-      if (x_.response_remaining == 0) x_.response_done = true;
+      x_->response_remaining -= n;
+      if (x_->response_remaining == 0) x_->response_done = true;
       break;
     }
     case BodyFraming::kUntilClose:
       evbuffer_add_buffer(out, in);
       break;
     case BodyFraming::kChunked:
-      while (!x_.response_done && evbuffer_get_length(in) > 0) {
-        ChunkedDecoder::Step step = x_.response_chunks.next(firstSegment(in));
+      while (!x_->response_done && evbuffer_get_length(in) > 0) {
+        ChunkedDecoder::Step step = x_->response_chunks.next(firstSegment(in));
         evbuffer_drain(in, step.framing);
         if (step.kind == ChunkedDecoder::Kind::kError) {
           SM_ERROR("backend %s sent a malformed chunked body: %s",
-                   x_.backend->addressText().c_str(), step.error.reason);
-          x_.upstream_reusable = false;
+                   x_->backend->addressText().c_str(), step.error.reason);
+          x_->upstream_reusable = false;
           return upstreamFailed(502, UpstreamFailure::kBadResponse, "malformed chunked response");
         }
         if (step.kind == ChunkedDecoder::Kind::kData) {
-          if (x_.rechunk_response) appendChunkHeader(out, step.data);
+          if (x_->rechunk_response) appendChunkHeader(out, step.data);
           evbuffer_remove_buffer(in, out, step.data);
-          if (x_.rechunk_response) evbuffer_add(out, "\r\n", 2);
+          if (x_->rechunk_response) evbuffer_add(out, "\r\n", 2);
         } else if (step.kind == ChunkedDecoder::Kind::kDone) {
-          if (x_.rechunk_response) evbuffer_add(out, "0\r\n\r\n", 5);
-          x_.response_done = true;
+          if (x_->rechunk_response) evbuffer_add(out, "0\r\n\r\n", 5);
+          x_->response_done = true;
         }
       }
       break;
   }
-  x_.body_bytes_sent += evbuffer_get_length(out) - before;
-  if (x_.response_done) return finishExchange();
+  x_->body_bytes_sent += evbuffer_get_length(out) - before;
+  if (x_->response_done) return finishExchange();
   flushClient();
   if (phase_ == Phase::kExchange) updateReading();
 }
@@ -579,10 +589,10 @@ ProxySession::UpstreamFailure ProxySession::socketFailure(int error) {
 // POST once its head left our buffer).
 bool ProxySession::isStale(UpstreamFailure failure) const {
   if (failure != UpstreamFailure::kClosed && failure != UpstreamFailure::kReset) return false;
-  if (!x_.reused_connection || x_.stale_retried) return false;
-  if (x_.upstream_got_bytes || x_.response_started || x_.body_moved) return false;
-  bool fully_written = x_.request_done && upstream_ && upstream_->pendingOutput() == 0;
-  return x_.idempotent || !fully_written;
+  if (!x_->reused_connection || x_->stale_retried) return false;
+  if (x_->upstream_got_bytes || x_->response_started || x_->body_moved) return false;
+  bool fully_written = x_->request_done && upstream_ && upstream_->pendingOutput() == 0;
+  return x_->idempotent || !fully_written;
 }
 
 // Another backend, up to the route's `retries`: for a connect failure, refusal, reset or close
@@ -592,36 +602,36 @@ bool ProxySession::canRetry(UpstreamFailure failure) const {
   if (failure == UpstreamFailure::kTimeout || failure == UpstreamFailure::kBadResponse) {
     return false;
   }
-  if (x_.response_started || x_.upstream_got_bytes) return false;
-  if (x_.body_moved) return false;  // the body is gone from our buffers
-  int retries = ctx_.config->routes[static_cast<size_t>(x_.route)].retries;
-  return static_cast<int>(x_.tried.size()) <= retries;
+  if (x_->response_started || x_->upstream_got_bytes) return false;
+  if (x_->body_moved) return false;  // the body is gone from our buffers
+  int retries = ctx_.config->routes[static_cast<size_t>(x_->route)].retries;
+  return static_cast<int>(x_->tried.size()) <= retries;
 }
 
 // The backend failed before the exchange completed: retry, answer `status`, or cut the client.
 void ProxySession::upstreamFailed(int status, UpstreamFailure failure, const char* why) {
-  upstream::Backend* backend = x_.backend;
+  upstream::Backend* backend = x_->backend;
   bool stale = isStale(failure);
   SM_LOG(stale ? core::LogLevel::kInfo : core::LogLevel::kError,
          "%s while proxying to backend %s (%s) for client %s", why,
          backend->addressText().c_str(), backend->id().c_str(), peer_text_.c_str());
   bool was_connected = upstream_ && upstream_->connected();
   releaseUpstream(false);
-  x_.failed_status = status;
+  x_->failed_status = status;
   if (stale) {
     // On a new connection: the other idle ones may have been closed too.
-    x_.stale_retried = true;
-    x_.tried.pop_back();
+    x_->stale_retried = true;
+    x_->tried.pop_back();
     releaseBackend();  // before the pick, which may choose this backend again
     return connectUpstream(true);
   }
   backend->recordFailure(ProxyContext::nowMs());
   // A non-idempotent request is retried only when it never reached the backend.
-  if (canRetry(failure) && (x_.idempotent || !was_connected)) {
+  if (canRetry(failure) && (x_->idempotent || !was_connected)) {
     releaseBackend();
     return connectUpstream();
   }
-  if (x_.response_started) {
+  if (x_->response_started) {
     // Part of the response is out: the client must see a truncated message, never a new one.
     SM_INFO("response from %s truncated; closing client %s", backend->addressText().c_str(),
             peer_text_.c_str());
@@ -636,33 +646,33 @@ void ProxySession::releaseUpstream(bool reusable) {
   if (!upstream_) return;
   if (reusable && evbuffer_get_length(upstream_->input()) == 0 &&
       upstream_->pendingOutput() == 0) {
-    ctx_.pool->put(x_.backend, std::move(upstream_));
+    ctx_.pool->put(x_->backend, std::move(upstream_));
   }
   upstream_.reset();
 }
 
 void ProxySession::releaseBackend() {
-  if (!x_.backend_held) return;
-  x_.backend_held = false;
-  x_.backend->release();
+  if (!x_ || !x_->backend_held) return;
+  x_->backend_held = false;
+  x_->backend->release();
 }
 
 // ---------------------------------------------------------------------------------------------
 // Exchange lifecycle
 
 void ProxySession::finishExchange() {
-  x_.upstream_end_ms = ProxyContext::nowMs();
-  bool reusable = x_.response.keep_alive && x_.request_done && !ctx_.draining;
-  if (x_.backend) {
-    upstream::BackendState& st = x_.backend->state();
-    uint64_t sample = static_cast<uint64_t>(x_.upstream_end_ms - x_.upstream_start_ms) * 1000;
+  x_->upstream_end_ms = ProxyContext::nowMs();
+  bool reusable = x_->response.keep_alive && x_->request_done && !ctx_.draining;
+  if (x_->backend) {
+    upstream::BackendState& st = x_->backend->state();
+    uint64_t sample = static_cast<uint64_t>(x_->upstream_end_ms - x_->upstream_start_ms) * 1000;
     uint64_t old = st.latency_ewma_us.load(std::memory_order_relaxed);
     st.latency_ewma_us.store(old == 0 ? sample : (old * 4 + sample) / 5,
                              std::memory_order_relaxed);
-    if (x_.upstream_status == 502 || x_.upstream_status == 504) {
-      x_.backend->recordFailure(x_.upstream_end_ms);
+    if (x_->upstream_status == 502 || x_->upstream_status == 504) {
+      x_->backend->recordFailure(x_->upstream_end_ms);
     } else {
-      x_.backend->recordSuccess();
+      x_->backend->recordSuccess();
     }
   }
   releaseUpstream(reusable);
@@ -670,7 +680,7 @@ void ProxySession::finishExchange() {
   releaseBackend();
   flushClient();
   if (phase_ == Phase::kDead) return;
-  if (!x_.keep_alive) return closeAfterFlush();
+  if (!x_->keep_alive) return closeAfterFlush();
   resetExchange();
   phase_ = Phase::kIdle;
   client_->startReading(ctx_.config->server.idle_timeout);
@@ -679,20 +689,7 @@ void ProxySession::finishExchange() {
   if (phase_ == Phase::kIdle && ctx_.idle_grace_over) startLinger();
 }
 
-void ProxySession::resetExchange() {
-  std::vector<const upstream::Backend*> tried = std::move(x_.tried);
-  tried.clear();
-  x_ = Exchange{};
-  x_.tried = std::move(tried);  // keeps its capacity
-  returnBuffers();
-}
-
-void ProxySession::returnBuffers() {
-  if (out_head_.capacity() != 0) ctx_.returnBuffer(std::move(out_head_));
-  if (log_fields_.capacity() != 0) ctx_.returnBuffer(std::move(log_fields_));
-  out_head_ = std::string();
-  log_fields_ = std::string();
-}
+void ProxySession::resetExchange() { ctx_.giveBack(std::move(x_)); }
 
 // Timers are created when first needed: most connections never arm one.
 void ProxySession::armTimer(event::EventPtr& timer, event_callback_fn fn,
@@ -711,7 +708,7 @@ void ProxySession::armTimer(event::EventPtr& timer, event_callback_fn fn,
 // Answers `status` ourselves. Malformed requests (4xx other than 404) close the connection after
 // a lingering close; 404/502/503/504 keep it alive when the request had no body.
 void ProxySession::respondError(int status, const char* why) {
-  if (x_.backend == nullptr || status >= 500) {
+  if (x_->backend == nullptr || status >= 500) {
     SM_LOG(status >= 500 ? core::LogLevel::kWarn : core::LogLevel::kInfo,
            "answering %d to client %s: %s", status, peer_text_.c_str(), why);
   }
@@ -719,12 +716,12 @@ void ProxySession::respondError(int status, const char* why) {
   if (upstream_) releaseUpstream(false);
   // After a malformed request the rest of the input cannot be framed: close.
   bool malformed = status != 404 && status != 502 && status != 503 && status != 504;
-  bool keep = !malformed && x_.keep_alive && x_.request_framing == BodyFraming::kNone &&
+  bool keep = !malformed && x_->keep_alive && x_->request_framing == BodyFraming::kNone &&
               !ctx_.draining;
-  x_.keep_alive = keep;
-  x_.status = status;
-  x_.body_bytes_sent = appendErrorResponse(status, keep, x_.head_method, client_->output());
-  if (x_.start_ms == 0) x_.start_ms = ProxyContext::nowMs();
+  x_->keep_alive = keep;
+  x_->status = status;
+  x_->body_bytes_sent = appendErrorResponse(status, keep, x_->head_method, client_->output());
+  if (x_->start_ms == 0) x_->start_ms = ProxyContext::nowMs();
   logAccess();
   releaseBackend();
   flushClient();
@@ -769,22 +766,22 @@ void ProxySession::updateReading() {
   if (phase_ != Phase::kExchange) return;
   // Once the request is in, the client stays readable (no epoll change per request) until a
   // pipelined backlog reaches the high watermark; its bytes wait in the input buffer.
-  bool want_client = x_.request_done
+  bool want_client = x_->request_done
                          ? evbuffer_get_length(client_->input()) < kHighWater
                          : upstream_ && upstream_->pendingOutput() < kHighWater;
   if (want_client) {
-    client_->startReading(x_.request_done ? milliseconds(0) : server.read_timeout);
+    client_->startReading(x_->request_done ? milliseconds(0) : server.read_timeout);
   } else {
     client_->stopReading();
   }
   if (!upstream_) return;
-  bool want_upstream = !x_.response_done && client_->pendingOutput() < kHighWater;
+  bool want_upstream = !x_->response_done && client_->pendingOutput() < kHighWater;
   if (!want_upstream) {
     upstream_->stopReading();
-  } else if (!x_.request_done) {
+  } else if (!x_->request_done) {
     upstream_->startReading(milliseconds(0));  // an early answer or a close, no deadline yet
   } else {
-    upstream_->startReading(x_.response.event_stream ? server.idle_timeout : server.read_timeout);
+    upstream_->startReading(x_->response.event_stream ? server.idle_timeout : server.read_timeout);
   }
 }
 
@@ -831,28 +828,28 @@ void ProxySession::closeNow() {
 }
 
 void ProxySession::logAccess() {
-  int cls = x_.status / 100;
+  int cls = x_->status / 100;
   if (cls >= 0 && cls <= 5) {
     ctx_.counters->responses_by_class[cls].fetch_add(1, std::memory_order_relaxed);
   }
   if (!ctx_.access_log->enabled()) return;
   AccessLogEntry e;
   e.client_ip = real_ip_text_.empty() ? peer_text_ : real_ip_text_;
-  std::string_view f = log_fields_;
-  e.method = f.substr(0, log_method_len_);
-  e.target = f.substr(log_method_len_, log_target_len_);
-  e.referer = f.substr(log_method_len_ + log_target_len_, log_referer_len_);
-  e.user_agent = f.substr(log_method_len_ + log_target_len_ + log_referer_len_);
-  e.minor_version = x_.client_minor;
-  e.status = x_.status;
-  e.body_bytes = x_.body_bytes_sent;
-  e.upstream_addr = x_.backend ? std::string_view(x_.backend->addressText()) : "-";
-  e.upstream_status = x_.upstream_status;
+  std::string_view f = x_->log_fields;
+  e.method = f.substr(0, x_->log_method_len);
+  e.target = f.substr(x_->log_method_len, x_->log_target_len);
+  e.referer = f.substr(x_->log_method_len + x_->log_target_len, x_->log_referer_len);
+  e.user_agent = f.substr(x_->log_method_len + x_->log_target_len + x_->log_referer_len);
+  e.minor_version = x_->client_minor;
+  e.status = x_->status;
+  e.body_bytes = x_->body_bytes_sent;
+  e.upstream_addr = x_->backend ? std::string_view(x_->backend->addressText()) : "-";
+  e.upstream_status = x_->upstream_status;
   int64_t now = ProxyContext::nowMs();
-  e.request_time = (now - x_.start_ms) / 1000.0;
-  if (x_.upstream_start_ms >= 0) {
-    e.upstream_time = ((x_.upstream_end_ms >= 0 ? x_.upstream_end_ms : now) -
-                       x_.upstream_start_ms) / 1000.0;
+  e.request_time = (now - x_->start_ms) / 1000.0;
+  if (x_->upstream_start_ms >= 0) {
+    e.upstream_time = ((x_->upstream_end_ms >= 0 ? x_->upstream_end_ms : now) -
+                       x_->upstream_start_ms) / 1000.0;
   }
   ctx_.access_log->write(e);
 }

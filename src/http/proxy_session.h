@@ -32,6 +32,54 @@ using core::ServerCounters;
 
 class ProxySession;
 
+// One request/response exchange of a session: what it has read, where it is going, and the
+// buffers it writes into. Sessions take one from the worker for an exchange and give it back
+// when it ends (ProxyContext::takeExchange), so an idle keep-alive connection holds none:
+// memory follows the exchanges in progress, not the connections open.
+struct Exchange {
+  int route = -1;
+  upstream::Protocol protocol = upstream::Protocol::kHttp;
+  BodyFraming request_framing = BodyFraming::kNone;
+  uint64_t request_remaining = 0;  // kContentLength: bytes still to forward
+  uint64_t request_body_total = 0;
+  ChunkedDecoder request_chunks;
+  bool request_done = false;
+  bool body_moved = false;  // a body byte left the client buffer: no more retries
+  bool keep_alive = true;   // the client connection may serve another request
+  bool head_method = false;
+  bool idempotent = true;
+  bool upgrade_requested = false;
+  int client_minor = 1;
+  // The backend of the current (or last) attempt. Its in-flight slot is held while
+  // `backend_held`; once released it stays allocated at least until the current event callback
+  // returns (retired backends are freed only by the worker's tick), so the access log may still
+  // read it.
+  upstream::Backend* backend = nullptr;
+  bool backend_held = false;
+  std::vector<const upstream::Backend*> tried;
+  bool reused_connection = false;
+  bool stale_retried = false;  // the one transparent retry of a stale connection is used
+  bool response_head_done = false;
+  bool response_started = false;  // bytes of the response reached the client output
+  bool response_done = false;
+  bool upstream_reusable = false;
+  bool upstream_got_bytes = false;
+  ResponseInfo response;
+  uint64_t response_remaining = 0;
+  ChunkedDecoder response_chunks;
+  bool rechunk_response = false;  // chunked to an HTTP/1.1 client
+  int status = 0;
+  int upstream_status = 0;
+  int failed_status = 0;  // 502/504 of the last failed attempt, for a retry that finds none
+  uint64_t body_bytes_sent = 0;
+  int64_t start_ms = 0;
+  int64_t upstream_start_ms = -1;
+  int64_t upstream_end_ms = -1;
+  std::string out_head;    // rewritten request head (kept for retries)
+  std::string log_fields;  // method, target, referer, user agent for the access log
+  size_t log_method_len = 0, log_target_len = 0, log_referer_len = 0;
+};
+
 // What every session of a worker shares. Owned by the worker; outlives its sessions.
 struct ProxyContext {
   event_base* base = nullptr;
@@ -49,11 +97,10 @@ struct ProxyContext {
   // Scratch storage reused by every parse on this worker (parsing is synchronous).
   std::vector<Header> header_storage;
   std::string response_head;  // a response head being written for a client (synchronous too)
-  // Buffers an exchange holds only while it runs (its request head, its access-log fields), so
-  // that an idle connection holds none: at most the exchanges in progress allocate them.
-  std::string borrowBuffer();
-  void returnBuffer(std::string buffer);
-  std::vector<std::string> spare_buffers;
+  // Exchanges not in use, with their buffers' capacity: at most as many as ran at once.
+  std::unique_ptr<Exchange> takeExchange();
+  void giveBack(std::unique_ptr<Exchange> exchange);
+  std::vector<std::unique_ptr<Exchange>> spare_exchanges;
   HeadLimits request_limits;
   HeadLimits response_limits;
 
@@ -158,55 +205,10 @@ class ProxySession final : public event::StreamHandler {
   std::string peer_text_;
   std::string real_ip_text_;
 
-  // The exchange in progress.
-  struct Exchange {
-    int route = -1;
-    upstream::Protocol protocol = upstream::Protocol::kHttp;
-    BodyFraming request_framing = BodyFraming::kNone;
-    uint64_t request_remaining = 0;  // kContentLength: bytes still to forward
-    uint64_t request_body_total = 0;
-    ChunkedDecoder request_chunks;
-    bool request_done = false;
-    bool body_moved = false;  // a body byte left the client buffer: no more retries
-    bool keep_alive = true;   // the client connection may serve another request
-    bool head_method = false;
-    bool idempotent = true;
-    bool upgrade_requested = false;
-    int client_minor = 1;
-    // The backend of the current (or last) attempt. Its in-flight slot is held while
-    // `backend_held`; once released it stays allocated at least until the current event callback
-    // returns (retired backends are freed only by the worker's tick), so the access log may still
-    // read it.
-    upstream::Backend* backend = nullptr;
-    bool backend_held = false;
-    std::vector<const upstream::Backend*> tried;
-    bool reused_connection = false;
-    bool stale_retried = false;  // the one transparent retry of a stale connection is used
-    bool response_head_done = false;
-    bool response_started = false;  // bytes of the response reached the client output
-    bool response_done = false;
-    bool upstream_reusable = false;
-    bool upstream_got_bytes = false;
-    ResponseInfo response;
-    uint64_t response_remaining = 0;
-    ChunkedDecoder response_chunks;
-    bool rechunk_response = false;  // chunked to an HTTP/1.1 client
-    int status = 0;
-    int upstream_status = 0;
-    int failed_status = 0;  // 502/504 of the last failed attempt, for a retry that finds none
-    uint64_t body_bytes_sent = 0;
-    int64_t start_ms = 0;
-    int64_t upstream_start_ms = -1;
-    int64_t upstream_end_ms = -1;
-  } x_;
+  std::unique_ptr<Exchange> x_;  // the exchange in progress; none while idle
 
-  void returnBuffers();
   void armTimer(event::EventPtr& timer, event_callback_fn fn, std::chrono::milliseconds after);
 
-  // Borrowed from the context for one exchange (ProxyContext::borrowBuffer).
-  std::string out_head_;    // rewritten request head (kept for retries)
-  std::string log_fields_;  // method, target, referer, user agent for the access log
-  size_t log_method_len_ = 0, log_target_len_ = 0, log_referer_len_ = 0;
 };
 
 }  // namespace speedmimi::http
