@@ -63,6 +63,26 @@ int64_t ProxyContext::nowMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
 }
 
+SessionList::iterator& SessionList::iterator::operator++() {
+  at_ = at_->next_;
+  return *this;
+}
+
+void SessionList::insert(ProxySession* s) {
+  s->prev_ = nullptr;
+  s->next_ = head_;
+  if (head_) head_->prev_ = s;
+  head_ = s;
+  ++size_;
+}
+
+void SessionList::erase(ProxySession* s) {
+  (s->prev_ ? s->prev_->next_ : head_) = s->next_;
+  if (s->next_) s->next_->prev_ = s->prev_;
+  s->prev_ = s->next_ = nullptr;
+  --size_;
+}
+
 std::unique_ptr<Exchange> ProxyContext::takeExchange() {
   if (spare_exchanges.empty()) return std::make_unique<Exchange>();
   std::unique_ptr<Exchange> x = std::move(spare_exchanges.back());

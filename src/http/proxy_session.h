@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_set>
+#include <iterator>
 #include <vector>
 
 #include "core/cidr.h"
@@ -80,6 +80,38 @@ struct Exchange {
   size_t log_method_len = 0, log_target_len = 0, log_referer_len = 0;
 };
 
+// The sessions of a worker, linked through the sessions themselves: no allocation per
+// connection. Iterating while sessions are deleted is not supported; copy first.
+class SessionList {
+ public:
+  class iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = ProxySession*;
+    using difference_type = std::ptrdiff_t;
+    using pointer = ProxySession* const*;
+    using reference = ProxySession* const&;
+    explicit iterator(ProxySession* at) : at_(at) {}
+    ProxySession* operator*() const { return at_; }
+    iterator& operator++();
+    bool operator==(const iterator& o) const { return at_ == o.at_; }
+
+   private:
+    ProxySession* at_;
+  };
+
+  void insert(ProxySession* session);
+  void erase(ProxySession* session);
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  iterator begin() const { return iterator(head_); }
+  iterator end() const { return iterator(nullptr); }
+
+ private:
+  ProxySession* head_ = nullptr;
+  size_t size_ = 0;
+};
+
 // What every session of a worker shares. Owned by the worker; outlives its sessions.
 struct ProxyContext {
   event_base* base = nullptr;
@@ -93,7 +125,7 @@ struct ProxyContext {
   const std::atomic<uint32_t>* worker_slot_limit = nullptr;  // slots [0, limit) are summed
   bool draining = false;    // graceful stop: every response from now on closes its connection
   bool idle_grace_over = false;  // draining, and idle connections are closed when they go idle
-  std::unordered_set<ProxySession*> sessions;
+  SessionList sessions;
   // Scratch storage reused by every parse on this worker (parsing is synchronous).
   std::vector<Header> header_storage;
   std::string response_head;  // a response head being written for a client (synchronous too)
@@ -191,6 +223,10 @@ class ProxySession final : public event::StreamHandler {
 
   static void onHeaderTimeout(evutil_socket_t, short, void* arg);
   static void onLingerTimeout(evutil_socket_t, short, void* arg);
+
+  friend class SessionList;
+  ProxySession* prev_ = nullptr;  // in ctx_.sessions
+  ProxySession* next_ = nullptr;
 
   ProxyContext& ctx_;
   std::unique_ptr<event::Stream> client_;
