@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "http/error_pages.h"
 #include "http/header_rewrite.h"
+#include "event/timer.h"
 #include "http/real_ip.h"
 
 namespace speedmimi::http {
@@ -714,15 +715,8 @@ void ProxySession::resetExchange() { ctx_.giveBack(std::move(x_)); }
 // Timers are created when first needed: most connections never arm one.
 void ProxySession::armTimer(event::EventPtr& timer, event_callback_fn fn,
                             std::chrono::milliseconds after) {
-  if (!timer) {
-    timer.reset(evtimer_new(ctx_.base, fn, this));
-    if (!timer) std::abort();  // out of memory, as for every allocation on a worker
-  }
-  timeval tv = toTimeval(after);
-  if (evtimer_add(timer.get(), &tv) != 0) {
-    SM_ERROR("cannot arm a timer for client %s; closing it", peer_text_.c_str());
-    closeNow();
-  }
+  if (!timer) timer = event::newTimer(ctx_.base, fn, this);
+  event::addTimer(timer.get(), after);
 }
 
 // Answers `status` ourselves. Malformed requests (4xx other than 404) close the connection after

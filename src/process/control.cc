@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "event/handles.h"
+#include "event/timer.h"
 #include "upstream/health.h"
 
 namespace speedmimi::process {
@@ -37,7 +38,7 @@ class HealthChecker {
         slot_(slot),
         incarnation_(incarnation),
         backend_(core::BackendConfig{}, &slot.runtime),
-        timer_(evtimer_new(base, &HealthChecker::onTimer, this)) {
+        timer_(event::newTimer(base, &HealthChecker::onTimer, this)) {
     update(*slot.config.load(std::memory_order_acquire));
     schedule(std::chrono::milliseconds(0));  // the first probe at once
   }
@@ -52,10 +53,7 @@ class HealthChecker {
   }
 
  private:
-  void schedule(std::chrono::milliseconds delay) {
-    timeval tv = toTimeval(delay);
-    evtimer_add(timer_.get(), &tv);
-  }
+  void schedule(std::chrono::milliseconds delay) { event::addTimer(timer_.get(), delay); }
 
   static void onTimer(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<HealthChecker*>(arg);
@@ -148,8 +146,11 @@ int Control::run() {
     signals_.push_back(std::move(ev));
   }
   tick_.reset(event_new(base_.get(), -1, EV_PERSIST, &Control::onTick, this));
-  timeval tv = toTimeval(kSyncInterval);
-  event_add(tick_.get(), &tv);
+  if (!tick_) {
+    SM_CRIT("cannot create the control process's tick");
+    return 2;
+  }
+  event::addTimer(tick_.get(), kSyncInterval);
   master_watch_.reset(event_new(base_.get(), setup_.master_pipe, EV_READ,
                                 &Control::onMasterGone, this));
   if (!master_watch_ || event_add(master_watch_.get(), nullptr) != 0) {

@@ -3,17 +3,14 @@
 #include <time.h>
 
 #include <algorithm>
-#include <cstdlib>
 
-#include "core/log.h"
+#include "event/timer.h"
 
 namespace speedmimi::upstream {
 
 ConnectionPool::ConnectionPool(event_base* base, std::chrono::milliseconds idle_timeout)
     : idle_timeout_(idle_timeout) {
-  if (base == nullptr) return;
-  purge_timer_.reset(evtimer_new(base, &ConnectionPool::onPurgeTimer, this));
-  if (!purge_timer_) std::abort();  // out of memory, like any allocation on a worker
+  if (base != nullptr) purge_timer_ = event::newTimer(base, &ConnectionPool::onPurgeTimer, this);
 }
 
 int64_t ConnectionPool::nowMs() {
@@ -88,11 +85,7 @@ void ConnectionPool::remove(BackendIdle& idle, std::vector<Idle>::iterator first
 
 void ConnectionPool::armPurge() {
   if (purge_armed_ || !purge_timer_) return;
-  timeval tv = event::toTimeval(kPurgeInterval);
-  if (evtimer_add(purge_timer_.get(), &tv) != 0) {
-    SM_ERROR("cannot arm the upstream pool's purge timer");  // idle_timeout still bounds it
-    return;
-  }
+  event::addTimer(purge_timer_.get(), kPurgeInterval);
   purge_armed_ = true;
 }
 

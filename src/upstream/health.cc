@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "event/timer.h"
 #include "http/parser.h"
 
 namespace speedmimi::upstream {
@@ -50,17 +51,15 @@ std::optional<Health> applyProbeResult(BackendState& state, core::HealthRecord& 
 
 HealthProbe::HealthProbe(event_base* base, const Backend& backend, Done done)
     : done_(std::move(done)),
-      timer_(evtimer_new(base, &HealthProbe::onTimeout, this)) {
+      timer_(event::newTimer(base, &HealthProbe::onTimeout, this)) {
   const core::HealthCheckConfig& hc = backend.config().health_check;
-  timeval tv = toTimeval(hc.timeout);
-  evtimer_add(timer_.get(), &tv);
+  event::addTimer(timer_.get(), hc.timeout);
   stream_ = event::Stream::connect(base, backend.address(), backend.addressLength(), hc.timeout,
                                    this);
   if (!stream_) {
     // Reported from the loop, like every other outcome.
     early_failure_ = std::string("socket() failed: ") + std::strerror(errno);
-    timeval now{0, 0};
-    evtimer_add(timer_.get(), &now);
+    event::addTimer(timer_.get(), std::chrono::milliseconds(0));
     return;
   }
   std::string request = "GET " + hc.path + " HTTP/1.1\r\nHost: " + backend.config().host +

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -247,6 +248,27 @@ TEST_F(StreamTest, BytesWrittenLaterByTheLoopAreCounted) {
   stream_->startReading(milliseconds(0));
   ASSERT_TRUE(runUntil(StreamEvent::kReadable));
   EXPECT_EQ(read_total.load(), 4u);
+}
+
+// epoll refuses some descriptors (a regular file: EPERM; at max_user_watches: ENOSPC). A stream
+// that cannot register must say so, from the loop, instead of waiting for bytes forever.
+TEST(StreamRegistrationTest, ARefusedRegistrationIsReportedAsAnError) {
+  EventBasePtr base(event_base_new());
+  char path[] = "/tmp/stream_test_XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  unlink(path);
+  Recorder rec;
+  Stream stream(base.get(), fd, &rec);
+  stream.startReading(milliseconds(0));
+  for (int i = 0; i < 50 && rec.events.empty(); ++i) {
+    timeval tv{0, 10'000};
+    event_base_loopexit(base.get(), &tv);
+    event_base_dispatch(base.get());
+  }
+  ASSERT_EQ(rec.events.size(), 1u);
+  EXPECT_EQ(rec.events[0], StreamEvent::kError);
+  EXPECT_EQ(stream.lastError(), EPERM);
 }
 
 }  // namespace
