@@ -128,17 +128,20 @@ struct Fields {
   }
 };
 
-void appendField(std::string& out, std::string_view name, std::string_view value) {
+template <typename Out>
+void appendField(Out& out, std::string_view name, std::string_view value) {
   out.append(name).append(": ").append(value).append("\r\n");
 }
 
-void appendDecimal(std::string& out, uint64_t value) {
+template <typename Out>
+void appendDecimal(Out& out, uint64_t value) {
   char digits[24];
   const std::to_chars_result end = std::to_chars(digits, digits + sizeof digits, value);
   out.append(digits, end.ptr);
 }
 
-void appendContentLength(std::string& out, uint64_t length) {
+template <typename Out>
+void appendContentLength(Out& out, uint64_t length) {
   out.append("Content-Length: ");
   appendDecimal(out, length);
   out.append("\r\n");
@@ -212,7 +215,8 @@ bool bodyless(int status) {
 // 1xx, 204 and 304 carry no framing. A HEAD response repeats the backend's Content-Length,
 // which describes the body a GET would have had. Chunked cannot be sent to an HTTP/1.0
 // client; the session then streams until close (and has cleared keep_alive).
-void appendResponseFraming(std::string& out, const ResponseHead& head, const ResponseInfo& info,
+template <typename Out>
+void appendResponseFraming(Out& out, const ResponseHead& head, const ResponseInfo& info,
                            const ClientResponseContext& ctx) {
   if (bodyless(head.status)) return;
   if (!ctx.send_body) {
@@ -227,7 +231,8 @@ void appendResponseFraming(std::string& out, const ResponseHead& head, const Res
   }
 }
 
-void appendResponseConnection(std::string& out, const ResponseHead& head, const ResponseInfo& info,
+template <typename Out>
+void appendResponseConnection(Out& out, const ResponseHead& head, const ResponseInfo& info,
                               const ClientResponseContext& ctx) {
   if (info.switching) {
     appendField(out, "Connection", "upgrade");
@@ -269,10 +274,12 @@ void appendUpstreamRequestHead(const RequestHead& head, const RequestInfo& info,
   out.append("\r\n");
 }
 
-void appendClientResponseHead(const ResponseHead& head, const ResponseInfo& info,
-                              const ClientResponseContext& ctx, std::string& out) {
+namespace {
+
+template <typename Out>
+void writeResponseHead(const ResponseHead& head, const ResponseInfo& info,
+                       const ClientResponseContext& ctx, Out& out) {
   const Fields fields(head.headers, head.num_headers);
-  out.reserve(out.size() + head.head_length + 96);
 
   // The reason phrase is passed on as received; an empty one leaves "HTTP/1.1 204 " which
   // RFC 9112 §4 allows.
@@ -288,6 +295,27 @@ void appendClientResponseHead(const ResponseHead& head, const ResponseInfo& info
   appendResponseFraming(out, head, info, ctx);
   appendResponseConnection(out, head, info, ctx);
   out.append("\r\n");
+}
+
+}  // namespace
+
+// The status line and every field come out at most a few bytes longer than they came in
+// ("name: value\r\n" for a received "name:value\n"), and the proxy adds at most a framing
+// field (Content-Length with 20 digits, 38 bytes) and a Connection field (24 bytes).
+size_t clientResponseHeadBound(const ResponseHead& head) {
+  return head.head_length + 3 * (head.num_headers + 1) + 128;
+}
+
+void appendClientResponseHead(const ResponseHead& head, const ResponseInfo& info,
+                              const ClientResponseContext& ctx, std::string& out) {
+  out.reserve(out.size() + clientResponseHeadBound(head));
+  writeResponseHead(head, info, ctx, out);
+}
+
+bool writeClientResponseHead(const ResponseHead& head, const ResponseInfo& info,
+                             const ClientResponseContext& ctx, HeadWriter& out) {
+  writeResponseHead(head, info, ctx, out);
+  return !out.overflowed();
 }
 
 }  // namespace speedmimi::http

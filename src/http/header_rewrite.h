@@ -1,8 +1,10 @@
 // Building the heads SpeedMimi sends: the request to a backend and the response to a client.
-// Both append to a caller-owned std::string that a connection reuses, so the steady state
-// allocates nothing.
+// The request head goes into a std::string the exchange keeps (for retries); the response head
+// can be written straight into space reserved in the client's output buffer (HeadWriter).
+// Neither allocates in the steady state.
 #pragma once
 
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -25,6 +27,33 @@ struct ForwardContext {
 void appendUpstreamRequestHead(const RequestHead& head, const RequestInfo& info,
                                const ForwardContext& ctx, std::string& out);
 
+// Writes into a caller's buffer of fixed capacity and never past it: what does not fit is
+// dropped and overflowed() says so.
+class HeadWriter {
+ public:
+  HeadWriter(char* data, size_t capacity) : data_(data), capacity_(capacity) {}
+  HeadWriter& append(std::string_view s) {
+    if (s.size() > capacity_ - size_) {
+      overflowed_ = true;
+      return *this;
+    }
+    std::memcpy(data_ + size_, s.data(), s.size());
+    size_ += s.size();
+    return *this;
+  }
+  HeadWriter& append(const char* first, const char* last) {
+    return append(std::string_view(first, static_cast<size_t>(last - first)));
+  }
+  size_t size() const { return size_; }
+  bool overflowed() const { return overflowed_; }
+
+ private:
+  char* data_;
+  size_t capacity_;
+  size_t size_ = 0;
+  bool overflowed_ = false;
+};
+
 struct ClientResponseContext {
   int client_minor_version = 1;  // the request's HTTP/1.x version
   bool keep_alive = true;        // the connection stays open after this response
@@ -37,5 +66,10 @@ struct ClientResponseContext {
 // fields are kept.
 void appendClientResponseHead(const ResponseHead& head, const ResponseInfo& info,
                               const ClientResponseContext& ctx, std::string& out);
+// The same into `out`; false if it did not fit. It always fits in clientResponseHeadBound(head)
+// bytes.
+bool writeClientResponseHead(const ResponseHead& head, const ResponseInfo& info,
+                             const ClientResponseContext& ctx, HeadWriter& out);
+size_t clientResponseHeadBound(const ResponseHead& head);
 
 }  // namespace speedmimi::http

@@ -433,7 +433,10 @@ void ProxySession::connectUpstream(bool fresh) {
 }
 
 void ProxySession::sendRequestHead() {
-  evbuffer_add(upstream_->output(), x_->out_head.data(), x_->out_head.size());
+  // By reference: the exchange keeps the head (for a retry) at least as long as this
+  // connection holds unsent bytes (it is pooled only with none, and closed otherwise first).
+  evbuffer_add_reference(upstream_->output(), x_->out_head.data(), x_->out_head.size(), nullptr,
+                         nullptr);
   if (!x_->request_done) return forwardRequestBody();  // flushes and updates reading
   if (!upstream_->flush()) {
     return upstreamFailed(502, socketFailure(upstream_->lastError()), "write to backend failed");
@@ -517,10 +520,7 @@ bool ProxySession::readResponseHead() {
   if (info.informational) {
     // 1xx (100 Continue...) goes to HTTP/1.1 clients as is; another head follows.
     if (x_->client_minor >= 1) {
-      std::string& out = ctx_.response_head;
-      out.clear();
-      appendClientResponseHead(head, info, cc, out);
-      evbuffer_add(client_->output(), out.data(), out.size());
+      writeResponseHead(head, info, cc);
       flushClient();
     }
     evbuffer_drain(in, head.head_length);
@@ -538,10 +538,7 @@ bool ProxySession::readResponseHead() {
   }
   if (ctx_.draining) x_->keep_alive = false;
   cc.keep_alive = x_->keep_alive && !info.switching;
-  std::string& out = ctx_.response_head;
-  out.clear();
-  appendClientResponseHead(head, info, cc, out);
-  evbuffer_add(client_->output(), out.data(), out.size());
+  writeResponseHead(head, info, cc);
   evbuffer_drain(in, head.head_length);
   x_->response_started = true;
 
@@ -552,6 +549,26 @@ bool ProxySession::readResponseHead() {
   if (info.framing == BodyFraming::kNone) x_->response_done = true;
   if (info.event_stream) upstream_->startReading(ctx_.config->server.idle_timeout);
   return true;
+}
+
+// Straight into reserved space at the end of the client's output: no intermediate copy.
+void ProxySession::writeResponseHead(const ResponseHead& head, const ResponseInfo& info,
+                                     const ClientResponseContext& cc) {
+  evbuffer* out = client_->output();
+  evbuffer_iovec space;
+  const size_t bound = clientResponseHeadBound(head);
+  if (evbuffer_reserve_space(out, static_cast<ev_ssize_t>(bound), &space, 1) != 1) std::abort();
+  HeadWriter writer(static_cast<char*>(space.iov_base), bound);
+  bool fits = writeClientResponseHead(head, info, cc, writer);
+  space.iov_len = fits ? writer.size() : 0;
+  evbuffer_commit_space(out, &space, 1);
+  if (!fits) {
+    // The bound is wrong: a bug, but not one to send a truncated head for.
+    SM_ALERT("response head over its bound of %zu bytes", bound);
+    std::string copy;
+    appendClientResponseHead(head, info, cc, copy);
+    evbuffer_add(out, copy.data(), copy.size());
+  }
 }
 
 void ProxySession::forwardResponseBody() {

@@ -20,6 +20,7 @@
 #include "event/stream.h"
 #include "http/access_log.h"
 #include "http/chunked.h"
+#include "http/header_rewrite.h"
 #include "http/message_types.h"
 #include "http/parser.h"
 #include "http/router.h"
@@ -128,7 +129,6 @@ struct ProxyContext {
   SessionList sessions;
   // Scratch storage reused by every parse on this worker (parsing is synchronous).
   std::vector<Header> header_storage;
-  std::string response_head;  // a response head being written for a client (synchronous too)
   // Exchanges not in use, with their buffers' capacity: at most as many as ran at once.
   std::unique_ptr<Exchange> takeExchange();
   void giveBack(std::unique_ptr<Exchange> exchange);
@@ -200,6 +200,8 @@ class ProxySession final : public event::StreamHandler {
   void sendRequestHead();
   void processResponse();
   bool readResponseHead();
+  void writeResponseHead(const ResponseHead& head, const ResponseInfo& info,
+                         const ClientResponseContext& cc);
   void forwardResponseBody();
   void upstreamFailed(int status, UpstreamFailure failure, const char* why);
   bool isStale(UpstreamFailure failure) const;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "http/parser.h"
+
 #include <deque>
 #include <ostream>
 #include <string>
@@ -608,6 +610,51 @@ TEST(HeaderRewriteManyOptionsTest, LateOptionsAfterManyOthers) {
                      "X-Not-Late: 2\r\n"
                      "Connection: upgrade\r\n" +
                      kForwarded);
+}
+
+// ---- Writing a response head straight into reserved buffer space ----
+
+// The densest heads there are: one-letter fields with no OWS, so every field grows by the
+// space the proxy writes after the colon, plus the framing and Connection fields it adds.
+TEST(HeadWriterTest, AResponseHeadAlwaysFitsItsBound) {
+  {  // bare LF endings are refused by the parser
+    const char* ending = "\r\n";
+    std::string raw = std::string("HTTP/1.1 200 OK") + ending;
+    for (int i = 0; i < 99; ++i) raw += std::string(1, static_cast<char>('a' + i % 26)) + ":b" + ending;
+    raw += std::string("Content-Length:99999999999999") + ending + ending;
+    std::vector<Header> storage(101);
+    ResponseHead head;
+    ParseError error;
+    HeadLimits limits;
+    ASSERT_EQ(parseResponseHead(raw, limits, storage, head, error), ParseStatus::kComplete)
+        << error.reason;
+    ResponseInfo info;
+    ASSERT_TRUE(analyzeResponse(head, "GET", false, info, error)) << error.reason;
+    for (bool keep_alive : {true, false}) {
+      ClientResponseContext ctx;
+      ctx.client_minor_version = 0;  // adds "Connection: keep-alive" when kept alive
+      ctx.keep_alive = keep_alive;
+      std::string expected;
+      appendClientResponseHead(head, info, ctx, expected);
+      const size_t bound = clientResponseHeadBound(head);
+      std::string buffer(bound + 8, '#');
+      HeadWriter writer(buffer.data(), bound);
+      ASSERT_TRUE(writeClientResponseHead(head, info, ctx, writer));
+      EXPECT_EQ(buffer.substr(0, writer.size()), expected);
+      EXPECT_EQ(buffer.substr(bound), std::string(8, '#'));
+    }
+  }
+}
+
+TEST(HeadWriterTest, NeverWritesPastItsCapacity) {
+  std::string buffer(16, '#');
+  HeadWriter writer(buffer.data(), 10);
+  writer.append("0123456").append("789");
+  EXPECT_FALSE(writer.overflowed());
+  writer.append("x");
+  EXPECT_TRUE(writer.overflowed());
+  EXPECT_EQ(writer.size(), 10u);
+  EXPECT_EQ(buffer, "0123456789######");
 }
 
 }  // namespace
