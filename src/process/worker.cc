@@ -25,6 +25,9 @@ constexpr std::chrono::milliseconds kTick{100};  // graceful-stop polling, log f
 // Draining: how long an idle keep-alive connection may stay open waiting for its next request
 // (which is then answered with "Connection: close"), at most server.shutdown_timeout.
 constexpr std::chrono::milliseconds kIdleGrace{5000};
+// Repeats of one error-log line (one call site) are written at most once per this interval: a
+// backend that fails every request would otherwise cost a line per request.
+constexpr std::chrono::milliseconds kLogRateLimit{1000};
 
 using event::toTimeval;
 
@@ -68,6 +71,7 @@ class Worker {
 
 bool Worker::init() {
   const Config& config = *setup_.config;
+  core::setLogRateLimit(kLogRateLimit);
   base_.reset(event_base_new());
   if (!base_) {
     SM_CRIT("event_base_new() failed");
