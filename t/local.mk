@@ -16,6 +16,7 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/core/units_test.cc \
 	t/unit/core/zone_test.cc \
 	t/unit/event/acceptor_test.cc \
+	t/unit/event/listener_test.cc \
 	t/unit/event/stream_test.cc \
 	t/unit/process/children_test.cc \
 	t/unit/process/listeners_test.cc \
