@@ -11,9 +11,12 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/core/cmdline_test.cc \
 	t/unit/core/config_test.cc \
 	t/unit/core/config_yaml_test.cc \
+	t/unit/core/log_test.cc \
 	t/unit/core/slab_test.cc \
 	t/unit/core/units_test.cc \
 	t/unit/core/zone_test.cc \
+	t/unit/event/acceptor_test.cc \
+	t/unit/event/listener_test.cc \
 	t/unit/event/stream_test.cc \
 	t/unit/process/children_test.cc \
 	t/unit/process/listeners_test.cc \
@@ -55,6 +58,7 @@ t_integration_integration_tests_CXXFLAGS = $(TEST_CXXFLAGS) \
 t_integration_integration_tests_LDADD = $(DEPS_LIBS) $(TEST_LIBS)
 t_integration_integration_tests_SOURCES = \
 	t/integration/harness.cc t/integration/harness.h \
+	t/integration/accept_test.cc \
 	t/integration/balancing_test.cc \
 	t/integration/harness_test.cc \
 	t/integration/lifecycle_test.cc \

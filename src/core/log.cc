@@ -16,6 +16,14 @@ int g_fd = STDERR_FILENO;
 bool g_owned = false;
 LogLevel g_level = LogLevel::kInfo;
 std::string g_path = "stderr";
+int64_t g_rate_limit_ms = 0;
+
+int64_t coarseNowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+int64_t (*g_now_ms)() = coarseNowMs;
 
 int openPath(const std::string& path, std::string& error) {
   if (path == "stderr") return STDERR_FILENO;
@@ -31,11 +39,31 @@ void install(int fd, const std::string& path) {
   g_path = path;
 }
 
+// One line, with one write(2) so that lines from several processes stay whole (O_APPEND).
+void writeLine(LogLevel level, const char* format, va_list ap, uint32_t suppressed) {
+  char line[2048];
+  time_t now = time(nullptr);
+  struct tm tm;
+  localtime_r(&now, &tm);
+  int n = static_cast<int>(strftime(line, sizeof(line), "%Y/%m/%d %H:%M:%S", &tm));
+  n += snprintf(line + n, sizeof(line) - n, " [%s] %d: ", logLevelName(level),
+                static_cast<int>(getpid()));
+  int m = vsnprintf(line + n, sizeof(line) - n - 1, format, ap);
+  n = m < 0 ? n : std::min<int>(n + m, sizeof(line) - 2);
+  if (suppressed > 0) {
+    m = snprintf(line + n, sizeof(line) - n - 1, " (%u similar messages suppressed)", suppressed);
+    n = m < 0 ? n : std::min<int>(n + m, sizeof(line) - 2);
+  }
+  line[n++] = '\n';
+  ssize_t ignored = ::write(g_fd, line, n);
+  (void)ignored;
+}
+
 }  // namespace
 
 const char* logLevelName(LogLevel level) {
   static const char* const kNames[] = {"debug", "info", "notice", "warn",
-                                       "error", "crit", "alert", "emerg"};
+                                       "error", "crit", "alert",  "emerg"};
   return kNames[static_cast<int>(level)];
 }
 
@@ -55,25 +83,35 @@ bool reopenErrorLog(std::string& error) {
   return true;
 }
 
-bool logEnabled(LogLevel level) { return level >= g_level; }
+bool logEnabled(LogLevel level) {
+  return level >= g_level;
+}
 
-void logWrite(LogLevel level, const char* format, ...) {
-  char line[2048];
-  time_t now = time(nullptr);
-  struct tm tm;
-  localtime_r(&now, &tm);
-  int n = static_cast<int>(strftime(line, sizeof(line), "%Y/%m/%d %H:%M:%S", &tm));
-  n += snprintf(line + n, sizeof(line) - n, " [%s] %d: ", logLevelName(level),
-                static_cast<int>(getpid()));
+void setLogRateLimit(std::chrono::milliseconds interval) {
+  g_rate_limit_ms = interval.count();
+}
+
+void setLogClock(int64_t (*now_ms)()) {
+  g_now_ms = now_ms ? now_ms : coarseNowMs;
+}
+
+bool logAdmit(LogLevel level, LogSite& site) {
+  if (g_rate_limit_ms <= 0 || level >= LogLevel::kCrit) return true;
+  int64_t now = g_now_ms();
+  if (now < site.next_ms) {
+    ++site.suppressed;
+    return false;
+  }
+  site.next_ms = now + g_rate_limit_ms;
+  return true;
+}
+
+void logWriteAt(LogSite& site, LogLevel level, const char* format, ...) {
   va_list ap;
   va_start(ap, format);
-  int m = vsnprintf(line + n, sizeof(line) - n - 1, format, ap);
+  writeLine(level, format, ap, site.suppressed);
   va_end(ap);
-  n = m < 0 ? n : std::min<int>(n + m, sizeof(line) - 2);
-  line[n++] = '\n';
-  // One write per line keeps lines from several processes whole (O_APPEND).
-  ssize_t ignored = ::write(g_fd, line, n);
-  (void)ignored;
+  site.suppressed = 0;
 }
 
 }  // namespace speedmimi::core

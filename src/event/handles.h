@@ -4,7 +4,6 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -26,7 +25,6 @@ using CPtr = std::unique_ptr<T, CDeleter<T, Free>>;
 using EventBasePtr = CPtr<event_base, event_base_free>;
 using EventPtr = CPtr<struct event, event_free>;
 using EvbufferPtr = CPtr<evbuffer, evbuffer_free>;
-using ListenerPtr = CPtr<evconnlistener, evconnlistener_free>;
 
 // libevent takes timeouts as timevals.
 inline timeval toTimeval(std::chrono::milliseconds ms) {

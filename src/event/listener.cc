@@ -43,7 +43,10 @@ Fd openListener(const std::string& host, int port, int backlog, std::string& err
   }
   if (res->ai_family == AF_INET6) {
     int zero = 0;  // "::" also accepts IPv4, like nginx's ipv6only=off
-    setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    if (setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) != 0) {
+      error = failure("setsockopt(IPV6_V6ONLY)", host, port, errno);
+      return Fd();
+    }
   }
   if (::bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0) {
     error = failure("bind()", host, port, errno);

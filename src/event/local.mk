@@ -1,4 +1,5 @@
 libspeedmimi_la_SOURCES += \
+	src/event/acceptor.cc src/event/acceptor.h \
 	src/event/handles.h \
 	src/event/listener.cc src/event/listener.h \
 	src/event/stream.cc src/event/stream.h \

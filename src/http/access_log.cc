@@ -35,6 +35,13 @@ void appendOr(std::string& out, std::string_view s, bool json) {
   }
 }
 
+size_t formatTime(core::AccessLogFormat format, time_t now, char* out, size_t size) {
+  struct tm tm;
+  localtime_r(&now, &tm);
+  bool json = format == core::AccessLogFormat::kJson;
+  return strftime(out, size, json ? "%Y-%m-%dT%H:%M:%S%z" : "%d/%b/%Y:%H:%M:%S %z", &tm);
+}
+
 void appendSeconds(std::string& out, double s) {
   char buf[32];
   snprintf(buf, sizeof(buf), "%.3f", s);
@@ -43,10 +50,13 @@ void appendSeconds(std::string& out, double s) {
 
 }  // namespace
 
-AccessLog::~AccessLog() { flush(); }
+AccessLog::~AccessLog() {
+  flush();
+}
 
 bool AccessLog::open(const std::string& path, core::AccessLogFormat format, std::string& error) {
   format_ = format;
+  when_second_ = -1;  // the format may have changed
   if (path == "off") {
     fd_.reset();
     return true;
@@ -63,7 +73,7 @@ bool AccessLog::open(const std::string& path, core::AccessLogFormat format, std:
 
 void AccessLog::write(const AccessLogEntry& entry) {
   if (!enabled()) return;
-  append(buffer_, entry, format_, time(nullptr));
+  append(buffer_, entry, format_, when());
   buffer_ += '\n';
   if (buffer_.size() >= kBufferSize) flush();
 }
@@ -75,20 +85,28 @@ void AccessLog::flush() {
   buffer_.clear();
 }
 
+std::string_view AccessLog::when() {
+  time_t now = clock_(nullptr);
+  if (now != when_second_) {
+    when_length_ = formatTime(format_, now, when_text_, sizeof(when_text_));
+    when_second_ = now;
+    ++time_formats_;
+  }
+  return std::string_view(when_text_, when_length_);
+}
+
 std::string AccessLog::format(const AccessLogEntry& entry, core::AccessLogFormat format,
                               time_t now) {
+  char when[64];
+  size_t length = formatTime(format, now, when, sizeof(when));
   std::string out;
-  append(out, entry, format, now);
+  append(out, entry, format, std::string_view(when, length));
   return out;
 }
 
 void AccessLog::append(std::string& out, const AccessLogEntry& e, core::AccessLogFormat format,
-                       time_t now) {
-  struct tm tm;
-  localtime_r(&now, &tm);
-  char when[64];
+                       std::string_view when) {
   bool json = format == core::AccessLogFormat::kJson;
-  strftime(when, sizeof(when), json ? "%Y-%m-%dT%H:%M:%S%z" : "%d/%b/%Y:%H:%M:%S %z", &tm);
   char num[64];
   if (json) {
     out += "{\"time\":\"";
@@ -99,7 +117,8 @@ void AccessLog::append(std::string& out, const AccessLogEntry& e, core::AccessLo
     appendEscaped(out, e.method, true);
     out += "\",\"uri\":\"";
     appendEscaped(out, e.target, true);
-    snprintf(num, sizeof(num), "\",\"protocol\":\"HTTP/1.%d\",\"status\":%d,\"body_bytes_sent\":%llu",
+    snprintf(num, sizeof(num),
+             "\",\"protocol\":\"HTTP/1.%d\",\"status\":%d,\"body_bytes_sent\":%llu",
              e.minor_version, e.status, static_cast<unsigned long long>(e.body_bytes));
     out += num;
     out += ",\"http_referer\":\"";
@@ -112,7 +131,10 @@ void AccessLog::append(std::string& out, const AccessLogEntry& e, core::AccessLo
     out += num;
     appendSeconds(out, e.request_time);
     out += ",\"upstream_response_time\":";
-    if (e.upstream_time < 0) out += "null"; else appendSeconds(out, e.upstream_time);
+    if (e.upstream_time < 0)
+      out += "null";
+    else
+      appendSeconds(out, e.upstream_time);
     out += '}';
     return;
   }
@@ -133,11 +155,17 @@ void AccessLog::append(std::string& out, const AccessLogEntry& e, core::AccessLo
   out += "\" \"";
   appendOr(out, e.upstream_addr, false);
   out += "\" ";
-  if (e.upstream_status) out += std::to_string(e.upstream_status); else out += '-';
+  if (e.upstream_status)
+    out += std::to_string(e.upstream_status);
+  else
+    out += '-';
   out += ' ';
   appendSeconds(out, e.request_time);
   out += ' ';
-  if (e.upstream_time < 0) out += '-'; else appendSeconds(out, e.upstream_time);
+  if (e.upstream_time < 0)
+    out += '-';
+  else
+    appendSeconds(out, e.upstream_time);
 }
 
 }  // namespace speedmimi::http

@@ -4,6 +4,9 @@
 // exit), so logging costs no syscall per request.
 #pragma once
 
+#include <time.h>
+
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -31,7 +34,8 @@ class AccessLog {
  public:
   static constexpr size_t kBufferSize = 64 * 1024;
 
-  AccessLog() = default;
+  // `clock` gives the time of each line (tests inject one).
+  explicit AccessLog(time_t (*clock)(time_t*) = ::time) : clock_(clock) {}
   ~AccessLog();
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
@@ -44,15 +48,25 @@ class AccessLog {
   void flush();
 
   // For tests: the formatted line of an entry at time `now` (without the newline).
-  static std::string format(const AccessLogEntry& entry, core::AccessLogFormat format,
-                            time_t now);
+  static std::string format(const AccessLogEntry& entry, core::AccessLogFormat format, time_t now);
+  // For tests: how many times the time has been formatted (once per second with lines).
+  uint64_t timeFormats() const { return time_formats_; }
 
  private:
   static void append(std::string& out, const AccessLogEntry& e, core::AccessLogFormat format,
-                     time_t now);
+                     std::string_view when);
+  // The time as the format writes it, formatted again only when the second changes (as nginx
+  // caches its log times): localtime_r and strftime cost more than the rest of a line.
+  std::string_view when();
+
+  time_t (*clock_)(time_t*);
   event::Fd fd_;
   core::AccessLogFormat format_ = core::AccessLogFormat::kCombined;
   std::string buffer_;
+  time_t when_second_ = -1;  // the second when_text_ holds; -1: none yet
+  char when_text_[64] = {};
+  size_t when_length_ = 0;
+  uint64_t time_formats_ = 0;
 };
 
 }  // namespace speedmimi::http

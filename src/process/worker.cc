@@ -2,12 +2,11 @@
 
 #include <signal.h>
 
-#include <cerrno>
-#include <cstring>
 #include <stdexcept>
 #include <vector>
 
 #include "core/log.h"
+#include "event/acceptor.h"
 #include "event/handles.h"
 #include "http/error_pages.h"
 #include "http/proxy_session.h"
@@ -26,6 +25,9 @@ constexpr std::chrono::milliseconds kTick{100};  // graceful-stop polling, log f
 // Draining: how long an idle keep-alive connection may stay open waiting for its next request
 // (which is then answered with "Connection: close"), at most server.shutdown_timeout.
 constexpr std::chrono::milliseconds kIdleGrace{5000};
+// Repeats of one error-log line (one call site) are written at most once per this interval: a
+// backend that fails every request would otherwise cost a line per request.
+constexpr std::chrono::milliseconds kLogRateLimit{1000};
 
 using event::toTimeval;
 
@@ -41,8 +43,7 @@ class Worker {
   // until `idle_grace` passes (then they get a FIN); tunnels and event streams run until they
   // end or server.shutdown_timeout passes.
   void stopGracefully(std::chrono::milliseconds idle_grace);
-  static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg);
-  static void onAcceptError(evconnlistener*, void* arg);
+  void onAccept(int fd, sockaddr* addr);
   static void onSignal(evutil_socket_t sig, short, void* arg);
   static void onTick(evutil_socket_t, short, void* arg);
   static void onShutdownDeadline(evutil_socket_t, short, void* arg);
@@ -58,19 +59,19 @@ class Worker {
   std::unique_ptr<upstream::UpstreamSet> upstreams_;  // refers to pool_
   http::AccessLog access_log_;
   http::ProxyContext ctx_;
-  event::ListenerPtr listener_;
+  std::unique_ptr<event::Acceptor> acceptor_;  // owns this process's copy of the listener
   std::vector<event::EventPtr> signals_;
   event::EventPtr tick_;
   event::EventPtr deadline_;
   event::EventPtr idle_grace_;
   event::EventPtr master_watch_;
-  event::Fd listen_fd_;
   bool master_gone_ = false;
   int ticks_ = 0;
 };
 
 bool Worker::init() {
   const Config& config = *setup_.config;
+  core::setLogRateLimit(kLogRateLimit);
   base_.reset(event_base_new());
   if (!base_) {
     SM_CRIT("event_base_new() failed");
@@ -108,14 +109,14 @@ bool Worker::init() {
   ctx_.header_storage.resize(
       std::max(ctx_.request_limits.max_headers, ctx_.response_limits.max_headers) + 1);
 
-  listen_fd_.reset(setup_.listen_fd);
-  listener_.reset(evconnlistener_new(base_.get(), &Worker::onAccept, this,
-                                     LEV_OPT_CLOSE_ON_EXEC, -1, listen_fd_.get()));
-  if (!listener_) {
-    SM_CRIT("evconnlistener_new() failed");
+  acceptor_ = std::make_unique<event::Acceptor>(
+      base_.get(), event::Fd(setup_.listen_fd),
+      [this](int fd, sockaddr* addr, socklen_t) { onAccept(fd, addr); },
+      event::Acceptor::Options{});
+  if (!acceptor_->start(error)) {
+    SM_CRIT("%s", error.c_str());
     return false;
   }
-  evconnlistener_set_error_cb(listener_.get(), &Worker::onAcceptError);
 
   for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) {
     event::EventPtr ev(evsignal_new(base_.get(), sig, &Worker::onSignal, this));
@@ -128,8 +129,8 @@ bool Worker::init() {
   tick_.reset(event_new(base_.get(), -1, EV_PERSIST, &Worker::onTick, this));
   timeval tv = toTimeval(kTick);
   event_add(tick_.get(), &tv);
-  master_watch_.reset(event_new(base_.get(), setup_.master_pipe, EV_READ, &Worker::onMasterGone,
-                                this));
+  master_watch_.reset(
+      event_new(base_.get(), setup_.master_pipe, EV_READ, &Worker::onMasterGone, this));
   if (!master_watch_ || event_add(master_watch_.get(), nullptr) != 0) {
     SM_CRIT("cannot watch the master process");
     return false;
@@ -164,14 +165,13 @@ int Worker::run() {
   return 0;
 }
 
-void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
-  auto* self = static_cast<Worker*>(arg);
-  const ServerConfig& server = self->setup_.config->server;
+void Worker::onAccept(int fd, sockaddr* addr) {
+  const ServerConfig& server = setup_.config->server;
   if (server.max_conn > 0 &&
-      self->ctx_.totalActiveConnections() >= static_cast<int64_t>(server.max_conn)) {
-    return self->refuse(fd);
+      ctx_.totalActiveConnections() >= static_cast<int64_t>(server.max_conn)) {
+    return refuse(fd);
   }
-  auto* session = new http::ProxySession(self->ctx_, fd, addr);  // deletes itself
+  auto* session = new http::ProxySession(ctx_, fd, addr);  // deletes itself
   session->start();
 }
 
@@ -185,17 +185,11 @@ void Worker::refuse(int fd) {
           static_cast<unsigned long long>(setup_.config->server.max_conn));
 }
 
-void Worker::onAcceptError(evconnlistener*, void*) {
-  int err = EVUTIL_SOCKET_ERROR();
-  // EMFILE/ENFILE: out of descriptors; the listener retries on the next readiness.
-  SM_ERROR("accept() failed: %s", std::strerror(err));
-}
-
 void Worker::onSignal(evutil_socket_t sig, short, void* arg) {
   auto* self = static_cast<Worker*>(arg);
   if (sig == SIGQUIT) {
-    return self->stopGracefully(
-        std::min<std::chrono::milliseconds>(kIdleGrace, self->setup_.config->server.shutdown_timeout));
+    return self->stopGracefully(std::min<std::chrono::milliseconds>(
+        kIdleGrace, self->setup_.config->server.shutdown_timeout));
   }
   if (sig == SIGUSR1) {
     std::string error;
@@ -217,8 +211,7 @@ void Worker::stopGracefully(std::chrono::milliseconds idle_grace) {
   setup_.zone->workers()[setup_.slot].ready.store(0, std::memory_order_release);
   // Our copy of the listening socket goes too: the master and the new workers keep theirs, so
   // no connection is refused, and a worker left behind by a dead master holds no port.
-  listener_.reset();
-  listen_fd_.reset();
+  acceptor_.reset();
   pool_->clear();
   deadline_.reset(evtimer_new(base_.get(), &Worker::onShutdownDeadline, this));
   timeval tv = toTimeval(setup_.config->server.shutdown_timeout);
@@ -232,8 +225,7 @@ void Worker::stopGracefully(std::chrono::milliseconds idle_grace) {
 void Worker::onIdleGrace(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Worker*>(arg);
   self->ctx_.idle_grace_over = true;
-  std::vector<http::ProxySession*> sessions(self->ctx_.sessions.begin(),
-                                            self->ctx_.sessions.end());
+  std::vector<http::ProxySession*> sessions(self->ctx_.sessions.begin(), self->ctx_.sessions.end());
   for (http::ProxySession* s : sessions) s->closeIfIdle();  // may delete s
 }
 

@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1337,6 +1338,8 @@ bool Proxy::start(std::string* error) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  rlimit nofile{static_cast<rlim_t>(options_.nofile_limit),
+                static_cast<rlim_t>(options_.nofile_limit)};
   pid_ = fork();
   if (pid_ < 0) {
     *error = "fork: " + errnoText(errno);
@@ -1351,6 +1354,7 @@ bool Proxy::start(std::string* error) {
       dup2(out, 2);
     }
     if (in >= 0) dup2(in, 0);
+    if (nofile.rlim_cur > 0 && setrlimit(RLIMIT_NOFILE, &nofile) != 0) _exit(126);
     execv(argv[0], argv.data());
     _exit(127);
   }

@@ -445,6 +445,8 @@ struct ProxyOptions {
   // Run a private copy of the binary (PREFIX/sbin/speedmimi) instead of Proxy::binaryPath(),
   // so that a binary-upgrade test can replace the file on disk.
   bool private_binary = false;
+  // RLIMIT_NOFILE (soft and hard) of the master, and so of its children; 0 = inherited.
+  int nofile_limit = 0;
   std::map<std::string, std::vector<BackendSpec>> backends;
   std::vector<RouteSpec> routes;
 

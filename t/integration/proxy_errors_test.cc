@@ -176,5 +176,37 @@ TEST_F(ProxyTest, ErrorLogLinesHaveTheDocumentedShape) {
   EXPECT_THAT(linesContaining(log, {"[error]"}), ::testing::Not(IsEmpty())) << log;
 }
 
+// A backend that is down fails every request: the worker writes its error line once per second,
+// and the next one says how many it held back, instead of a line per request.
+TEST_F(ProxyTest, RepeatedErrorsAreRateLimited) {
+  ProxyOptions options = ProxyOptions::forBackends({pickFreePort()});
+  Proxy* proxy = startProxy(options);
+  ASSERT_NE(proxy, nullptr);
+  auto failures = [&] { return linesContaining(proxy->errorLog(), {"while proxying"}); };
+
+  Client client(proxy->port());
+  auto first = Clock::now();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(client.sendRaw(requestLine("/down")));
+    auto response = client.readResponse();
+    ASSERT_TRUE(response) << client.error();
+    ASSERT_EQ(response->status, 502);
+  }
+  ASSERT_LT(Clock::now() - first, Millis(900)) << "too slow to stay within one interval";
+  ASSERT_TRUE(waitFor([&] { return !failures().empty(); }, Millis(5000))) << proxy->errorLog();
+  EXPECT_EQ(failures().size(), 1u) << proxy->errorLog();
+
+  // Once the interval has passed, the next failure is written with the count.
+  std::this_thread::sleep_until(first + Millis(1100));
+  ASSERT_TRUE(client.sendRaw(requestLine("/down")));
+  ASSERT_TRUE(client.readResponse());
+  ASSERT_TRUE(
+      waitFor([&] { return linesContaining(proxy->errorLog(), {"while proxying"}).size() == 2; },
+              Millis(5000)))
+      << proxy->errorLog();
+  EXPECT_THAT(linesContaining(proxy->errorLog(), {"while proxying"})[1],
+              ::testing::HasSubstr("(19 similar messages suppressed)"));
+}
+
 }  // namespace
 }  // namespace speedmimi::test

@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <fstream>
+#include <string>
+#include <vector>
+
 namespace speedmimi::http {
 namespace {
 
@@ -95,6 +99,40 @@ TEST_F(AccessLogTest, OffWritesNothingAndFileGetsBufferedLines) {
   fclose(f);
   unlink(path);
   EXPECT_EQ(lines, 2);
+}
+
+time_t g_fake_now = 0;
+time_t fakeTime(time_t*) {
+  return g_fake_now;
+}
+
+// The time is formatted once per second with lines, not once per line (as nginx caches it).
+TEST_F(AccessLogTest, TimeIsFormattedOncePerSecond) {
+  char path[] = "/tmp/speedmimi-access-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  g_fake_now = kNow;
+  std::string error;
+  {
+    AccessLog log(&fakeTime);
+    ASSERT_TRUE(log.open(path, core::AccessLogFormat::kCombined, error)) << error;
+    log.write(entry());
+    log.write(entry());
+    EXPECT_EQ(log.timeFormats(), 1u);
+    g_fake_now = kNow + 1;
+    log.write(entry());
+    EXPECT_EQ(log.timeFormats(), 2u);
+  }
+  std::ifstream in(path);
+  std::vector<std::string> times;
+  for (std::string line; std::getline(in, line);) {
+    times.push_back(line.substr(line.find('[') + 1, line.find(']') - line.find('[') - 1));
+  }
+  unlink(path);
+  EXPECT_EQ(times,
+            (std::vector<std::string>{"27/Nov/2026:12:00:00 +0000", "27/Nov/2026:12:00:00 +0000",
+                                      "27/Nov/2026:12:00:01 +0000"}));
 }
 
 TEST_F(AccessLogTest, UnwritablePathIsAnError) {
