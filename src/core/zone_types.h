@@ -14,6 +14,9 @@ namespace speedmimi::core {
 
 enum class Health : int { kUnknown = 0, kUp = 1, kDown = 2 };
 
+// BackendState::latency_us before the first sample. Not 0: a fast backend measures 0 us.
+constexpr uint64_t kLatencyUnmeasured = UINT64_MAX;
+
 // Runtime state of one backend, shared by every worker. Only atomics; the request path never
 // locks.
 struct BackendState {
@@ -22,7 +25,9 @@ struct BackendState {
   std::atomic<uint64_t> failures{0};
   std::atomic<uint64_t> bytes_in{0};   // from the backend
   std::atomic<uint64_t> bytes_out{0};  // to the backend
-  std::atomic<uint64_t> latency_ewma_us{0};
+  // EWMA of the time to the response head, microseconds (Backend::recordLatency);
+  // kLatencyUnmeasured until the first sample.
+  std::atomic<uint64_t> latency_us{kLatencyUnmeasured};
   std::atomic<int> health{static_cast<int>(Health::kUnknown)};
   // Passive checks: failures counted within the current fail_timeout window.
   std::atomic<int> passive_fails{0};

@@ -632,11 +632,7 @@ void ProxySession::finishExchange() {
   x_.upstream_end_ms = ProxyContext::nowMs();
   bool reusable = x_.response.keep_alive && x_.request_done && !ctx_.draining;
   if (x_.backend) {
-    upstream::BackendState& st = x_.backend->state();
-    uint64_t sample = static_cast<uint64_t>(x_.upstream_end_ms - x_.upstream_start_ms) * 1000;
-    uint64_t old = st.latency_ewma_us.load(std::memory_order_relaxed);
-    st.latency_ewma_us.store(old == 0 ? sample : (old * 4 + sample) / 5,
-                             std::memory_order_relaxed);
+    x_.backend->recordLatency(std::chrono::milliseconds(x_.upstream_end_ms - x_.upstream_start_ms));
     if (x_.upstream_status == 502 || x_.upstream_status == 504) {
       x_.backend->recordFailure(x_.upstream_end_ms);
     } else {

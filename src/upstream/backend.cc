@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -144,6 +145,21 @@ void Backend::recordSuccess() {
   // Load first: successes are the common case and a store would bounce the cache line between
   // workers for nothing.
   if (state_->passive_fails.load(kRelaxed) != 0) state_->passive_fails.store(0, kRelaxed);
+}
+
+// A load and a store rather than a compare-and-swap loop: two workers sampling at once may lose
+// one sample, which an average over many does not notice.
+void Backend::recordLatency(std::chrono::microseconds sample) {
+  const uint64_t us =
+      static_cast<uint64_t>(std::clamp<int64_t>(sample.count(), 0, kMaxLatencySample.count()));
+  const uint64_t old = state_->latency_us.load(kRelaxed);
+  state_->latency_us.store(old == core::kLatencyUnmeasured ? us : (old * 4 + us) / 5, kRelaxed);
+}
+
+std::optional<std::chrono::microseconds> Backend::latency() const {
+  const uint64_t us = state_->latency_us.load(kRelaxed);
+  if (us == core::kLatencyUnmeasured) return std::nullopt;
+  return std::chrono::microseconds(static_cast<int64_t>(us));
 }
 
 }  // namespace speedmimi::upstream

@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "core/config_types.h"
@@ -66,6 +68,15 @@ class Backend {
   // for fail_timeout. A success ends the failure window.
   void recordFailure(int64_t now_ms);
   void recordSuccess();
+
+  // Latency (least_latency, statistics): one sample of the time from sending the request to
+  // receiving the response head. The first sample is taken as is, later ones move the EWMA
+  // by a fifth: (old * 4 + sample) / 5. Samples below 0 count as 0, above
+  // kMaxLatencySample as that. Shared by every worker; concurrent samples may lose one.
+  static constexpr std::chrono::microseconds kMaxLatencySample{std::chrono::hours(1)};
+  void recordLatency(std::chrono::microseconds sample);
+  // The EWMA, or nothing before the first sample (a measured 0 is a real measurement).
+  std::optional<std::chrono::microseconds> latency() const;
 
  private:
   core::BackendConfig config_;

@@ -404,7 +404,7 @@ TEST_F(ZoneChange, RemovedSlotIsReusedOnlyAfterReclaimWhenNoWorkerCanSeeIt) {
   a->runtime.requests.store(77);
   a->runtime.failures.store(5);
   a->runtime.bytes_in.store(1234);
-  a->runtime.latency_ewma_us.store(900);
+  a->runtime.latency_us.store(900);
   a->runtime.report_cpu.store(5000);
   a->runtime.health.store(2);
   a->health.consecutive_failures.store(3);
@@ -448,7 +448,7 @@ TEST_F(ZoneChange, RemovedSlotIsReusedOnlyAfterReclaimWhenNoWorkerCanSeeIt) {
   EXPECT_EQ(a->runtime.requests.load(), 0u);
   EXPECT_EQ(a->runtime.failures.load(), 0u);
   EXPECT_EQ(a->runtime.bytes_in.load(), 0u);
-  EXPECT_EQ(a->runtime.latency_ewma_us.load(), 0u);
+  EXPECT_EQ(a->runtime.latency_us.load(), kLatencyUnmeasured);
   EXPECT_EQ(a->runtime.report_cpu.load(), 0u);
   EXPECT_EQ(a->runtime.health.load(), 0);
   EXPECT_EQ(a->runtime.active_connections.load(), 0);
@@ -476,7 +476,7 @@ TEST_F(ZoneChange, UpdateSwapsTheConfigAndKeepsTheRuntimeState) {
   ASSERT_NE(a, nullptr);
   a->runtime.requests.store(42);
   a->runtime.active_connections.store(3);
-  a->runtime.latency_ewma_us.store(1500);
+  a->runtime.latency_us.store(1500);
   a->runtime.health.store(1);
   const uint64_t incarnation = a->incarnation.load();
   const uint64_t g = zone_->generation();
@@ -493,7 +493,7 @@ TEST_F(ZoneChange, UpdateSwapsTheConfigAndKeepsTheRuntimeState) {
   EXPECT_EQ(a->incarnation.load(), incarnation);
   EXPECT_EQ(a->runtime.requests.load(), 42u);
   EXPECT_EQ(a->runtime.active_connections.load(), 3);
-  EXPECT_EQ(a->runtime.latency_ewma_us.load(), 1500u);
+  EXPECT_EQ(a->runtime.latency_us.load(), 1500u);
   EXPECT_EQ(a->runtime.health.load(), 1);
   EXPECT_EQ(zone_->find("app", "b")->config.load()->port, 8082) << "others untouched";
 }
