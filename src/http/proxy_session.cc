@@ -360,7 +360,7 @@ void ProxySession::connectUpstream(bool fresh) {
   x_.upstream_got_bytes = false;
   backend->acquire();
   x_.backend_held = true;
-  backend->state().requests.fetch_add(1, std::memory_order_relaxed);
+  backend->recordRequest();
   if (x_.upstream_start_ms < 0) x_.upstream_start_ms = ProxyContext::nowMs();
 
   if (!fresh) upstream_ = ctx_.pool->take(backend);

@@ -81,7 +81,10 @@ std::string formatAddress(const sockaddr_storage& addr) {
 }  // namespace
 
 Backend::Backend(core::BackendConfig config, BackendState* state)
-    : config_(std::move(config)), state_(state) {}
+    : config_(std::move(config)),
+      state_(state),
+      own_counters_(std::make_unique<core::BackendWorkerCounters>()),
+      counters_(own_counters_.get()) {}
 
 bool Backend::resolve() {
   addr_ = {};
@@ -124,7 +127,7 @@ bool Backend::available(int64_t now_ms) const {
 // max_fails-th failure inside it takes the backend out for fail_timeout and closes the window.
 // max_fails 0 disables passive checks (the failure is still counted in the statistics).
 void Backend::recordFailure(int64_t now_ms) {
-  state_->failures.fetch_add(1, kRelaxed);
+  add(counters_->counters.failures, uint64_t{1});
   if (config_.max_fails <= 0) return;
   const int64_t timeout_ms = config_.fail_timeout.count();
   int fails = state_->passive_fails.load(kRelaxed);

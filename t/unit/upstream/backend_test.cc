@@ -131,7 +131,7 @@ TEST(BackendPassive, OneFailureTakesItOutForFailTimeout) {
   EXPECT_FALSE(b.available(1'000));
   EXPECT_FALSE(b.available(10'999));
   EXPECT_TRUE(b.available(11'000));
-  EXPECT_EQ(state.failures.load(), 1u);
+  EXPECT_EQ(b.workerCounters().failures.load(), 1u);
 }
 
 TEST(BackendPassive, ThreeFailuresWithinTheWindow) {
@@ -191,7 +191,7 @@ TEST(BackendPassive, MaxFailsZeroDisablesPassiveChecks) {
   Backend b = passiveBackend(&state, 0, 10'000);
   for (int i = 0; i < 10; ++i) b.recordFailure(1'000 + i);
   EXPECT_TRUE(b.available(1'010));
-  EXPECT_EQ(state.failures.load(), 10u);
+  EXPECT_EQ(b.workerCounters().failures.load(), 10u);
 }
 
 }  // namespace
