@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 
+#include "core/log.h"
 
 namespace speedmimi::core {
 
@@ -41,16 +42,33 @@ constexpr uint64_t kLayout = (uint64_t{4} << 56) ^ (uint64_t{sizeof(Slab)} << 48
                              sizeof(ZoneBackendConfig);
 
 // The writer lock over structural changes. A holder that died leaves the table as it was
-// between two of its steps, each of which keeps the table consistent.
+// between two of its steps, each of which keeps the table consistent. When it cannot be taken
+// (ENOTRECOVERABLE, see lockRobust) it is not held: callers check held() and change nothing.
 class Zone::WriteLock {
  public:
-  explicit WriteLock(ZoneHeader& h) : mutex_(h.write_lock) { lockRobust(mutex_); }
-  ~WriteLock() { pthread_mutex_unlock(&mutex_); }
+  explicit WriteLock(ZoneHeader& h) : mutex_(h.write_lock), error_(lockRobust(mutex_)) {
+    if (error_ != 0) {
+      SM_ALERT("the shared zone's writer lock cannot be taken: %s", std::strerror(error_));
+    }
+  }
+  ~WriteLock() {
+    if (error_ == 0 && pthread_mutex_unlock(&mutex_) != 0) {
+      SM_ALERT("the shared zone's writer lock cannot be released");
+    }
+  }
   WriteLock(const WriteLock&) = delete;
   WriteLock& operator=(const WriteLock&) = delete;
 
+  bool held() const { return error_ == 0; }
+  // The answer to a change that could not take the lock.
+  ChangeResult failure() const {
+    return {500, std::string("the shared zone's writer lock cannot be taken (") +
+                     std::strerror(error_) + "); restart the server to start a clean zone"};
+  }
+
  private:
   pthread_mutex_t& mutex_;
+  int error_;
 };
 
 namespace {
@@ -166,11 +184,8 @@ std::unique_ptr<Zone> Zone::create(size_t size, size_t backend_capacity, std::st
   std::unique_ptr<Zone> zone(new Zone());
   if (!zone->memory_.map(size, error)) return nullptr;
   char* base = static_cast<char*>(zone->memory_.data());
-  Slab* slab = Slab::create(base, size);
-  if (!slab) {
-    error = "server.shm_size is too small for the shared zone";
-    return nullptr;
-  }
+  Slab* slab = Slab::create(base, size, error);
+  if (!slab) return nullptr;
   void* h = slab->allocate(sizeof(ZoneHeader));
   // Room for the configured backends and as many again added at run time (at least 256).
   size_t capacity = std::max<size_t>(256, backend_capacity * 2);
@@ -183,7 +198,11 @@ std::unique_ptr<Zone> Zone::create(size_t size, size_t backend_capacity, std::st
   ZoneHeader* header = new (h) ZoneHeader();
   header->layout = kLayout;
   header->slab = slab;
-  initRobustMutex(header->write_lock);
+  if (int rc = initRobustMutex(header->write_lock); rc != 0) {
+    error =
+        std::string("the shared zone's writer lock cannot be initialized: ") + std::strerror(rc);
+    return nullptr;
+  }
   header->slot_capacity = capacity;
   header->slots = new (slots) BackendSlot[capacity];
   slab->setRoot(header);
@@ -387,6 +406,7 @@ ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& 
   ChangeResult v = validate(upstream, config);
   if (!v.ok()) return v;
   WriteLock lock(*header_);
+  if (!lock.held()) return lock.failure();
   if (find(upstream, config.id)) {
     return {409, "backend \"" + config.id + "\" already exists in upstream \"" + upstream + "\""};
   }
@@ -443,6 +463,7 @@ size_t Zone::freeSlots() const {
 
 ChangeResult Zone::removeBackend(const std::string& upstream, const std::string& id) {
   WriteLock lock(*header_);
+  if (!lock.held()) return lock.failure();
   BackendSlot* s = find(upstream, id);
   if (!s) return notFound(upstream, id);
   s->state.store(static_cast<uint32_t>(SlotState::kRemoved), std::memory_order_release);
@@ -456,6 +477,7 @@ ChangeResult Zone::updateBackend(const std::string& upstream, const BackendConfi
   ChangeResult v = validate(upstream, config);
   if (!v.ok()) return v;
   WriteLock lock(*header_);
+  if (!lock.held()) return lock.failure();
   BackendSlot* s = find(upstream, config.id);
   if (!s) return notFound(upstream, config.id);
   ChangeResult failure;
@@ -504,7 +526,7 @@ ChangeResult Zone::recordReport(const std::string& upstream, const std::string& 
 
 void Zone::reclaim() {
   WriteLock lock(*header_);
-  reclaimLocked();
+  if (lock.held()) reclaimLocked();
 }
 
 void Zone::reclaimLocked() {

@@ -169,7 +169,8 @@ struct PerformanceReport {
 
 // Outcome of a runtime change, shaped for the management API (HTTP status + message).
 struct ChangeResult {
-  int status = 200;  // 200/201 ok, 400 invalid, 404 unknown, 409 duplicate, 507 zone full
+  int status = 200;  // 200/201 ok, 400 invalid, 404 unknown, 409 duplicate, 500 zone lock
+                     // unusable, 507 zone full
   std::string message;
   bool ok() const { return status < 300; }
 };
