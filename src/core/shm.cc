@@ -10,17 +10,26 @@
 
 namespace speedmimi::core {
 
-void initRobustMutex(pthread_mutex_t& mutex) {
+int initRobustMutex(pthread_mutex_t& mutex) {
   pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
-  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  pthread_mutex_init(&mutex, &attr);
-  pthread_mutexattr_destroy(&attr);
+  int rc = pthread_mutexattr_init(&attr);
+  if (rc != 0) return rc;
+  rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  if (rc == 0) rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  if (rc == 0) rc = pthread_mutex_init(&mutex, &attr);
+  pthread_mutexattr_destroy(&attr);  // no failure defined for an initialized attribute object
+  return rc;
 }
 
-void lockRobust(pthread_mutex_t& mutex) {
-  if (pthread_mutex_lock(&mutex) == EOWNERDEAD) pthread_mutex_consistent(&mutex);
+int lockRobust(pthread_mutex_t& mutex) {
+  int rc = pthread_mutex_lock(&mutex);
+  if (rc == EOWNERDEAD) {
+    rc = pthread_mutex_consistent(&mutex);
+    // Held but not consistent: releasing it makes it ENOTRECOVERABLE for everyone, which is the
+    // truth, rather than carrying on under a lock nobody can trust.
+    if (rc != 0) pthread_mutex_unlock(&mutex);
+  }
+  return rc;
 }
 
 SharedMemory::~SharedMemory() { unmap(); }

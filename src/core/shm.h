@@ -13,11 +13,17 @@
 namespace speedmimi::core {
 
 // A mutex in shared memory: process-shared and robust, so a process killed while holding it does
-// not wedge the others. lockRobust() takes it and, when its holder died, marks it consistent
-// again (callers keep their structures valid between steps, so the holder's work is either
-// done or not).
-void initRobustMutex(pthread_mutex_t& mutex);
-void lockRobust(pthread_mutex_t& mutex);
+// not wedge the others. Both functions return 0 or the error number of the pthread call that
+// failed (they return it rather than set errno).
+//
+// initRobustMutex() initializes it; on an error it must not be used.
+// lockRobust() takes it and, when its holder died (EOWNERDEAD), marks it consistent again
+// (callers keep their structures valid between steps, so the holder's work is either done or
+// not). On any error the mutex is NOT held and the caller must not touch what it guards:
+// ENOTRECOVERABLE means a holder died and the next one released it without making it
+// consistent, so nothing can ever take it again (a restart starts a clean zone).
+[[nodiscard]] int initRobustMutex(pthread_mutex_t& mutex);
+[[nodiscard]] int lockRobust(pthread_mutex_t& mutex);
 
 class SharedMemory {
  public:

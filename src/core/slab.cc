@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 
+#include "core/log.h"
 #include "core/shm.h"
 
 namespace speedmimi::core {
@@ -27,10 +28,18 @@ size_t classSize(int c) { return Slab::kMinBlock << c; }
 
 }  // namespace
 
-Slab* Slab::create(void* memory, size_t size) {
-  if (size < 4 * kPageSize) return nullptr;
+Slab* Slab::create(void* memory, size_t size, std::string& error) {
+  if (size < 4 * kPageSize) {
+    error = "server.shm_size (" + std::to_string(size) + " bytes) is too small for the shared zone";
+    return nullptr;
+  }
   auto* slab = new (memory) Slab();
-  initRobustMutex(slab->mutex_);  // a process killed while holding it must not wedge the rest
+  // Robust: a process killed while holding it must not wedge the rest.
+  if (int rc = initRobustMutex(slab->mutex_); rc != 0) {
+    error =
+        std::string("the shared zone's allocator lock cannot be initialized: ") + std::strerror(rc);
+    return nullptr;
+  }
 
   char* base = static_cast<char*>(memory);
   size_t header = roundUp(sizeof(Slab), alignof(PageInfo));
@@ -45,11 +54,18 @@ Slab* Slab::create(void* memory, size_t size) {
   return slab;
 }
 
-void Slab::lock() const {
-  lockRobust(mutex_);
+bool Slab::lock() const {
+  int rc = lockRobust(mutex_);
+  if (rc != 0) SM_ALERT("the shared zone's allocator lock cannot be taken: %s", std::strerror(rc));
+  return rc == 0;
 }
 
-void Slab::unlock() const { pthread_mutex_unlock(&mutex_); }
+void Slab::unlock() const {
+  int rc = pthread_mutex_unlock(&mutex_);
+  if (rc != 0) {
+    SM_ALERT("the shared zone's allocator lock cannot be released: %s", std::strerror(rc));
+  }
+}
 
 size_t Slab::pageIndex(const void* p) const {
   return static_cast<size_t>(static_cast<const char*>(p) - pages_) / kPageSize;
@@ -77,7 +93,7 @@ void Slab::freePages(size_t first, size_t count) {
 void* Slab::allocate(size_t bytes) {
   if (bytes == 0) bytes = 1;
   int c = classFor(bytes);
-  lock();
+  if (!lock()) return nullptr;
   void* block = nullptr;
   if (c < 0) {
     size_t count = roundUp(bytes, kPageSize) / kPageSize;
@@ -110,7 +126,7 @@ void* Slab::allocate(size_t bytes) {
 
 void Slab::free(void* block) {
   if (!block) return;
-  lock();
+  if (!lock()) return;
   size_t page = pageIndex(block);
   PageInfo info = page_info_[page];
   if (info.kind == kRunHead) {
@@ -125,7 +141,7 @@ void Slab::free(void* block) {
 }
 
 size_t Slab::freePages() const {
-  lock();
+  if (!lock()) return 0;
   size_t n = 0;
   for (size_t i = 0; i < page_count_; ++i) n += page_info_[i].kind == kFreePage;
   unlock();

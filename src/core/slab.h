@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace speedmimi::core {
 
@@ -21,15 +22,19 @@ class Slab {
   static constexpr int kClasses = 7;  // 32, 64, ..., 2048
 
   // Lays out an allocator over [memory, memory + size), which must be page-aligned and zeroed.
-  // The returned object lives at the start of the region. nullptr when the region is too small.
-  static Slab* create(void* memory, size_t size);
+  // The returned object lives at the start of the region. nullptr with `error` set when the
+  // region is too small or its lock cannot be initialized.
+  static Slab* create(void* memory, size_t size, std::string& error);
 
-  // A block of at least `bytes` bytes, zeroed, or nullptr when the region is exhausted.
+  // A block of at least `bytes` bytes, zeroed, or nullptr when the region is exhausted or the
+  // lock cannot be taken (logged). Blocks of a size class are aligned to the class size, larger
+  // ones to a page.
   void* allocate(size_t bytes);
-  // Returns a block from allocate(); nullptr is ignored.
+  // Returns a block from allocate(); nullptr is ignored. When the lock cannot be taken (logged),
+  // the block is leaked rather than freed unlocked.
   void free(void* block);
 
-  size_t freePages() const;  // for statistics and tests (takes the lock)
+  size_t freePages() const;  // for statistics and tests (takes the lock; 0 when it cannot)
 
   // The allocator laid out over `memory` by create(), as mapped by another process or binary.
   static Slab* at(void* memory) { return static_cast<Slab*>(memory); }
@@ -49,8 +54,11 @@ class Slab {
     uint32_t run_pages;
   };
 
+  friend class SlabTestAccess;  // t/unit/core/slab_test.cc: to leave the lock unrecoverable
+
   Slab() = default;
-  void lock() const;
+  // False (logged) when the lock cannot be taken; the slab must not be touched then.
+  [[nodiscard]] bool lock() const;
   void unlock() const;
   void* allocatePages(size_t count);
   void freePages(size_t first, size_t count);

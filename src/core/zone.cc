@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 
+#include "core/log.h"
 
 namespace speedmimi::core {
 
@@ -21,6 +22,9 @@ struct ZoneHeader {
   std::atomic<uint32_t> worker_slot_limit{0};  // slots [0, limit) have been used
   ServerCounters workers[kWorkerSlots];
   ServerCounters retired_workers;  // the totals of workers that exited
+  // Each worker slot's row of per-backend counters (Zone::backendCounters), from the slab at
+  // the slot's first claim; nullptr before.
+  std::atomic<BackendWorkerCounters*> backend_rows[kWorkerSlots];
   size_t slot_capacity = 0;
   BackendSlot* slots = nullptr;
   // Configuration blocks replaced by an update, freed once no worker can read them.
@@ -38,16 +42,33 @@ constexpr uint64_t kLayout = (uint64_t{4} << 56) ^ (uint64_t{sizeof(Slab)} << 48
                              sizeof(ZoneBackendConfig);
 
 // The writer lock over structural changes. A holder that died leaves the table as it was
-// between two of its steps, each of which keeps the table consistent.
+// between two of its steps, each of which keeps the table consistent. When it cannot be taken
+// (ENOTRECOVERABLE, see lockRobust) it is not held: callers check held() and change nothing.
 class Zone::WriteLock {
  public:
-  explicit WriteLock(ZoneHeader& h) : mutex_(h.write_lock) { lockRobust(mutex_); }
-  ~WriteLock() { pthread_mutex_unlock(&mutex_); }
+  explicit WriteLock(ZoneHeader& h) : mutex_(h.write_lock), error_(lockRobust(mutex_)) {
+    if (error_ != 0) {
+      SM_ALERT("the shared zone's writer lock cannot be taken: %s", std::strerror(error_));
+    }
+  }
+  ~WriteLock() {
+    if (error_ == 0 && pthread_mutex_unlock(&mutex_) != 0) {
+      SM_ALERT("the shared zone's writer lock cannot be released");
+    }
+  }
   WriteLock(const WriteLock&) = delete;
   WriteLock& operator=(const WriteLock&) = delete;
 
+  bool held() const { return error_ == 0; }
+  // The answer to a change that could not take the lock.
+  ChangeResult failure() const {
+    return {500, std::string("the shared zone's writer lock cannot be taken (") +
+                     std::strerror(error_) + "); restart the server to start a clean zone"};
+  }
+
  private:
   pthread_mutex_t& mutex_;
+  int error_;
 };
 
 namespace {
@@ -76,6 +97,30 @@ bool allWorkersSaw(const ZoneHeader& h, uint64_t g) {
 
 ChangeResult notFound(const std::string& upstream, const std::string& id) {
   return {404, "backend \"" + id + "\" not found in upstream \"" + upstream + "\""};
+}
+
+constexpr auto kRelaxed = std::memory_order_relaxed;
+
+// Moves what `from` counted into `to` (a worker that exited, into the retired totals).
+void fold(BackendCounters& from, BackendCounters& to) {
+  to.requests.fetch_add(from.requests.exchange(0, kRelaxed), kRelaxed);
+  to.failures.fetch_add(from.failures.exchange(0, kRelaxed), kRelaxed);
+  to.bytes_in.fetch_add(from.bytes_in.exchange(0, kRelaxed), kRelaxed);
+  to.bytes_out.fetch_add(from.bytes_out.exchange(0, kRelaxed), kRelaxed);
+}
+
+void add(const BackendCounters& c, BackendTotals& t) {
+  t.requests += c.requests.load(kRelaxed);
+  t.failures += c.failures.load(kRelaxed);
+  t.bytes_in += c.bytes_in.load(kRelaxed);
+  t.bytes_out += c.bytes_out.load(kRelaxed);
+}
+
+void clear(BackendCounters& c) {
+  c.requests.store(0, kRelaxed);
+  c.failures.store(0, kRelaxed);
+  c.bytes_in.store(0, kRelaxed);
+  c.bytes_out.store(0, kRelaxed);
 }
 
 }  // namespace
@@ -141,11 +186,8 @@ std::unique_ptr<Zone> Zone::create(size_t size, size_t backend_capacity, std::st
   std::unique_ptr<Zone> zone(new Zone());
   if (!zone->memory_.map(size, error)) return nullptr;
   char* base = static_cast<char*>(zone->memory_.data());
-  Slab* slab = Slab::create(base, size);
-  if (!slab) {
-    error = "server.shm_size is too small for the shared zone";
-    return nullptr;
-  }
+  Slab* slab = Slab::create(base, size, error);
+  if (!slab) return nullptr;
   void* h = slab->allocate(sizeof(ZoneHeader));
   // Room for the configured backends and as many again added at run time (at least 256).
   size_t capacity = std::max<size_t>(256, backend_capacity * 2);
@@ -158,7 +200,11 @@ std::unique_ptr<Zone> Zone::create(size_t size, size_t backend_capacity, std::st
   ZoneHeader* header = new (h) ZoneHeader();
   header->layout = kLayout;
   header->slab = slab;
-  initRobustMutex(header->write_lock);
+  if (int rc = initRobustMutex(header->write_lock); rc != 0) {
+    error =
+        std::string("the shared zone's writer lock cannot be initialized: ") + std::strerror(rc);
+    return nullptr;
+  }
   header->slot_capacity = capacity;
   header->slots = new (slots) BackendSlot[capacity];
   slab->setRoot(header);
@@ -202,7 +248,10 @@ int Zone::claimWorkerSlot(pid_t owner) {
     ServerCounters& c = header_->workers[i];
     uint32_t free = 0;
     if (!c.claimed.compare_exchange_strong(free, 1, std::memory_order_acq_rel)) continue;
-    constexpr auto kRelaxed = std::memory_order_relaxed;
+    if (!ensureBackendRow(i)) {
+      c.claimed.store(0, std::memory_order_release);  // a slot that has a row may still do
+      continue;
+    }
     c.active_connections.store(0, kRelaxed);
     c.accepted.store(0, kRelaxed);
     c.requests.store(0, kRelaxed);
@@ -225,7 +274,6 @@ void Zone::releaseWorkerSlot(size_t worker) {
   ServerCounters& c = header_->workers[worker];
   c.pid.store(0, std::memory_order_release);
   ServerCounters& r = header_->retired_workers;
-  constexpr auto kRelaxed = std::memory_order_relaxed;
   r.accepted.fetch_add(c.accepted.exchange(0, kRelaxed), kRelaxed);
   r.requests.fetch_add(c.requests.exchange(0, kRelaxed), kRelaxed);
   r.bytes_in.fetch_add(c.bytes_in.exchange(0, kRelaxed), kRelaxed);
@@ -234,16 +282,55 @@ void Zone::releaseWorkerSlot(size_t worker) {
     r.responses_by_class[i].fetch_add(c.responses_by_class[i].exchange(0, kRelaxed), kRelaxed);
   }
   c.active_connections.store(0, kRelaxed);  // its connections died with it
-  for (size_t i = 0; i < header_->slot_capacity; ++i) {
-    BackendSlot& s = header_->slots[i];
-    int32_t n = s.worker_active[worker].exchange(0, std::memory_order_acq_rel);
-    if (n != 0) s.runtime.active_connections.fetch_sub(n, std::memory_order_acq_rel);
-  }
+  foldBackendRow(worker);
   c.ready.store(0, kRelaxed);
   c.claimed.store(0, std::memory_order_release);  // free for the next worker
 }
 
 const ServerCounters& Zone::retiredCounters() const { return header_->retired_workers; }
+
+// A row is allocated once per worker slot and kept when the slot is released, so a reload does
+// not churn the slab. Its size is rounded up to whole cache lines; blocks of 64 bytes and more
+// start on a line (slab classes are aligned to their size, page runs to a page), so the row
+// shares no line with another worker's row.
+bool Zone::ensureBackendRow(size_t worker) {
+  if (header_->backend_rows[worker].load(std::memory_order_acquire)) return true;
+  size_t bytes = header_->slot_capacity * sizeof(BackendWorkerCounters);
+  bytes = (bytes + kCacheLine - 1) / kCacheLine * kCacheLine;
+  void* block = header_->slab->allocate(bytes);
+  if (!block) return false;
+  auto* row = new (block) BackendWorkerCounters[header_->slot_capacity];
+  header_->backend_rows[worker].store(row, std::memory_order_release);
+  return true;
+}
+
+// The worker of slot `worker` is gone: its share of each backend's active connections is taken
+// back out and its counts move to the backend's retired totals. Its row is left zeroed.
+void Zone::foldBackendRow(size_t worker) {
+  BackendWorkerCounters* row = header_->backend_rows[worker].load(std::memory_order_acquire);
+  if (!row) return;
+  for (size_t i = 0; i < header_->slot_capacity; ++i) {
+    BackendSlot& s = header_->slots[i];
+    int32_t n = row[i].active.exchange(0, std::memory_order_acq_rel);
+    if (n != 0) s.runtime.active_connections.fetch_sub(n, std::memory_order_acq_rel);
+    fold(row[i].counters, s.retired);
+  }
+}
+
+BackendWorkerCounters* Zone::backendCounters(size_t worker) const {
+  return header_->backend_rows[worker].load(std::memory_order_acquire);
+}
+
+BackendTotals Zone::backendTotals(size_t index) const {
+  BackendTotals totals;
+  add(header_->slots[index].retired, totals);
+  size_t limit = workerSlotLimit();
+  for (size_t w = 0; w < limit; ++w) {
+    const BackendWorkerCounters* row = backendCounters(w);
+    if (row) add(row[index].counters, totals);
+  }
+  return totals;
+}
 
 uint64_t Zone::generation() const { return header_->generation.load(std::memory_order_acquire); }
 
@@ -322,6 +409,7 @@ ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& 
   ChangeResult v = validate(upstream, config);
   if (!v.ok()) return v;
   WriteLock lock(*header_);
+  if (!lock.held()) return lock.failure();
   if (find(upstream, config.id)) {
     return {409, "backend \"" + config.id + "\" already exists in upstream \"" + upstream + "\""};
   }
@@ -338,7 +426,14 @@ ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& 
     new (&s.runtime) BackendState();
     s.health.~HealthRecord();
     new (&s.health) HealthRecord();
-    for (auto& count : s.worker_active) count.store(0, std::memory_order_relaxed);
+    // Every worker let go of the previous tenant (reclaim), so no row entry is being written.
+    clear(s.retired);
+    for (size_t w = 0; w < kWorkerSlots; ++w) {
+      if (BackendWorkerCounters* row = backendCounters(w)) {
+        clear(row[i].counters);
+        row[i].active.store(0, kRelaxed);
+      }
+    }
     s.config.store(block, std::memory_order_release);
     s.incarnation.fetch_add(1, std::memory_order_acq_rel);
     s.state.store(static_cast<uint32_t>(SlotState::kLive), std::memory_order_release);
@@ -371,6 +466,7 @@ size_t Zone::freeSlots() const {
 
 ChangeResult Zone::removeBackend(const std::string& upstream, const std::string& id) {
   WriteLock lock(*header_);
+  if (!lock.held()) return lock.failure();
   BackendSlot* s = find(upstream, id);
   if (!s) return notFound(upstream, id);
   s->state.store(static_cast<uint32_t>(SlotState::kRemoved), std::memory_order_release);
@@ -384,6 +480,7 @@ ChangeResult Zone::updateBackend(const std::string& upstream, const BackendConfi
   ChangeResult v = validate(upstream, config);
   if (!v.ok()) return v;
   WriteLock lock(*header_);
+  if (!lock.held()) return lock.failure();
   BackendSlot* s = find(upstream, config.id);
   if (!s) return notFound(upstream, config.id);
   ChangeResult failure;
@@ -432,7 +529,7 @@ ChangeResult Zone::recordReport(const std::string& upstream, const std::string& 
 
 void Zone::reclaim() {
   WriteLock lock(*header_);
-  reclaimLocked();
+  if (lock.held()) reclaimLocked();
 }
 
 void Zone::reclaimLocked() {

@@ -60,13 +60,24 @@ class Zone {
   const std::atomic<uint32_t>* workerSlotLimitPtr() const;
   // Takes a free slot for a new worker, zeroed, and raises the limit to cover it. Its pid is
   // `owner` (the master) until the worker's own is stored, so that reclaim() waits for the
-  // worker from the start. -1 when all kWorkerSlots are taken.
+  // worker from the start. A slot's first claim also takes its row of backend counters from the
+  // slab (see backendCounters). -1 when all kWorkerSlots are taken or the zone has no room for
+  // a row.
   int claimWorkerSlot(pid_t owner);
   // A worker exited (master only, after reaping it): its in-flight exchanges leave every
-  // backend's active connections and its totals are folded into retiredCounters(), so server
-  // totals never go backwards.
+  // backend's active connections and its totals, server and per backend, are folded into
+  // retiredCounters() and each BackendSlot::retired, so totals never go backwards.
   void releaseWorkerSlot(size_t worker);
   const ServerCounters& retiredCounters() const;
+
+  // Worker slot `worker`'s row of per-backend counters: slotCapacity() entries, indexed like
+  // slot(), written by that worker only (Backend::setWorkerCounters). nullptr for a slot never
+  // claimed. Rows are taken when a slot is first claimed and kept for its next workers, so only
+  // the slots in use cost memory: slotCapacity() x sizeof(BackendWorkerCounters) each.
+  BackendWorkerCounters* backendCounters(size_t worker) const;
+  // The counters of backend slot `index` summed over every worker row and what exited workers
+  // counted. Any process; a worker being released meanwhile may be missed for that one read.
+  BackendTotals backendTotals(size_t index) const;
 
   uint64_t generation() const;
   size_t slotCapacity() const;
@@ -115,6 +126,8 @@ class Zone {
   ZoneBackendConfig* newBlock(const std::string& upstream, const BackendConfig& config,
                               const BackendAddress& address, ChangeResult& failure);
   void publish();
+  bool ensureBackendRow(size_t worker);
+  void foldBackendRow(size_t worker);
   void retire(ZoneBackendConfig* block);
   void reclaimLocked();
 

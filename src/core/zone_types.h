@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -14,16 +15,29 @@ namespace speedmimi::core {
 
 enum class Health : int { kUnknown = 0, kUp = 1, kDown = 2 };
 
+// BackendState::latency_us before the first sample. Not 0: a fast backend measures 0 us.
+constexpr uint64_t kLatencyUnmeasured = UINT64_MAX;
+
+// The cache line size of the machines we run on. Rows that different processes write are
+// aligned to it, so that one worker's writes never evict another's line (false sharing).
+// Not std::hardware_destructive_interference_size: GCC warns that it may vary between builds,
+// and the zone layout must not.
+constexpr size_t kCacheLine = 64;
+
 // Runtime state of one backend, shared by every worker. Only atomics; the request path never
-// locks.
+// locks. What is here must be shared; per-request counters that every worker would write live
+// in per-worker rows instead (BackendWorkerCounters). Each group is on its own cache lines, so
+// that the writes of one do not evict the others from every worker's cache.
 struct BackendState {
-  std::atomic<int64_t> active_connections{0};  // requests in flight to it, all workers
-  std::atomic<uint64_t> requests{0};
-  std::atomic<uint64_t> failures{0};
-  std::atomic<uint64_t> bytes_in{0};   // from the backend
-  std::atomic<uint64_t> bytes_out{0};  // to the backend
-  std::atomic<uint64_t> latency_ewma_us{0};
-  std::atomic<int> health{static_cast<int>(Health::kUnknown)};
+  // Written by every worker twice per exchange (acquire, release): true sharing, kept apart.
+  alignas(kCacheLine) std::atomic<int64_t> active_connections{0};  // in flight, all workers
+  // Written by every worker once per response. Shared rather than per worker so that every
+  // worker's balancer learns from each sample and the EWMA survives a reload (DESIGN §3).
+  // EWMA of the time to the response head, microseconds (Backend::recordLatency);
+  // kLatencyUnmeasured until the first sample.
+  alignas(kCacheLine) std::atomic<uint64_t> latency_us{kLatencyUnmeasured};
+  // Read on every pick, written rarely (a failure, a probe, a report).
+  alignas(kCacheLine) std::atomic<int> health{static_cast<int>(Health::kUnknown)};
   // Passive checks: failures counted within the current fail_timeout window.
   std::atomic<int> passive_fails{0};
   std::atomic<int64_t> passive_window_start_ms{0};
@@ -33,6 +47,35 @@ struct BackendState {
   std::atomic<uint32_t> report_memory{0};
   std::atomic<uint32_t> report_load{0};  // load_avg_1 x 100
   std::atomic<int64_t> report_time_ms{0};
+};
+
+// Per-request counters of one backend: as one worker counted them, or (BackendSlot::retired)
+// the totals of the workers that exited.
+struct BackendCounters {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> failures{0};
+  std::atomic<uint64_t> bytes_in{0};   // from the backend
+  std::atomic<uint64_t> bytes_out{0};  // to the backend
+};
+
+// One worker's entry for one backend slot. A worker's entries for every slot form its row
+// (Zone::backendCounters), which starts on a cache line of its own and is padded to whole
+// lines: only that worker writes it while it lives (the master folds it once it died, the
+// control process clears an entry for a slot's next backend), so entries of one row may share
+// lines but two workers never write the same line.
+struct BackendWorkerCounters {
+  BackendCounters counters;
+  // This worker's share of BackendState::active_connections, so the share of a worker that
+  // died can be taken back out (Zone::releaseWorkerSlot).
+  std::atomic<int32_t> active{0};
+};
+
+// A backend's counters summed over every worker, live or exited (Zone::backendTotals).
+struct BackendTotals {
+  uint64_t requests = 0;
+  uint64_t failures = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
 };
 
 // A backend's address, resolved before it enters the zone (by the master or the control process),
@@ -47,8 +90,9 @@ struct BackendAddress {
 constexpr size_t kMaxWorkers = 256;
 constexpr size_t kWorkerSlots = 3 * kMaxWorkers;
 
-// Per-worker server counters (one slot per worker; the server's figures are the sum).
-struct ServerCounters {
+// Per-worker server counters (one slot per worker; the server's figures are the sum). Each slot
+// is on cache lines of its own: workers write theirs on every request.
+struct alignas(kCacheLine) ServerCounters {
   std::atomic<int64_t> active_connections{0};
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> requests{0};
@@ -107,9 +151,9 @@ struct BackendSlot {
   std::atomic<ZoneBackendConfig*> config{nullptr};
   BackendState runtime;
   HealthRecord health;
-  // Each worker's share of runtime.active_connections, so the share of a worker that died can
-  // be taken back out (Zone::releaseWorkerSlot).
-  std::atomic<int32_t> worker_active[kWorkerSlots];
+  // What the workers that exited counted for this backend (Zone::releaseWorkerSlot): with the
+  // live workers' rows, the totals never go backwards.
+  BackendCounters retired;
 };
 
 struct PerformanceReport {
@@ -126,7 +170,8 @@ struct PerformanceReport {
 
 // Outcome of a runtime change, shaped for the management API (HTTP status + message).
 struct ChangeResult {
-  int status = 200;  // 200/201 ok, 400 invalid, 404 unknown, 409 duplicate, 507 zone full
+  int status = 200;  // 200/201 ok, 400 invalid, 404 unknown, 409 duplicate, 500 zone lock
+                     // unusable, 507 zone full
   std::string message;
   bool ok() const { return status < 300; }
 };

@@ -111,6 +111,12 @@ void ProxyContext::giveBack(std::unique_ptr<Exchange> x) {
   spare_exchanges.push_back(std::move(x));
 }
 
+int64_t ProxyContext::preciseNowUs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+}
+
 int64_t ProxyContext::totalActiveConnections() const {
   int64_t total = 0;
   size_t limit = worker_slot_limit->load(std::memory_order_relaxed);
@@ -411,11 +417,14 @@ void ProxySession::connectUpstream(bool fresh) {
   x_->upstream_got_bytes = false;
   backend->acquire();
   x_->backend_held = true;
-  backend->state().requests.fetch_add(1, std::memory_order_relaxed);
+  backend->recordRequest();
   if (x_->upstream_start_ms < 0) x_->upstream_start_ms = ProxyContext::nowMs();
+  x_->attempt_start_us = ProxyContext::preciseNowUs();
 
   if (!fresh) upstream_ = ctx_.pool->take(backend);
   x_->reused_connection = upstream_ != nullptr;
+  x_->upstream_read_base = upstream_ ? upstream_->bytesRead() : 0;
+  x_->upstream_written_base = upstream_ ? upstream_->bytesWritten() : 0;
   if (upstream_) {
     upstream_->setHandler(this);
   } else {
@@ -513,6 +522,12 @@ bool ProxySession::readResponseHead() {
     return false;
   }
   x_->upstream_status = head.status;
+  if (!info.informational) {
+    // The backend's latency: from this attempt's start (connect or reuse) to its response head,
+    // not to the end of a body whose pace the client sets.
+    x_->backend->recordLatency(
+        std::chrono::microseconds(ProxyContext::preciseNowUs() - x_->attempt_start_us));
+  }
 
   ClientResponseContext cc;
   cc.client_minor_version = x_->client_minor;
@@ -682,6 +697,9 @@ void ProxySession::upstreamFailed(int status, UpstreamFailure failure, const cha
 // (releaseBackend) until the exchange is logged.
 void ProxySession::releaseUpstream(bool reusable) {
   if (!upstream_) return;
+  // The backend's traffic for this attempt (a pooled stream's totals span several exchanges).
+  x_->backend->addTraffic(upstream_->bytesRead() - x_->upstream_read_base,
+                          upstream_->bytesWritten() - x_->upstream_written_base);
   if (reusable && evbuffer_get_length(upstream_->input()) == 0 &&
       upstream_->pendingOutput() == 0) {
     ctx_.pool->put(x_->backend, std::move(upstream_));
@@ -702,11 +720,6 @@ void ProxySession::finishExchange() {
   x_->upstream_end_ms = ProxyContext::nowMs();
   bool reusable = x_->response.keep_alive && x_->request_done && !ctx_.draining;
   if (x_->backend) {
-    upstream::BackendState& st = x_->backend->state();
-    uint64_t sample = static_cast<uint64_t>(x_->upstream_end_ms - x_->upstream_start_ms) * 1000;
-    uint64_t old = st.latency_ewma_us.load(std::memory_order_relaxed);
-    st.latency_ewma_us.store(old == 0 ? sample : (old * 4 + sample) / 5,
-                             std::memory_order_relaxed);
     if (x_->upstream_status == 502 || x_->upstream_status == 504) {
       x_->backend->recordFailure(x_->upstream_end_ms);
     } else {

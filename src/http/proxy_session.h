@@ -76,6 +76,10 @@ struct Exchange {
   int64_t start_ms = 0;
   int64_t upstream_start_ms = -1;
   int64_t upstream_end_ms = -1;
+  int64_t attempt_start_us = 0;  // this attempt's start, ProxyContext::preciseNowUs()
+  // The upstream stream's byte counts when this attempt took it (pooled streams carry theirs).
+  uint64_t upstream_read_base = 0;
+  uint64_t upstream_written_base = 0;
   std::string out_head;    // rewritten request head (kept for retries)
   std::string log_fields;  // method, target, referer, user agent for the access log
   size_t log_method_len = 0, log_target_len = 0, log_referer_len = 0;
@@ -136,8 +140,11 @@ struct ProxyContext {
   HeadLimits request_limits;
   HeadLimits response_limits;
 
-  // Monotonic milliseconds (cheap: CLOCK_MONOTONIC_COARSE).
+  // Monotonic milliseconds (cheap: CLOCK_MONOTONIC_COARSE, which ticks every 1-4 ms).
   static int64_t nowMs();
+  // Monotonic microseconds (CLOCK_MONOTONIC), for backend latencies: a fast backend answers
+  // within one coarse tick.
+  static int64_t preciseNowUs();
   // Connections open on all workers, for server.max_conn.
   int64_t totalActiveConnections() const;
 };

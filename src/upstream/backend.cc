@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -80,7 +81,10 @@ std::string formatAddress(const sockaddr_storage& addr) {
 }  // namespace
 
 Backend::Backend(core::BackendConfig config, BackendState* state)
-    : config_(std::move(config)), state_(state) {}
+    : config_(std::move(config)),
+      state_(state),
+      own_counters_(std::make_unique<core::BackendWorkerCounters>()),
+      counters_(own_counters_.get()) {}
 
 bool Backend::resolve() {
   addr_ = {};
@@ -123,7 +127,7 @@ bool Backend::available(int64_t now_ms) const {
 // max_fails-th failure inside it takes the backend out for fail_timeout and closes the window.
 // max_fails 0 disables passive checks (the failure is still counted in the statistics).
 void Backend::recordFailure(int64_t now_ms) {
-  state_->failures.fetch_add(1, kRelaxed);
+  add(counters_->counters.failures, uint64_t{1});
   if (config_.max_fails <= 0) return;
   const int64_t timeout_ms = config_.fail_timeout.count();
   int fails = state_->passive_fails.load(kRelaxed);
@@ -144,6 +148,21 @@ void Backend::recordSuccess() {
   // Load first: successes are the common case and a store would bounce the cache line between
   // workers for nothing.
   if (state_->passive_fails.load(kRelaxed) != 0) state_->passive_fails.store(0, kRelaxed);
+}
+
+// A load and a store rather than a compare-and-swap loop: two workers sampling at once may lose
+// one sample, which an average over many does not notice.
+void Backend::recordLatency(std::chrono::microseconds sample) {
+  const uint64_t us =
+      static_cast<uint64_t>(std::clamp<int64_t>(sample.count(), 0, kMaxLatencySample.count()));
+  const uint64_t old = state_->latency_us.load(kRelaxed);
+  state_->latency_us.store(old == core::kLatencyUnmeasured ? us : (old * 4 + us) / 5, kRelaxed);
+}
+
+std::optional<std::chrono::microseconds> Backend::latency() const {
+  const uint64_t us = state_->latency_us.load(kRelaxed);
+  if (us == core::kLatencyUnmeasured) return std::nullopt;
+  return std::chrono::microseconds(static_cast<int64_t>(us));
 }
 
 }  // namespace speedmimi::upstream

@@ -6,7 +6,10 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "core/config_types.h"
@@ -36,20 +39,34 @@ class Backend {
 
   // An exchange of this worker uses the backend: counts it in the shared active connections
   // and in this worker's own count, which keeps a removed backend alive until it drops to 0.
-  // `worker_count`, when set, is this worker's own share of the shared count in the zone: if the
-  // worker dies, the master takes that share back out of active_connections.
+  // The worker's row entry (setWorkerCounters) holds its share of the shared count in the zone:
+  // if the worker dies, the master takes that share back out of active_connections.
   void acquire() {
     ++in_flight_;
     state_->active_connections.fetch_add(1, std::memory_order_relaxed);
-    if (worker_count_) worker_count_->fetch_add(1, std::memory_order_relaxed);
+    add(counters_->active, int32_t{1});
   }
   void release() {
     --in_flight_;
     state_->active_connections.fetch_sub(1, std::memory_order_relaxed);
-    if (worker_count_) worker_count_->fetch_sub(1, std::memory_order_relaxed);
+    add(counters_->active, int32_t{-1});
   }
   int inFlight() const { return in_flight_; }
-  void setWorkerCount(std::atomic<int32_t>* count) { worker_count_ = count; }
+
+  // Where this worker counts for this backend: its entry in the zone's row of this worker
+  // (Zone::backendCounters), not owned. Until set (the control process, tests), the backend
+  // counts in an entry of its own. Zone::backendTotals sums every worker's entries.
+  void setWorkerCounters(core::BackendWorkerCounters* counters) { counters_ = counters; }
+  const core::BackendCounters& workerCounters() const { return counters_->counters; }
+  // Per-request counters, on the request path: one request sent to the backend, and the bytes
+  // read from it (`bytes_in`) and written to it (`bytes_out`). Call them while the exchange holds
+  // the backend (between acquire and release), so that a removed backend's slot is not reused
+  // under them.
+  void recordRequest() { add(counters_->counters.requests, uint64_t{1}); }
+  void addTraffic(uint64_t bytes_in, uint64_t bytes_out) {
+    add(counters_->counters.bytes_in, bytes_in);
+    add(counters_->counters.bytes_out, bytes_out);
+  }
 
   // The only backend of its upstream: passive failures never take it out (as nginx does with a
   // single server), since answering 503 for fail_timeout would only make an outage longer.
@@ -66,11 +83,27 @@ class Backend {
   bool available(int64_t now_ms) const;
 
   // Passive health (DESIGN §6): max_fails failures within fail_timeout take the backend out
-  // for fail_timeout. A success ends the failure window.
+  // for fail_timeout. A success ends the failure window. Each failure is also counted in this
+  // worker's counters.
   void recordFailure(int64_t now_ms);
   void recordSuccess();
 
+  // Latency (least_latency, statistics): one sample of the time from sending the request to
+  // receiving the response head. The first sample is taken as is, later ones move the EWMA
+  // by a fifth: (old * 4 + sample) / 5. Samples below 0 count as 0, above
+  // kMaxLatencySample as that. Shared by every worker; concurrent samples may lose one.
+  static constexpr std::chrono::microseconds kMaxLatencySample{std::chrono::hours(1)};
+  void recordLatency(std::chrono::microseconds sample);
+  // The EWMA, or nothing before the first sample (a measured 0 is a real measurement).
+  std::optional<std::chrono::microseconds> latency() const;
+
  private:
+  // This worker is the only writer of its counters: a load and a store, no locked instruction.
+  template <typename T>
+  static void add(std::atomic<T>& counter, T n) {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+
   core::BackendConfig config_;
   BackendState* state_;  // not owned
   sockaddr_storage addr_{};
@@ -79,7 +112,10 @@ class Backend {
   int in_flight_ = 0;  // this worker only
   bool solo_ = false;
   bool retired_ = false;
-  std::atomic<int32_t>* worker_count_ = nullptr;  // not owned: the zone's per-worker count
+  // Owned: where counters_ points until setWorkerCounters. On the heap so that a Backend stays
+  // movable.
+  std::unique_ptr<core::BackendWorkerCounters> own_counters_;
+  core::BackendWorkerCounters* counters_;
 };
 
 }  // namespace speedmimi::upstream

@@ -1,7 +1,15 @@
 // "least_latency": power of two random choices. Two distinct candidates are drawn by weighted
-// random; the one with the smaller cost = latency EWMA (us) x (in-flight + 1) wins, the first
-// drawn on a tie. A backend without a latency measurement yet (EWMA 0) costs 0, so new backends
-// are tried and get measured. With a single candidate, it is the pick.
+// random and the cheaper one wins, the first drawn on a tie. With a single candidate, it is the
+// pick.
+//
+// A backend not measured yet (no response head since it joined) beats any measured one, so a
+// new backend gets traffic and a latency; between two unmeasured ones the one with fewer
+// requests in flight wins. Between measured ones the cost is
+//
+//     (latency EWMA in us + 1) x (in-flight + 1)
+//
+// The + 1 keeps a backend measured at 0 us (a real measurement of a very fast one, not
+// "unknown") from costing 0 however many requests it already has in flight.
 #include <vector>
 
 #include "upstream/lb_internal.h"
@@ -9,9 +17,21 @@
 namespace speedmimi::upstream {
 namespace {
 
-unsigned __int128 costOf(const Backend& b) {
-  const uint64_t latency_us = b.state().latency_ewma_us.load(std::memory_order_relaxed);
-  return static_cast<unsigned __int128>(latency_us) * static_cast<uint64_t>(activeOf(b) + 1);
+struct Cost {
+  bool measured;
+  unsigned __int128 value;
+  bool operator<(const Cost& o) const {
+    if (measured != o.measured) return !measured;
+    return value < o.value;
+  }
+};
+
+Cost costOf(const Backend& b) {
+  const auto in_flight = static_cast<uint64_t>(activeOf(b) + 1);
+  const auto latency = b.latency();
+  if (!latency) return {false, in_flight};
+  const auto latency_us = static_cast<uint64_t>(latency->count()) + 1;
+  return {true, static_cast<unsigned __int128>(latency_us) * in_flight};
 }
 
 class LeastLatencyBalancer final : public Balancer {

@@ -60,7 +60,9 @@ void UpstreamSet::rebuild() {
       } else {
         entry.incarnation = incarnation;
         entry.backend = std::make_unique<Backend>(core::BackendConfig{}, &slot.runtime);
-        if (worker_ >= 0) entry.backend->setWorkerCount(&slot.worker_active[worker_]);
+        core::BackendWorkerCounters* row =
+            worker_ >= 0 ? zone_.backendCounters(static_cast<size_t>(worker_)) : nullptr;
+        if (row) entry.backend->setWorkerCounters(&row[index]);
       }
       entry.upstream = zc->upstream;
       core::BackendConfig bc = core::fromZoneConfig(*zc);

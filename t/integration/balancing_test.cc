@@ -305,6 +305,33 @@ TEST_F(BalancingTest, LeastConnectionsSplitsLongRequestsEvenly) {
   EXPECT_EQ(tally.bodies["a"], static_cast<int>(a.requestCount()));
 }
 
+// least_latency measures a backend by the time to its response head, not to the end of a body
+// whose pace the network or the client sets. "head" answers its head at once and then trickles
+// the body; "slow" takes 20 ms before answering at all. Measured to the end of the exchange
+// (as it was, with a 1-4 ms clock) "head" looked slower and lost nearly every pick.
+TEST_F(BalancingTest, LeastLatencyMeasuresTheTimeToTheResponseHead) {
+  FakeBackend head([](const Request&, Responder& out) {
+    if (!out.send("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nhe")) return;
+    if (!out.pause(Millis(60))) return;
+    out.send("ad");
+  });
+  FakeBackend slow(FakeBackend::delayed(Millis(20), FakeBackend::fixed(200, "slow")));
+  ProxyOptions options = twoWorkers({spec("head", head), spec("slow", slow)}, "least_latency");
+  options.workers = 1;
+  Proxy* proxy = startProxy(options);
+  ASSERT_NE(proxy, nullptr);
+
+  Client client(proxy->port());
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE(client.sendRaw(get("/l/" + std::to_string(i)))) << client.error();
+    auto response = client.readResponse(Millis(5000));
+    ASSERT_TRUE(response) << client.error();
+    ASSERT_EQ(response->status, 200);
+  }
+  // Each is measured once first (an unmeasured backend goes first); then "head" wins.
+  EXPECT_GE(head.requestCount(), 10u) << "slow got " << slow.requestCount();
+}
+
 // The decisive form: 6 long requests pinned to backend x through worker 1 (route /pin uses
 // `weight` with x at 10000:1), then 6 least_connections requests through worker 2. Worker 2 can
 // only know about x's 6 connections from the shared zone; if it does, all 6 go to y.

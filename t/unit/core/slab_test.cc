@@ -17,6 +17,13 @@
 #include "core/shm.h"
 
 namespace speedmimi::core {
+
+// The slab's lock, to leave it as a crashed process would (slab.h befriends this class).
+class SlabTestAccess {
+ public:
+  static pthread_mutex_t& mutex(Slab& slab) { return slab.mutex_; }
+};
+
 namespace {
 
 constexpr size_t kPage = Slab::kPageSize;
@@ -27,8 +34,8 @@ class SlabTest : public ::testing::Test {
   void makeSlab(size_t bytes) {
     std::string error;
     ASSERT_TRUE(memory_.map(bytes, error)) << error;
-    slab_ = Slab::create(memory_.data(), memory_.size());
-    ASSERT_NE(slab_, nullptr);
+    slab_ = Slab::create(memory_.data(), memory_.size(), error);
+    ASSERT_NE(slab_, nullptr) << error;
   }
   bool inRegion(const void* block, size_t bytes) const {
     const char* begin = static_cast<const char*>(memory_.data());
@@ -62,7 +69,8 @@ TEST(SlabCreate, RejectsARegionTooSmallForItsOwnBookkeeping) {
   SharedMemory memory;
   std::string error;
   ASSERT_TRUE(memory.map(2 * kPage, error)) << error;
-  EXPECT_EQ(Slab::create(memory.data(), memory.size()), nullptr);
+  EXPECT_EQ(Slab::create(memory.data(), memory.size(), error), nullptr);
+  EXPECT_NE(error.find("too small"), std::string::npos) << error;
 }
 
 TEST_F(SlabTest, StartsWithEveryPageFree) {
@@ -323,6 +331,31 @@ TEST_F(SlabTest, AProcessKilledWhileAllocatingDoesNotWedgeTheLock) {
         << "attempt " << attempt << ": allocation after the kill failed or hung";
   }
   EXPECT_NE(slab_->allocate(kPage), nullptr);
+}
+
+// A lock left unrecoverable (a holder died and the next released it without making it
+// consistent): allocation fails instead of carving blocks under a lock it does not hold, and
+// free leaks rather than touch the free lists.
+TEST_F(SlabTest, AnUnrecoverableLockFailsAllocationInsteadOfProceeding) {
+  makeSlab(16 * kPage);
+  void* kept = slab_->allocate(64);
+  ASSERT_NE(kept, nullptr);
+  const size_t free_before = slab_->freePages();
+  pthread_mutex_t& mutex = SlabTestAccess::mutex(*slab_);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) _exit(pthread_mutex_lock(&mutex) == 0 ? 0 : 1);  // dies holding it
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_EQ(pthread_mutex_lock(&mutex), EOWNERDEAD);
+  ASSERT_EQ(pthread_mutex_unlock(&mutex), 0);  // without pthread_mutex_consistent
+
+  EXPECT_EQ(slab_->allocate(64), nullptr);
+  EXPECT_EQ(slab_->allocate(3 * kPage), nullptr);
+  slab_->free(kept);
+  EXPECT_EQ(slab_->freePages(), 0u) << "counted without the lock";
+  EXPECT_GT(free_before, 0u);
 }
 
 }  // namespace

@@ -175,7 +175,7 @@ TEST(ZoneCreate, LoadsEveryBackendLiveWithItsConfig) {
       EXPECT_STREQ(stored->upstream, upstream.c_str());
       expectSameConfig(want, fromZoneConfig(*stored));
       EXPECT_EQ(s->runtime.active_connections.load(), 0);
-      EXPECT_EQ(s->runtime.requests.load(), 0u);
+      EXPECT_EQ(zone->backendTotals(indexOf(*zone, s)).requests, 0u);
     }
   }
 }
@@ -401,10 +401,14 @@ TEST_F(ZoneChange, RemovedSlotIsReusedOnlyAfterReclaimWhenNoWorkerCanSeeIt) {
   ASSERT_NE(a, nullptr);
   const size_t a_index = indexOf(*zone_, a);
   const uint64_t a_incarnation = a->incarnation.load();
-  a->runtime.requests.store(77);
-  a->runtime.failures.store(5);
-  a->runtime.bytes_in.store(1234);
-  a->runtime.latency_ewma_us.store(900);
+  const int w = zone_->claimWorkerSlot(4000);  // slot 0, with a row of backend counters
+  ASSERT_EQ(w, 0);
+  BackendWorkerCounters& mine = zone_->backendCounters(0)[a_index];
+  mine.counters.requests.store(77);
+  mine.counters.failures.store(5);
+  mine.active.store(1);
+  a->retired.bytes_in.store(1234);
+  a->runtime.latency_us.store(900);
   a->runtime.report_cpu.store(5000);
   a->runtime.health.store(2);
   a->health.consecutive_failures.store(3);
@@ -445,10 +449,12 @@ TEST_F(ZoneChange, RemovedSlotIsReusedOnlyAfterReclaimWhenNoWorkerCanSeeIt) {
   // The new tenant starts clean, under a new incarnation.
   EXPECT_GT(a->incarnation.load(), a_incarnation);
   EXPECT_STREQ(a->config.load()->id, "d");
-  EXPECT_EQ(a->runtime.requests.load(), 0u);
-  EXPECT_EQ(a->runtime.failures.load(), 0u);
-  EXPECT_EQ(a->runtime.bytes_in.load(), 0u);
-  EXPECT_EQ(a->runtime.latency_ewma_us.load(), 0u);
+  const BackendTotals totals = zone_->backendTotals(a_index);
+  EXPECT_EQ(totals.requests, 0u);
+  EXPECT_EQ(totals.failures, 0u);
+  EXPECT_EQ(totals.bytes_in, 0u);
+  EXPECT_EQ(mine.active.load(), 0);
+  EXPECT_EQ(a->runtime.latency_us.load(), kLatencyUnmeasured);
   EXPECT_EQ(a->runtime.report_cpu.load(), 0u);
   EXPECT_EQ(a->runtime.health.load(), 0);
   EXPECT_EQ(a->runtime.active_connections.load(), 0);
@@ -474,9 +480,9 @@ TEST_F(ZoneChange, SlotsOfExitedWorkersDoNotHoldReclaimBack) {
 TEST_F(ZoneChange, UpdateSwapsTheConfigAndKeepsTheRuntimeState) {
   BackendSlot* a = zone_->find("app", "a");
   ASSERT_NE(a, nullptr);
-  a->runtime.requests.store(42);
+  a->retired.requests.store(42);
   a->runtime.active_connections.store(3);
-  a->runtime.latency_ewma_us.store(1500);
+  a->runtime.latency_us.store(1500);
   a->runtime.health.store(1);
   const uint64_t incarnation = a->incarnation.load();
   const uint64_t g = zone_->generation();
@@ -491,9 +497,9 @@ TEST_F(ZoneChange, UpdateSwapsTheConfigAndKeepsTheRuntimeState) {
   EXPECT_EQ(zone_->find("app", "a"), a) << "an update keeps the slot";
   expectSameConfig(changed, fromZoneConfig(*a->config.load()));
   EXPECT_EQ(a->incarnation.load(), incarnation);
-  EXPECT_EQ(a->runtime.requests.load(), 42u);
+  EXPECT_EQ(a->retired.requests.load(), 42u);
   EXPECT_EQ(a->runtime.active_connections.load(), 3);
-  EXPECT_EQ(a->runtime.latency_ewma_us.load(), 1500u);
+  EXPECT_EQ(a->runtime.latency_us.load(), 1500u);
   EXPECT_EQ(a->runtime.health.load(), 1);
   EXPECT_EQ(zone_->find("app", "b")->config.load()->port, 8082) << "others untouched";
 }
@@ -638,7 +644,8 @@ namespace {
 // released with their totals folded into the retired counters, and reused.
 TEST(ZoneWorkerSlots, ClaimedReleasedAndReusedWithTotalsKept) {
   std::string error;
-  auto zone = Zone::create(kShmSize, 1, error);
+  // The default server.shm_size holds every worker slot with its row of backend counters.
+  auto zone = Zone::create(ServerConfig{}.shm_size, 1, error);
   ASSERT_NE(zone, nullptr) << error;
   EXPECT_EQ(zone->workerSlotLimit(), 0u);
   int a = zone->claimWorkerSlot(4242);
@@ -700,6 +707,164 @@ TEST(ZoneInherit, TheSameBytesAtTheSameAddressOrAnError) {
   waitpid(pid, &status, 0);
   close(fd);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+}  // namespace
+}  // namespace speedmimi::core
+
+namespace speedmimi::core {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// False sharing: what different workers write per request never shares a cache line.
+
+uintptr_t lineOf(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) / kCacheLine;
+}
+uintptr_t lastLineOf(const void* p, size_t bytes) {
+  return (reinterpret_cast<uintptr_t>(p) + bytes - 1) / kCacheLine;
+}
+
+TEST(ZoneFalseSharing, EachWorkerSlotHasCacheLinesOfItsOwn) {
+  std::string error;
+  auto zone = Zone::create(kShmSize, 1, error);
+  ASSERT_NE(zone, nullptr) << error;
+  ServerCounters* w = zone->workers();
+  for (size_t i = 0; i + 1 < kWorkerSlots; ++i) {
+    ASSERT_LT(lastLineOf(&w[i], sizeof(ServerCounters)), lineOf(&w[i + 1])) << "slot " << i;
+  }
+  EXPECT_LT(lastLineOf(&w[kWorkerSlots - 1], sizeof(ServerCounters)),
+            lineOf(&zone->retiredCounters()));
+}
+
+// active_connections (every worker writes it twice per exchange) and the latency EWMA (once
+// per response) do not share a line with each other or with what every pick reads.
+TEST(ZoneFalseSharing, SharedBackendStateKeepsWrittenFieldsApartFromReadMostlyOnes) {
+  std::string error;
+  auto zone = Zone::create(kShmSize, 1, error);
+  ASSERT_NE(zone, nullptr) << error;
+  for (size_t i : {size_t{0}, size_t{1}, zone->slotCapacity() - 1}) {
+    SCOPED_TRACE(i);
+    const BackendState& st = zone->slot(i)->runtime;
+    const uintptr_t active = lineOf(&st.active_connections);
+    const uintptr_t latency = lineOf(&st.latency_us);
+    EXPECT_NE(active, latency);
+    for (const void* read_mostly :
+         {static_cast<const void*>(&st.health), static_cast<const void*>(&st.passive_fails),
+          static_cast<const void*>(&st.passive_down_until_ms),
+          static_cast<const void*>(&st.report_time_ms)}) {
+      EXPECT_NE(lineOf(read_mostly), active);
+      EXPECT_NE(lineOf(read_mostly), latency);
+    }
+    // Nor with the slot's neighbours or its configuration pointer.
+    const BackendSlot* s = zone->slot(i);
+    EXPECT_NE(lineOf(&s->config), active);
+    EXPECT_NE(lineOf(&s->state), active);
+    EXPECT_NE(lineOf(&s->health), latency);
+  }
+}
+
+// Two workers counting requests to the same backend write different lines; a worker's row
+// starts and ends on lines of its own.
+TEST(ZoneFalseSharing, PerBackendCountersOfTwoWorkersAreOnDifferentLines) {
+  std::string error;
+  auto zone = Zone::create(kShmSize, 1, error);
+  ASSERT_NE(zone, nullptr) << error;
+  const int a = zone->claimWorkerSlot(4242);
+  const int b = zone->claimWorkerSlot(4242);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  BackendWorkerCounters* row_a = zone->backendCounters(static_cast<size_t>(a));
+  BackendWorkerCounters* row_b = zone->backendCounters(static_cast<size_t>(b));
+  ASSERT_NE(row_a, nullptr);
+  ASSERT_NE(row_b, nullptr);
+  const size_t n = zone->slotCapacity();
+  const size_t row_bytes = n * sizeof(BackendWorkerCounters);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(row_a) % kCacheLine, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(row_b) % kCacheLine, 0u);
+  const uintptr_t a_first = lineOf(row_a), a_last = lastLineOf(row_a, row_bytes);
+  const uintptr_t b_first = lineOf(row_b), b_last = lastLineOf(row_b, row_bytes);
+  EXPECT_TRUE(a_last < b_first || b_last < a_first) << "the rows overlap in a cache line";
+  for (size_t i = 0; i < n; ++i) {
+    ASSERT_NE(lineOf(&row_a[i].counters.requests), lineOf(&row_b[i].counters.requests)) << i;
+  }
+  // Nor with any shared backend state.
+  for (size_t i = 0; i < n; ++i) {
+    const uintptr_t active = lineOf(&zone->slot(i)->runtime.active_connections);
+    ASSERT_TRUE(active < a_first || active > a_last) << i;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-backend counters: one row per worker, summed on read; a released worker's counts move to
+// the backend's retired totals, so the sums never go backwards.
+
+TEST(ZoneBackendCounters, TotalsSumEveryWorkerAndKeepWhatExitedWorkersCounted) {
+  auto zone = makeZone(oneUpstream({backend("a", 8081), backend("b", 8082)}));
+  ASSERT_NE(zone, nullptr);
+  const size_t ia = indexOf(*zone, zone->find("app", "a"));
+  const size_t ib = indexOf(*zone, zone->find("app", "b"));
+  const size_t w1 = static_cast<size_t>(zone->claimWorkerSlot(4242));
+  const size_t w2 = static_cast<size_t>(zone->claimWorkerSlot(4242));
+  auto count = [&](size_t w, size_t backend, uint64_t requests, uint64_t failures, uint64_t in,
+                   uint64_t out) {
+    BackendCounters& c = zone->backendCounters(w)[backend].counters;
+    c.requests += requests;
+    c.failures += failures;
+    c.bytes_in += in;
+    c.bytes_out += out;
+  };
+  count(w1, ia, 3, 1, 300, 30);
+  count(w2, ia, 4, 0, 400, 40);
+  count(w2, ib, 9, 2, 900, 90);
+  BackendTotals t = zone->backendTotals(ia);
+  EXPECT_EQ(t.requests, 7u);
+  EXPECT_EQ(t.failures, 1u);
+  EXPECT_EQ(t.bytes_in, 700u);
+  EXPECT_EQ(t.bytes_out, 70u);
+  EXPECT_EQ(zone->backendTotals(ib).requests, 9u);
+
+  // w1 exits with an exchange in flight to a: its share leaves active_connections, its counts
+  // stay in the totals.
+  zone->backendCounters(w1)[ia].active.store(1);
+  zone->slot(ia)->runtime.active_connections.store(2);
+  zone->releaseWorkerSlot(w1);
+  EXPECT_EQ(zone->slot(ia)->runtime.active_connections.load(), 1);
+  t = zone->backendTotals(ia);
+  EXPECT_EQ(t.requests, 7u);
+  EXPECT_EQ(t.failures, 1u);
+  EXPECT_EQ(t.bytes_in, 700u);
+  EXPECT_EQ(t.bytes_out, 70u);
+  EXPECT_EQ(zone->backendCounters(w1)[ia].counters.requests.load(), 0u) << "folded, not kept";
+
+  // Its slot's next worker starts from 0 and adds on top.
+  const size_t w3 = static_cast<size_t>(zone->claimWorkerSlot(4242));
+  EXPECT_EQ(w3, w1);
+  count(w3, ia, 1, 0, 10, 1);
+  EXPECT_EQ(zone->backendTotals(ia).requests, 8u);
+  zone->releaseWorkerSlot(w2);
+  zone->releaseWorkerSlot(w3);
+  t = zone->backendTotals(ia);
+  EXPECT_EQ(t.requests, 8u);
+  EXPECT_EQ(t.bytes_in, 710u);
+  EXPECT_EQ(zone->backendTotals(ib).requests, 9u);
+  EXPECT_EQ(zone->backendTotals(ib).failures, 2u);
+}
+
+// Rows are taken from the slab at a slot's first claim; a zone too small for another row
+// refuses the claim (the master retries later) rather than sharing a row.
+TEST(ZoneBackendCounters, AClaimWithoutRoomForARowFailsAndLeavesTheSlotFree) {
+  std::string error;
+  auto zone = Zone::create(1024 * 1024, 1, error);
+  ASSERT_NE(zone, nullptr) << error;
+  int claimed = 0;
+  while (zone->claimWorkerSlot(4242) >= 0) ++claimed;
+  EXPECT_GT(claimed, 0);
+  EXPECT_LT(static_cast<size_t>(claimed), kWorkerSlots);
+  EXPECT_EQ(zone->backendCounters(static_cast<size_t>(claimed)), nullptr);
+  EXPECT_EQ(zone->workers()[claimed].claimed.load(), 0u);
+  zone->releaseWorkerSlot(0);
+  EXPECT_EQ(zone->claimWorkerSlot(4242), 0) << "a slot that has its row comes back";
 }
 
 }  // namespace

@@ -129,8 +129,8 @@ TEST(SyncBackends, KeepsRuntimeStateOfKeptBackends) {
   ASSERT_TRUE(keep && move);
   for (core::BackendSlot* s : {keep, move}) {
     s->runtime.health.store(static_cast<int>(core::Health::kDown));
-    s->runtime.requests.store(42);
-    s->runtime.latency_ewma_us.store(1234);
+    s->retired.requests.store(42);
+    s->runtime.latency_us.store(1234);
     s->runtime.report_time_ms.store(99);
   }
 
@@ -142,11 +142,11 @@ TEST(SyncBackends, KeepsRuntimeStateOfKeptBackends) {
   EXPECT_EQ(zone->find("app", "keep"), keep);
   EXPECT_EQ(keep->config.load()->weight, 7);
   EXPECT_EQ(keep->runtime.health.load(), static_cast<int>(core::Health::kDown));
-  EXPECT_EQ(keep->runtime.requests.load(), 42u);
-  EXPECT_EQ(keep->runtime.latency_ewma_us.load(), 1234u);
+  EXPECT_EQ(keep->retired.requests.load(), 42u);
+  EXPECT_EQ(keep->runtime.latency_us.load(), 1234u);
   EXPECT_EQ(keep->runtime.report_time_ms.load(), 99);
   EXPECT_EQ(move->runtime.health.load(), static_cast<int>(core::Health::kUnknown));
-  EXPECT_EQ(move->runtime.requests.load(), 42u);  // counters survive a move
+  EXPECT_EQ(move->retired.requests.load(), 42u);  // counters survive a move
   EXPECT_EQ(zone->find("app", "drop"), nullptr);
   EXPECT_NE(zone->find("app", "new"), nullptr);
 

@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <functional>
+#include <limits>
 
 namespace speedmimi::upstream {
 namespace {
@@ -129,7 +131,7 @@ TEST(BackendPassive, OneFailureTakesItOutForFailTimeout) {
   EXPECT_FALSE(b.available(1'000));
   EXPECT_FALSE(b.available(10'999));
   EXPECT_TRUE(b.available(11'000));
-  EXPECT_EQ(state.failures.load(), 1u);
+  EXPECT_EQ(b.workerCounters().failures.load(), 1u);
 }
 
 TEST(BackendPassive, ThreeFailuresWithinTheWindow) {
@@ -189,7 +191,7 @@ TEST(BackendPassive, MaxFailsZeroDisablesPassiveChecks) {
   Backend b = passiveBackend(&state, 0, 10'000);
   for (int i = 0; i < 10; ++i) b.recordFailure(1'000 + i);
   EXPECT_TRUE(b.available(1'010));
-  EXPECT_EQ(state.failures.load(), 10u);
+  EXPECT_EQ(b.workerCounters().failures.load(), 10u);
 }
 
 }  // namespace
@@ -211,6 +213,61 @@ TEST(BackendSoloTest, TheOnlyBackendOfAnUpstreamIsNotTakenOutByPassiveFailures) 
   EXPECT_TRUE(b.available(1001));   // alone: a 503 would only lengthen the outage
   state.health.store(static_cast<int>(Health::kDown));
   EXPECT_FALSE(b.available(1001));  // an active check still takes it out
+}
+
+}  // namespace
+}  // namespace speedmimi::upstream
+
+namespace speedmimi::upstream {
+namespace {
+
+using std::chrono::microseconds;
+
+// Latency EWMA (least_latency): "never measured" is not a latency of 0. A backend behind a
+// fast network answers in well under a millisecond, and a measured 0 must stay a measurement.
+TEST(BackendLatency, NotMeasuredUntilTheFirstSample) {
+  BackendState state;
+  Backend b(configWith(), &state);
+  EXPECT_FALSE(b.latency().has_value());
+  b.recordLatency(microseconds(0));
+  ASSERT_TRUE(b.latency().has_value());
+  EXPECT_EQ(b.latency()->count(), 0);
+}
+
+TEST(BackendLatency, FirstSampleAsIsThenFourFifthsOld) {
+  BackendState state;
+  Backend b(configWith(), &state);
+  b.recordLatency(microseconds(1'000));
+  EXPECT_EQ(b.latency()->count(), 1'000);
+  b.recordLatency(microseconds(6'000));  // (1'000 * 4 + 6'000) / 5
+  EXPECT_EQ(b.latency()->count(), 2'000);
+  b.recordLatency(microseconds(0));  // (2'000 * 4 + 0) / 5
+  EXPECT_EQ(b.latency()->count(), 1'600);
+}
+
+// A sample of 0 after others is averaged in, not mistaken for "start again".
+TEST(BackendLatency, ZeroSamplesConvergeToZero) {
+  BackendState state;
+  Backend b(configWith(), &state);
+  b.recordLatency(microseconds(5));
+  for (int i = 0; i < 20; ++i) b.recordLatency(microseconds(0));
+  ASSERT_TRUE(b.latency().has_value());
+  EXPECT_EQ(b.latency()->count(), 0);
+  b.recordLatency(microseconds(10));  // (0 * 4 + 10) / 5: averaged, not taken as a first sample
+  EXPECT_EQ(b.latency()->count(), 2);
+}
+
+// Negative samples (a clock that stepped) count as 0; absurd ones are capped so the EWMA
+// arithmetic cannot overflow.
+TEST(BackendLatency, SamplesAreClamped) {
+  BackendState state;
+  Backend b(configWith(), &state);
+  b.recordLatency(microseconds(-5));
+  EXPECT_EQ(b.latency()->count(), 0);
+  b.recordLatency(microseconds(std::numeric_limits<int64_t>::max()));
+  b.recordLatency(microseconds(std::numeric_limits<int64_t>::max()));
+  EXPECT_GT(b.latency()->count(), 0);
+  EXPECT_LE(b.latency()->count(), Backend::kMaxLatencySample.count());
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
-// "least_latency": power of two random choices on latency EWMA x (in-flight + 1).
+// "least_latency": power of two random choices on (latency EWMA + 1 us) x (in-flight + 1), a
+// backend not measured yet first.
 #include <gtest/gtest.h>
+
+#include <chrono>
 
 #include "balancer_test_util.h"
 
@@ -8,8 +11,9 @@ namespace {
 
 using namespace testing;
 
-void setLatency(TestPool& pool, const char* id, uint64_t latency_us) {
-  pool[id].state().latency_ewma_us = latency_us;
+// The first sample is taken as is, so this sets the EWMA.
+void setLatency(TestPool& pool, const char* id, int64_t latency_us) {
+  pool[id].recordLatency(std::chrono::microseconds(latency_us));
 }
 
 // With two backends both are always drawn, so the faster one always wins.
@@ -43,7 +47,47 @@ TEST(LbLeastLatency, UnmeasuredBackendCountsAsFastest) {
   pool.add("a");
   pool.add("b");
   setLatency(pool, "a", 1);
-  pool.setActive("b", 10);  // no latency yet: still cost 0
+  pool.setActive("b", 10);  // no latency yet: picked so that it gets measured
+  SplitMixRandom random(1);
+  auto balancer = makeReset("least_latency", random, pool.pointers());
+  EXPECT_EQ(countPicks(*balancer, contextAt(), 200).at("b"), 200);
+}
+
+// A measured 0 us is a very fast backend, not an unmeasured one: the unmeasured one still goes
+// first (it must get measured), and the measured 0 beats any slower measured backend.
+TEST(LbLeastLatency, AMeasuredZeroIsAMeasurement) {
+  TestPool pool;
+  pool.add("a");
+  pool.add("b");
+  setLatency(pool, "a", 0);
+  SplitMixRandom random(1);
+  auto balancer = makeReset("least_latency", random, pool.pointers());
+  EXPECT_EQ(countPicks(*balancer, contextAt(), 200).at("b"), 200) << "b is not measured yet";
+  setLatency(pool, "b", 800);
+  EXPECT_EQ(countPicks(*balancer, contextAt(), 200).at("a"), 200);
+}
+
+// The cost is (EWMA + 1) x (in-flight + 1): a backend measured at 0 us with five requests in
+// flight (cost 6) loses to an idle one measured at 1 us (cost 2), instead of costing 0 however
+// busy it is.
+TEST(LbLeastLatency, AMeasuredZeroStillCountsItsInFlightRequests) {
+  TestPool pool;
+  pool.add("a");
+  pool.add("b");
+  setLatency(pool, "a", 0);
+  setLatency(pool, "b", 1);
+  pool.setActive("a", 5);
+  SplitMixRandom random(1);
+  auto balancer = makeReset("least_latency", random, pool.pointers());
+  EXPECT_EQ(countPicks(*balancer, contextAt(), 200).at("b"), 200);
+}
+
+// Two unmeasured backends: the one with fewer requests in flight, so first probes spread.
+TEST(LbLeastLatency, BetweenTwoUnmeasuredFewerInFlightWins) {
+  TestPool pool;
+  pool.add("a");
+  pool.add("b");
+  pool.setActive("a", 3);
   SplitMixRandom random(1);
   auto balancer = makeReset("least_latency", random, pool.pointers());
   EXPECT_EQ(countPicks(*balancer, contextAt(), 200).at("b"), 200);

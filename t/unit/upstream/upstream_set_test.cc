@@ -122,5 +122,55 @@ TEST_F(UpstreamSetTest, ABackendReleasedBeforeTheRefreshWaitsForCollectRetired) 
   EXPECT_EQ(set_->retiredCount(), 0u);
 }
 
+// Two workers' views of the same backend count in their own rows of the zone, never in the
+// shared state; the zone sums them, and keeps a worker's counts once it has exited.
+TEST_F(UpstreamSetTest, EachWorkerCountsABackendInItsOwnRowSummedByTheZone) {
+  const int w1 = zone_->claimWorkerSlot(4242);
+  const int w2 = zone_->claimWorkerSlot(4242);
+  ASSERT_GE(w1, 0);
+  ASSERT_GE(w2, 0);
+  UpstreamSet one(config_, *zone_, random_, pool_, w1);
+  UpstreamSet two(config_, *zone_, random_, pool_, w2);
+  auto backendOf = [](const UpstreamSet& set, const std::string& id) -> Backend* {
+    for (Backend* b : set.backends()) {
+      if (b->id() == id) return b;
+    }
+    return nullptr;
+  };
+  Backend* a1 = backendOf(one, "a");
+  Backend* a2 = backendOf(two, "a");
+  ASSERT_TRUE(a1 && a2);
+  ASSERT_NE(&a1->workerCounters(), &a2->workerCounters());
+
+  a1->acquire();
+  a1->recordRequest();
+  a1->addTraffic(100, 10);
+  a1->recordFailure(1'000);
+  a2->acquire();
+  a2->recordRequest();
+  a2->addTraffic(200, 20);
+  EXPECT_EQ(a1->state().active_connections.load(), 2);
+
+  const size_t index = static_cast<size_t>(zone_->find("app", "a") - zone_->slot(0));
+  EXPECT_EQ(&a1->workerCounters(), &zone_->backendCounters(w1)[index].counters);
+  core::BackendTotals t = zone_->backendTotals(index);
+  EXPECT_EQ(t.requests, 2u);
+  EXPECT_EQ(t.failures, 1u);
+  EXPECT_EQ(t.bytes_in, 300u);
+  EXPECT_EQ(t.bytes_out, 30u);
+
+  // Worker one dies with its exchange in flight: its share leaves the shared count, its counts
+  // stay in the totals.
+  zone_->releaseWorkerSlot(static_cast<size_t>(w1));
+  EXPECT_EQ(a2->state().active_connections.load(), 1);
+  t = zone_->backendTotals(index);
+  EXPECT_EQ(t.requests, 2u);
+  EXPECT_EQ(t.failures, 1u);
+  EXPECT_EQ(t.bytes_in, 300u);
+  EXPECT_EQ(t.bytes_out, 30u);
+  a2->release();
+  EXPECT_EQ(a2->state().active_connections.load(), 0);
+}
+
 }  // namespace
 }  // namespace speedmimi::upstream
