@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/log.h"
+#include "event/timer.h"
 
 namespace speedmimi::event {
 namespace {
@@ -43,8 +44,8 @@ Acceptor::Acceptor(event_base* base, Fd listen_fd, Handler handler, Options opti
 bool Acceptor::start(std::string& error) {
   readable_.reset(
       event_new(base_, listen_fd_.get(), EV_READ | EV_PERSIST, &Acceptor::onReadable, this));
-  resume_.reset(evtimer_new(base_, &Acceptor::onResume, this));
-  if (!readable_ || !resume_ || event_add(readable_.get(), nullptr) != 0) {
+  resume_ = newTimer(base_, &Acceptor::onResume, this);
+  if (!readable_ || event_add(readable_.get(), nullptr) != 0) {
     error = "cannot watch the listening socket (event_new/event_add failed)";
     return false;
   }
@@ -75,13 +76,7 @@ void Acceptor::onReadable(evutil_socket_t, short, void* arg) {
 void Acceptor::pause(int err) {
   paused_ = true;
   event_del(readable_.get());
-  timeval tv = toTimeval(options_.pause);
-  if (evtimer_add(resume_.get(), &tv) != 0) {
-    // Without the timer we would never accept again: better to spin than to stop serving.
-    SM_ALERT("cannot arm the accept pause timer; accepting again at once");
-    onResume(-1, 0, this);
-    return;
-  }
+  addTimer(resume_.get(), options_.pause);
   ++unlogged_failures_;
   auto now = std::chrono::steady_clock::now();
   if (last_log_ != std::chrono::steady_clock::time_point{} &&

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "event/acceptor.h"
 #include "event/handles.h"
+#include "event/timer.h"
 #include "http/error_pages.h"
 #include "http/proxy_session.h"
 #include "http/router.h"
@@ -28,8 +29,6 @@ constexpr std::chrono::milliseconds kIdleGrace{5000};
 // Repeats of one error-log line (one call site) are written at most once per this interval: a
 // backend that fails every request would otherwise cost a line per request.
 constexpr std::chrono::milliseconds kLogRateLimit{1000};
-
-using event::toTimeval;
 
 class Worker {
  public:
@@ -127,8 +126,11 @@ bool Worker::init() {
     signals_.push_back(std::move(ev));
   }
   tick_.reset(event_new(base_.get(), -1, EV_PERSIST, &Worker::onTick, this));
-  timeval tv = toTimeval(kTick);
-  event_add(tick_.get(), &tv);
+  if (!tick_) {
+    SM_CRIT("cannot create the worker's tick");
+    return false;
+  }
+  event::addTimer(tick_.get(), kTick);
   master_watch_.reset(
       event_new(base_.get(), setup_.master_pipe, EV_READ, &Worker::onMasterGone, this));
   if (!master_watch_ || event_add(master_watch_.get(), nullptr) != 0) {
@@ -213,12 +215,10 @@ void Worker::stopGracefully(std::chrono::milliseconds idle_grace) {
   // no connection is refused, and a worker left behind by a dead master holds no port.
   acceptor_.reset();
   pool_->clear();
-  deadline_.reset(evtimer_new(base_.get(), &Worker::onShutdownDeadline, this));
-  timeval tv = toTimeval(setup_.config->server.shutdown_timeout);
-  evtimer_add(deadline_.get(), &tv);
-  idle_grace_.reset(evtimer_new(base_.get(), &Worker::onIdleGrace, this));
-  tv = toTimeval(idle_grace);
-  evtimer_add(idle_grace_.get(), &tv);
+  deadline_ = event::newTimer(base_.get(), &Worker::onShutdownDeadline, this);
+  event::addTimer(deadline_.get(), setup_.config->server.shutdown_timeout);
+  idle_grace_ = event::newTimer(base_.get(), &Worker::onIdleGrace, this);
+  event::addTimer(idle_grace_.get(), idle_grace);
   if (ctx_.sessions.empty()) event_base_loopbreak(base_.get());
 }
 

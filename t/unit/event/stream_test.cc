@@ -194,8 +194,8 @@ TEST_F(StreamTest, ASmallReadTakesASmallChunk) {
   evbuffer_commit_space(stream_->input(), &free_space, 0);
 }
 
-// Reads that come back full double the next read, up to 16 KiB (minus libevent's chunk header);
-// small ones after that shrink it again.
+// Reads that come back full double the next read, up to 64 KiB (minus libevent's chunk header);
+// small ones after that halve it again, down to where it started.
 TEST_F(StreamTest, ReadSizeFollowsWhatThePeerSends) {
   const size_t first = stream_->readSize();
   EXPECT_LT(first, 2048u);
@@ -212,8 +212,8 @@ TEST_F(StreamTest, ReadSizeFollowsWhatThePeerSends) {
     rec_.events.clear();
     ASSERT_TRUE(runUntil(StreamEvent::kReadable));
   }
-  EXPECT_GT(stream_->readSize(), 8u * 1024);
-  EXPECT_LT(stream_->readSize(), 16u * 1024);
+  EXPECT_GT(stream_->readSize(), 32u * 1024);
+  EXPECT_LT(stream_->readSize(), 64u * 1024);
   drainInput();
   for (int i = 0; i < 8; ++i) {
     ASSERT_EQ(write(peer_.get(), "a", 1), 1);
