@@ -344,7 +344,11 @@ void Master::spawn(Child& child) {
   if (child.role == Role::kWorker) {
     slot = zone_->claimWorkerSlot(getpid());
     if (slot < 0) {
-      SM_ALERT("no free worker slot in the shared zone (%zu in use)", core::kMaxWorkers);
+      // Either all slots are taken (three generations of server.workers at most) or a slot's
+      // first claim found no room for its row of per-backend counters.
+      SM_ALERT("cannot claim a worker slot in the shared zone: all %zu are taken, or "
+               "server.shm_size has no room for its per-backend counters",
+               core::kWorkerSlots);
       child.respawn_at = Clock::now() + std::chrono::seconds(1);
       return;
     }
