@@ -1,5 +1,6 @@
 libspeedmimi_la_SOURCES += \
 	src/core/cidr.cc src/core/cidr.h \
+	src/core/clock.h \
 	src/core/cmdline.cc src/core/cmdline.h \
 	src/core/config.cc src/core/config.h src/core/config_types.h \
 	src/core/config_yaml.cc src/core/config_yaml.h \

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/clock.h"
+
 namespace speedmimi::core {
 namespace {
 
@@ -18,12 +20,7 @@ LogLevel g_level = LogLevel::kInfo;
 std::string g_path = "stderr";
 int64_t g_rate_limit_ms = 0;
 
-int64_t coarseNowMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
-}
-int64_t (*g_now_ms)() = coarseNowMs;
+int64_t (*g_now_ms)() = monotonicMs;
 
 int openPath(const std::string& path, std::string& error) {
   if (path == "stderr") return STDERR_FILENO;
@@ -92,7 +89,7 @@ void setLogRateLimit(std::chrono::milliseconds interval) {
 }
 
 void setLogClock(int64_t (*now_ms)()) {
-  g_now_ms = now_ms ? now_ms : coarseNowMs;
+  g_now_ms = now_ms ? now_ms : monotonicMs;
 }
 
 bool logAdmit(LogLevel level, LogSite& site) {

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "http/error_pages.h"
 #include "http/header_rewrite.h"
@@ -58,11 +59,7 @@ bool isIdempotent(std::string_view method) {
 
 }  // namespace
 
-int64_t ProxyContext::nowMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
-}
+int64_t ProxyContext::nowMs() { return core::monotonicMs(); }
 
 SessionList::iterator& SessionList::iterator::operator++() {
   at_ = at_->next_;

@@ -1,9 +1,8 @@
 #include "upstream/connection_pool.h"
 
-#include <time.h>
-
 #include <algorithm>
 
+#include "core/clock.h"
 #include "event/timer.h"
 
 namespace speedmimi::upstream {
@@ -13,11 +12,7 @@ ConnectionPool::ConnectionPool(event_base* base, std::chrono::milliseconds idle_
   if (base != nullptr) purge_timer_ = event::newTimer(base, &ConnectionPool::onPurgeTimer, this);
 }
 
-int64_t ConnectionPool::nowMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
-}
+int64_t ConnectionPool::nowMs() { return core::monotonicMs(); }
 
 std::unique_ptr<event::Stream> ConnectionPool::take(const Backend* backend) {
   auto it = idle_.find(backend);
