@@ -7,6 +7,10 @@ check_PROGRAMS += t/unit/unit_tests
 t_unit_unit_tests_CXXFLAGS = $(TEST_CXXFLAGS)
 t_unit_unit_tests_LDADD = libspeedmimi.la $(DEPS_LIBS) $(TEST_LIBS)
 t_unit_unit_tests_SOURCES = \
+	t/unit/admin/api_test.cc \
+	t/unit/admin/config_json_test.cc \
+	t/unit/admin/http_server_test.cc \
+	t/unit/core/backend_json_test.cc \
 	t/unit/core/cidr_test.cc \
 	t/unit/core/cmdline_test.cc \
 	t/unit/core/config_test.cc \
@@ -14,6 +18,7 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/core/log_test.cc \
 	t/unit/core/shm_test.cc \
 	t/unit/core/slab_test.cc \
+	t/unit/core/state_file_test.cc \
 	t/unit/core/units_test.cc \
 	t/unit/core/zone_test.cc \
 	t/unit/event/acceptor_test.cc \
@@ -60,6 +65,8 @@ t_integration_integration_tests_LDADD = $(DEPS_LIBS) $(TEST_LIBS)
 t_integration_integration_tests_SOURCES = \
 	t/integration/harness.cc t/integration/harness.h \
 	t/integration/accept_test.cc \
+	t/integration/api_backends_test.cc \
+	t/integration/api_config_test.cc \
 	t/integration/balancing_test.cc \
 	t/integration/harness_test.cc \
 	t/integration/lifecycle_test.cc \

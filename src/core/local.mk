@@ -1,4 +1,5 @@
 libspeedmimi_la_SOURCES += \
+	src/core/backend_json.cc src/core/backend_json.h \
 	src/core/cidr.cc src/core/cidr.h \
 	src/core/clock.h \
 	src/core/cmdline.cc src/core/cmdline.h \
@@ -7,5 +8,6 @@ libspeedmimi_la_SOURCES += \
 	src/core/log.cc src/core/log.h \
 	src/core/shm.cc src/core/shm.h \
 	src/core/slab.cc src/core/slab.h \
+	src/core/state_file.cc src/core/state_file.h \
 	src/core/units.cc src/core/units.h \
 	src/core/zone.cc src/core/zone.h src/core/zone_types.h

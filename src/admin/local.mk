@@ -1,0 +1,4 @@
+libspeedmimi_la_SOURCES += \
+	src/admin/api.cc src/admin/api.h \
+	src/admin/config_json.cc src/admin/config_json.h \
+	src/admin/http_server.cc src/admin/http_server.h
