@@ -9,6 +9,7 @@ t_unit_unit_tests_LDADD = libspeedmimi.la $(DEPS_LIBS) $(TEST_LIBS)
 t_unit_unit_tests_SOURCES = \
 	t/unit/admin/api_test.cc \
 	t/unit/admin/config_json_test.cc \
+	t/unit/admin/host_stats_test.cc \
 	t/unit/admin/http_server_test.cc \
 	t/unit/core/atomic_file_test.cc \
 	t/unit/core/backend_json_test.cc \

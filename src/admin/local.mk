@@ -1,4 +1,6 @@
 libspeedmimi_la_SOURCES += \
 	src/admin/api.cc src/admin/api.h \
 	src/admin/config_json.cc src/admin/config_json.h \
-	src/admin/http_server.cc src/admin/http_server.h
+	src/admin/host_stats.cc src/admin/host_stats.h \
+	src/admin/http_server.cc src/admin/http_server.h \
+	src/admin/resolver.cc src/admin/resolver.h
