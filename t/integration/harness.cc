@@ -1218,7 +1218,16 @@ std::string ProxyOptions::toYaml() const {
     }
     if (r.retries >= 0) y << "    retries: " << r.retries << "\n";
   }
-  y << "grpc:\n  enabled: false\n";
+  if (!api) {
+    y << "grpc:\n  enabled: false\n";
+    return y.str();
+  }
+  y << "admin:\n  enabled: true\n  host: \"127.0.0.1\"\n  port: " << api_port << "\n";
+  if (!auth_token.empty()) y << "  auth_token: \"" << auth_token << "\"\n";
+  if (!admin_allow.empty()) {
+    y << "  allow:\n";
+    for (const std::string& cidr : admin_allow) y << "    - \"" << cidr << "\"\n";
+  }
   return y.str();
 }
 
@@ -1300,6 +1309,22 @@ Proxy::~Proxy() {
   }
 }
 
+std::optional<Response> Proxy::api(const std::string& method, const std::string& target,
+                                   const std::string& body, const Headers& headers,
+                                   bool no_token, Millis timeout) const {
+  Headers all = {{"Host", "127.0.0.1:" + std::to_string(options_.api_port)}};
+  bool has_authorization = findHeader(headers, "Authorization").has_value();
+  if (!options_.auth_token.empty() && !has_authorization && !no_token) {
+    all.push_back({"Authorization", "Bearer " + options_.auth_token});
+  }
+  if (!body.empty()) all.push_back({"Content-Type", "application/json"});
+  all.insert(all.end(), headers.begin(), headers.end());
+  bool with_body = !body.empty() || method == "POST" || method == "PUT";
+  std::string request = with_body ? buildRequest(method, target, all, body)
+                                  : buildRequest(method, target, all, "", Framing::kNone);
+  return fetch(options_.api_port, request, nullptr, timeout);
+}
+
 std::string Proxy::binaryPath() {
   const char* env = std::getenv("SPEEDMIMI_BIN");
   return (env != nullptr && *env != '\0') ? env : SPEEDMIMI_BIN;
@@ -1307,6 +1332,7 @@ std::string Proxy::binaryPath() {
 
 bool Proxy::start(std::string* error) {
   if (options_.port == 0) options_.port = pickFreePort();
+  if (options_.api && options_.api_port == 0) options_.api_port = pickFreePort();
   const char* tmp = std::getenv("TMPDIR");
   std::string pattern =
       std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/speedmimi-it-XXXXXX";

@@ -449,6 +449,11 @@ struct ProxyOptions {
   int nofile_limit = 0;
   std::map<std::string, std::vector<BackendSpec>> backends;
   std::vector<RouteSpec> routes;
+  // The management API (the `admin` block): off unless `api`; its port is picked at start.
+  bool api = false;
+  int api_port = 0;
+  std::string auth_token;                // "" = not written
+  std::vector<std::string> admin_allow;  // empty = not written (the default: loopback)
 
   // One upstream "app" with these backend ports and one route "/" to it.
   static ProxyOptions forBackends(const std::vector<int>& ports);
@@ -467,6 +472,14 @@ class Proxy {
   // Writes the config, starts the binary, waits until the port accepts and the workers exist.
   bool start(std::string* error);
   int port() const { return options_.port; }
+  int apiPort() const { return options_.api_port; }
+  std::string stateFilePath() const { return prefix_ + "/logs/speedmimi.state.json"; }
+  // One call to the management API on a connection of its own: `body` is sent with
+  // Content-Type: application/json when not empty; `headers` are added (Authorization...).
+  // The proxy's auth_token is sent unless `headers` has an Authorization or `no_token`.
+  std::optional<Response> api(const std::string& method, const std::string& target,
+                              const std::string& body = "", const Headers& headers = {},
+                              bool no_token = false, Millis timeout = Millis(15'000)) const;
   pid_t pid() const { return pid_; }
   bool running();  // reaps the master if it exited
   const std::string& prefix() const { return prefix_; }
