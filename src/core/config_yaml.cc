@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <functional>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -339,12 +340,16 @@ void emitConfig(const Config& config, ConfigEvents& out) {
   out.endMapping();
 }
 
-std::string configToYaml(const Config& config) {
+std::string eventsToYaml(const std::function<void(ConfigEvents&)>& write) {
   std::string out;
   Writer w(out);
-  emitConfig(config, w);
+  write(w);
   w.finish();
   return out;
+}
+
+std::string configToYaml(const Config& config) {
+  return eventsToYaml([&](ConfigEvents& out) { emitConfig(config, out); });
 }
 
 }  // namespace speedmimi::core

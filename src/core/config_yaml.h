@@ -2,6 +2,7 @@
 // defaults included, in a form that parseConfig reads back to the same Config.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,11 @@ class ConfigEvents {
 
 // Sends the document configToYaml writes to `out`, event by event.
 void emitConfig(const Config& config, ConfigEvents& out);
+
+// One YAML document from the events that `write` sends, in configToYaml's style (text quoted
+// where a reader could take it for another type, everything else plain): for documents that do
+// not come from a Config, such as a JSON body the admin API validates. Throws as configToYaml.
+std::string eventsToYaml(const std::function<void(ConfigEvents&)>& write);
 
 // The configuration as one YAML document. Config::file and the marks are not written; neither
 // is the health_check block of a backend without health checks (its presence turns them on).
