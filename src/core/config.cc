@@ -179,12 +179,14 @@ class Reader {
 
   Node root() { return yaml_document_get_root_node(&doc_); }
 
-  [[noreturn]] void fail(Node at, const std::string& message) const {
+  // Fails at node `at`; `path` is the value at fault (ConfigError::path), "" for the top level.
+  [[noreturn]] void fail(Node at, const std::string& path, const std::string& message) const {
     const Mark where = mark(at);
-    throw ConfigError(file_, where.line, where.column, message);
+    throw ConfigError(file_, where.line, where.column, message, path);
   }
+  // The same, with the message prefixed by the path.
   [[noreturn]] void failValue(Node at, const std::string& path, const std::string& message) const {
-    fail(at, (path.empty() ? std::string("the top level") : quoted(path)) + ": " + message);
+    fail(at, path, (path.empty() ? std::string("the top level") : quoted(path)) + ": " + message);
   }
 
   static Mark mark(Node node) {
@@ -201,12 +203,13 @@ class Reader {
     std::map<std::string, int> first_line;
     for (auto* pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top; ++pair) {
       Node key = node(pair->key);
-      if (key->type != YAML_SCALAR_NODE) fail(key, "expected a scalar key " + inPath(path));
+      if (key->type != YAML_SCALAR_NODE) fail(key, path, "expected a scalar key " + inPath(path));
       const std::string name = text(key);
       const auto [it, inserted] = first_line.emplace(name, mark(key).line);
       if (!inserted) {
-        fail(key, "key " + quoted(name) + " is repeated " + inPath(path) + " (first at line " +
-                      std::to_string(it->second) + ")");
+        fail(key, childPath(path, name),
+             "key " + quoted(name) + " is repeated " + inPath(path) + " (first at line " +
+                 std::to_string(it->second) + ")");
       }
       Node value = node(pair->value);
       marks_[childPath(path, name)] = mark(value);
@@ -219,7 +222,9 @@ class Reader {
     forEachPair(map, path, [&](const std::string& name, Node key, Node value) {
       const auto field =
           std::find_if(fields.begin(), fields.end(), [&](const Field& f) { return f.key == name; });
-      if (field == fields.end()) fail(key, "key " + quoted(name) + " is not known " + inPath(path));
+      if (field == fields.end()) {
+        fail(key, childPath(path, name), "key " + quoted(name) + " is not known " + inPath(path));
+      }
       field->read(value, childPath(path, name));
     });
   }
@@ -466,7 +471,7 @@ void readCertificate(Reader& r, Node map, const std::string& path, CertificatePa
                     [&](Node v, const std::string& p) { pair.key_file = r.nonEmptyString(v, p); }},
                });
   if (pair.cert_file.empty() || pair.key_file.empty()) {
-    r.fail(map, "keys 'cert_file' and 'key_file' are required in " + quoted(path));
+    r.fail(map, path, "keys 'cert_file' and 'key_file' are required in " + quoted(path));
   }
 }
 
@@ -563,7 +568,9 @@ BackendConfig readBackend(Reader& r, Node map, const std::string& path) {
 
 void readBackends(Reader& r, Node map, Config& config) {
   r.forEachPair(map, "backends", [&](const std::string& upstream, Node key, Node list) {
-    if (upstream.empty()) r.fail(key, "an upstream name in 'backends' must not be empty");
+    if (upstream.empty()) {
+      r.fail(key, "backends", "an upstream name in 'backends' must not be empty");
+    }
     std::vector<BackendConfig>& backends = config.backends[upstream];
     r.forEachItem(list, "backends." + upstream, [&](Node item, const std::string& item_path) {
       backends.push_back(readBackend(r, item, item_path));
@@ -610,7 +617,7 @@ RouteConfig readRoute(Reader& r, Node map, const std::string& name) {
 
 void readRouting(Reader& r, Node map, Config& config) {
   r.forEachPair(map, "routing", [&](const std::string& name, Node key, Node value) {
-    if (name.empty()) r.fail(key, "a route name in 'routing' must not be empty");
+    if (name.empty()) r.fail(key, "routing", "a route name in 'routing' must not be empty");
     config.routes.push_back(readRoute(r, value, name));
   });
 }
@@ -664,8 +671,9 @@ class AdminReader {
     const std::string key = path.substr(path.find('.') + 1);
     const auto [it, inserted] = first_.emplace(key, std::make_pair(path, value));
     if (inserted || it->second.second == value) return;
-    r_.fail(at, quoted(path) + " is " + value + " but " + quoted(it->second.first) + " is " +
-                    it->second.second + ": grpc and admin name the same listener");
+    r_.fail(at, path,
+            quoted(path) + " is " + value + " but " + quoted(it->second.first) + " is " +
+                it->second.second + ": grpc and admin name the same listener");
   }
 
   Reader& r_;
@@ -691,8 +699,10 @@ void readTop(Reader& r, Node root, Config& config) {
 // ---------------------------------------------------------------------------------------------
 // Cross-checks
 
-[[noreturn]] void failAt(const Config& config, const Mark& mark, const std::string& message) {
-  throw ConfigError(config.file, mark.line, mark.column, message);
+// `path` is the value at fault (ConfigError::path).
+[[noreturn]] void failAt(const Config& config, const Mark& mark, const std::string& path,
+                         const std::string& message) {
+  throw ConfigError(config.file, mark.line, mark.column, message, path);
 }
 
 // Where the value at `path` was written, else `fallback`: the enclosing mapping for a key left
@@ -705,14 +715,15 @@ Mark markOf(const Config& config, const std::string& path, const Mark& fallback 
 // Fails at the value at `path`; the message starts with that path.
 [[noreturn]] void failAtPath(const Config& config, const std::string& path, const Mark& fallback,
                              const std::string& message) {
-  failAt(config, markOf(config, path, fallback), quoted(path) + ": " + message);
+  failAt(config, markOf(config, path, fallback), path, quoted(path) + ": " + message);
 }
 
 void validateBackend(const Config& config, const BackendConfig& b, const std::string& path) {
   // Host and port first: without them the parser could not derive the default id.
-  if (b.host.empty()) failAt(config, b.mark, quoted(path) + ": key 'host' is required");
-  if (b.port == 0) failAt(config, b.mark, quoted(path) + ": key 'port' is required");
-  if (b.id.empty()) failAt(config, b.mark, quoted(path) + ": key 'id' is required");
+  // A key that was not written is at fault in the backend that lacks it.
+  if (b.host.empty()) failAt(config, b.mark, path, quoted(path) + ": key 'host' is required");
+  if (b.port == 0) failAt(config, b.mark, path, quoted(path) + ": key 'port' is required");
+  if (b.id.empty()) failAt(config, b.mark, path, quoted(path) + ": key 'id' is required");
   if (b.port < kMinPort || b.port > kMaxPort) {
     failAtPath(config, path + ".port", b.mark, outOfRange(b.port, kMinPort, kMaxPort));
   }
@@ -733,7 +744,7 @@ void validateBackends(const Config& config) {
       const auto [it, inserted] = index_of_id.emplace(backends[i].id, i);
       if (!inserted) {
         // At the id, or at the backend when its id was derived from host and port.
-        failAt(config, markOf(config, path + ".id", backends[i].mark),
+        failAt(config, markOf(config, path + ".id", backends[i].mark), path,
                quoted(path) + ": id " + quoted(backends[i].id) + " is already used by " +
                    quoted(backendPath(upstream, it->second)));
       }
@@ -755,7 +766,7 @@ void validateRoute(const Config& config, const RouteConfig& route, const KnownNa
                "must start with '/', got " + quoted(route.path));
   }
   if (route.upstream.empty()) {
-    failAt(config, route.mark, quoted(path) + ": key 'upstream' is required");
+    failAt(config, route.mark, path, quoted(path) + ": key 'upstream' is required");
   }
   if (config.backends.count(route.upstream) == 0) {
     failAtPath(config, path + ".upstream", route.mark,
@@ -765,6 +776,7 @@ void validateRoute(const Config& config, const RouteConfig& route, const KnownNa
   for (const auto& [protocol, balancer] : route.protocols) {
     if (!isOneOf(protocol, kProtocolClasses)) {
       failAt(config, markOf(config, path + ".protocols", route.mark),
+             path + ".protocols." + protocol,
              "key " + quoted(protocol) + " is not known in " + quoted(path + ".protocols"));
     }
     checkBalancer(config, route, path + ".protocols." + protocol, balancer, known);
@@ -784,11 +796,21 @@ void validateRouteUniqueness(const Config& config) {
     const auto [it, inserted] = seen.emplace(std::make_pair(route.path, host), &route);
     if (!inserted) {
       // At the route: neither its path nor its host alone is at fault.
-      failAt(config, route.mark,
+      failAt(config, route.mark, "routing." + route.name,
              quoted("routing." + route.name) + ": the same path and host as " +
                  quoted("routing." + it->second->name));
     }
   }
+}
+
+// The value an exposure error is about: the host where admin.mark points (the last one given,
+// in `grpc` or `admin`); "admin.host" when it was not written.
+std::string adminHostPath(const Config& config) {
+  const auto grpc = config.marks.find("grpc.host");
+  const bool from_grpc = grpc != config.marks.end() &&
+                         grpc->second.line == config.admin.mark.line &&
+                         grpc->second.column == config.admin.mark.column;
+  return from_grpc ? "grpc.host" : "admin.host";
 }
 
 // The management API changes backends and the config file: reachable from other hosts only
@@ -798,11 +820,11 @@ void validateAdmin(const Config& config) {
   if (admin.port < kMinPort || admin.port > kMaxPort) {
     // The port may be spelled in either section; the parser has refused it there already.
     failAt(config, markOf(config, "admin.port", markOf(config, "grpc.port", admin.mark)),
-           "'admin.port': " + outOfRange(admin.port, kMinPort, kMaxPort));
+           "admin.port", "'admin.port': " + outOfRange(admin.port, kMinPort, kMaxPort));
   }
   // admin.mark is the host's value when one was given.
   if (admin.enabled && admin.auth_token.empty() && !isLoopbackHost(admin.host)) {
-    failAt(config, admin.mark,
+    failAt(config, admin.mark, adminHostPath(config),
            "the management listener on " + quoted(admin.host) +
                " is not a loopback address; set 'admin.auth_token' or use 127.0.0.1");
   }
@@ -812,14 +834,16 @@ void validateAdmin(const Config& config) {
 
 // ---------------------------------------------------------------------------------------------
 
-ConfigError::ConfigError(std::string file, int line, int column, std::string message)
+ConfigError::ConfigError(std::string file, int line, int column, std::string message,
+                         std::string path)
     : std::runtime_error(line > 0 ? file + ":" + std::to_string(line) + ":" +
                                         std::to_string(column) + ": " + message
                                   : file + ": " + message),
       file_(std::move(file)),
       line_(line),
       column_(column),
-      message_(std::move(message)) {}
+      message_(std::move(message)),
+      path_(std::move(path)) {}
 
 Config loadConfigFile(const std::string& path, const KnownNames& known) {
   std::ifstream in(path, std::ios::binary);
@@ -850,7 +874,8 @@ Config parseConfig(std::string_view yaml, const std::string& file, const KnownNa
 void validateConfig(const Config& config, const KnownNames& known) {
   if (config.routes.empty()) {
     // At an empty `routing:` when there is one, else nowhere in particular.
-    failAt(config, markOf(config, "routing"), "at least one route is required in 'routing'");
+    failAt(config, markOf(config, "routing"), "routing",
+           "at least one route is required in 'routing'");
   }
   validateBackends(config);
   for (const RouteConfig& route : config.routes) validateRoute(config, route, known);

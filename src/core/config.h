@@ -13,19 +13,26 @@ namespace speedmimi::core {
 
 // A configuration error with its location. what() is "FILE:LINE:COLUMN: message"
 // (or "FILE: message" when there is no position, e.g. the file cannot be opened).
+// path() is the dotted path of the value at fault, spelled as Config::marks spells it
+// ("server.port", "backends.default[0].port", "server.trusted_proxies[1]"; for an unknown or
+// repeated key, the key's own path: "server.colour"), or "" when no value is at fault (a YAML
+// syntax error, a file that cannot be read). It is not part of what(); the admin API reports
+// errors by it, since a JSON body has no lines.
 class ConfigError : public std::runtime_error {
  public:
-  ConfigError(std::string file, int line, int column, std::string message);
+  ConfigError(std::string file, int line, int column, std::string message, std::string path = "");
   const std::string& file() const { return file_; }
   int line() const { return line_; }
   int column() const { return column_; }
   const std::string& message() const { return message_; }
+  const std::string& path() const { return path_; }
 
  private:
   std::string file_;
   int line_;
   int column_;
   std::string message_;
+  std::string path_;
 };
 
 // What validation needs from the layers above the core, handed in by the caller so that the

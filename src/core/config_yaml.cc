@@ -1,13 +1,16 @@
 // The effective configuration as YAML (-T), through libyaml's event emitter: one event per
 // mapping, sequence and scalar, keys in the order of DESIGN §7. Values are written in the
 // spellings the parser reads (durations "30s", sizes "16k", workers "auto"), so the output is a
-// valid configuration file that means the same as the one it came from.
+// valid configuration file that means the same as the one it came from. emitConfig() walks the
+// Config once; Writer turns its events into YAML, and the admin API's JSON is built from the
+// same events, so the two always show the same keys and values.
 #include "core/config_yaml.h"
 
 #include <yaml.h>
 
 #include <algorithm>
 #include <charconv>
+#include <functional>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -41,8 +44,6 @@ int appendOutput(void* data, unsigned char* buffer, size_t size) {
   }
 }
 
-enum class Style { kBlock, kFlow };
-
 // Whether a YAML 1.1 reader (yq, PyYAML and most tools) would take plain `text` for a null, a
 // boolean or a number. Our parser reads every scalar by its text, so such text is quoted for
 // those tools' sake, except the null words: our parser reads those as an empty value too.
@@ -60,7 +61,7 @@ bool readsAsNonString(std::string_view text) {
 }
 
 // One YAML document into `out`, event by event; every failure throws.
-class Writer {
+class Writer : public ConfigEvents {
  public:
   explicit Writer(std::string& out) {
     auto emitter = std::make_unique<yaml_emitter_t>();
@@ -88,55 +89,39 @@ class Writer {
     if (!yaml_emitter_flush(emitter_.get())) failed();
   }
 
-  void beginMapping(Style style = Style::kBlock) {
+  void beginMapping(Style style) override {
     yaml_event_t event;
     yaml_mapping_start_event_initialize(
         &event, nullptr, nullptr, 1,
         style == Style::kFlow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
     emit(event);
   }
-  void endMapping() {
+  void endMapping() override {
     yaml_event_t event;
     yaml_mapping_end_event_initialize(&event);
     emit(event);
   }
 
-  void beginSequence(Style style) {
+  void beginSequence(Style style) override {
     yaml_event_t event;
     yaml_sequence_start_event_initialize(
         &event, nullptr, nullptr, 1,
         style == Style::kFlow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
     emit(event);
   }
-  void endSequence() {
+  void endSequence() override {
     yaml_event_t event;
     yaml_sequence_end_event_initialize(&event);
     emit(event);
   }
 
-  // Text (a key, a name, a path): plain where libyaml allows it and nothing reads it as
-  // another type, else quoted.
-  void text(std::string_view s) { scalar(s, readsAsNonString(s)); }
+  // Plain where libyaml allows it and nothing reads it as another type, else quoted.
+  void text(std::string_view s) override { scalar(s, readsAsNonString(s)); }
 
-  // A key with a text value.
-  void text(std::string_view key, std::string_view value) {
-    text(key);
-    text(value);
-  }
-
-  // A key with a number, boolean, duration or size in the parser's spelling: always plain.
-  void value(std::string_view key, std::string_view spelling) {
-    text(key);
-    scalar(spelling, false);
-  }
-
-  // A key with a list of text.
-  void list(std::string_view key, const std::vector<std::string>& items) {
-    text(key);
-    beginSequence(Style::kFlow);
-    for (const std::string& item : items) text(item);
-    endSequence();
-  }
+  // Numbers, booleans and the parser's spellings: always plain.
+  void number(std::string_view decimal) override { scalar(decimal, false); }
+  void boolean(bool value) override { scalar(value ? "true" : "false", false); }
+  void spelling(std::string_view s) override { scalar(s, false); }
 
  private:
   // yaml_emitter_emit owns the event from here on, and frees it even when it fails.
@@ -170,9 +155,44 @@ class Writer {
   EmitterPtr emitter_;
 };
 
-std::string boolText(bool value) {
-  return value ? "true" : "false";
-}
+using Style = ConfigEvents::Style;
+
+// Keys with their values, on top of the events.
+class Document {
+ public:
+  explicit Document(ConfigEvents& out) : out_(out) {}
+
+  void key(std::string_view key) { out_.text(key); }
+  void text(std::string_view key, std::string_view value) {
+    out_.text(key);
+    out_.text(value);
+  }
+  template <typename Integer>
+  void number(std::string_view key, Integer value) {
+    out_.text(key);
+    out_.number(std::to_string(value));
+  }
+  void boolean(std::string_view key, bool value) {
+    out_.text(key);
+    out_.boolean(value);
+  }
+  void spelling(std::string_view key, std::string_view spelling) {
+    out_.text(key);
+    out_.spelling(spelling);
+  }
+  // A key with a list of text.
+  void list(std::string_view key, const std::vector<std::string>& items) {
+    out_.text(key);
+    out_.beginSequence(Style::kFlow);
+    for (const std::string& item : items) out_.text(item);
+    out_.endSequence();
+  }
+
+  ConfigEvents& events() { return out_; }
+
+ private:
+  ConfigEvents& out_;
+};
 
 std::vector<std::string> cidrTexts(const std::vector<Cidr>& blocks) {
   std::vector<std::string> texts;
@@ -180,142 +200,156 @@ std::vector<std::string> cidrTexts(const std::vector<Cidr>& blocks) {
   return texts;
 }
 
-void writeServer(Writer& w, const ServerConfig& s) {
-  w.text("server");
-  w.beginMapping();
-  w.text("host", s.host);
-  w.value("port", std::to_string(s.port));
-  w.value("read_timeout", formatDuration(s.read_timeout));
-  w.value("write_timeout", formatDuration(s.write_timeout));
-  w.value("max_conn", std::to_string(s.max_conn));
-  w.text("real_ip_header", s.real_ip_header);
-  w.list("trusted_proxies", cidrTexts(s.trusted_proxies));
-  w.value("workers", s.workers == 0 ? "auto" : std::to_string(s.workers));
-  w.value("idle_timeout", formatDuration(s.idle_timeout));
-  w.value("header_timeout", formatDuration(s.header_timeout));
-  w.value("connect_timeout", formatDuration(s.connect_timeout));
-  w.value("max_header_size", formatSize(s.max_header_size));
-  w.value("max_headers", std::to_string(s.max_headers));
-  w.value("max_body_size", formatSize(s.max_body_size));
-  w.value("shutdown_timeout", formatDuration(s.shutdown_timeout));
-  w.value("shm_size", formatSize(s.shm_size));
-  w.text("pid_file", s.pid_file);
-  w.text("state_file", s.state_file);
-  w.text("error_log", s.error_log);
-  w.value("log_level", logLevelName(s.log_level));
-  w.text("access_log", s.access_log);
-  w.value("access_log_format", s.access_log_format == AccessLogFormat::kJson ? "json" : "combined");
-  w.text("user", s.user);
-  w.endMapping();
-}
-
-void writeSsl(Writer& w, const SslConfig& ssl) {
-  w.text("ssl");
-  w.beginMapping();
-  w.value("enabled", boolText(ssl.enabled));
-  w.text("cert_file", ssl.cert_file);
-  w.text("key_file", ssl.key_file);
-  w.value("port", std::to_string(ssl.port));
-  w.text("certificates");
-  w.beginSequence(Style::kBlock);
-  for (const CertificatePair& pair : ssl.certificates) {
-    w.beginMapping();
-    w.text("cert_file", pair.cert_file);
-    w.text("key_file", pair.key_file);
-    w.endMapping();
+void writeServer(Document& d, const ServerConfig& s) {
+  d.key("server");
+  d.events().beginMapping(Style::kBlock);
+  d.text("host", s.host);
+  d.number("port", s.port);
+  d.spelling("read_timeout", formatDuration(s.read_timeout));
+  d.spelling("write_timeout", formatDuration(s.write_timeout));
+  d.number("max_conn", s.max_conn);
+  d.text("real_ip_header", s.real_ip_header);
+  d.list("trusted_proxies", cidrTexts(s.trusted_proxies));
+  if (s.workers == 0) {
+    d.spelling("workers", "auto");
+  } else {
+    d.number("workers", s.workers);
   }
-  w.endSequence();
-  w.list("protocols", ssl.protocols);
-  w.endMapping();
+  d.spelling("idle_timeout", formatDuration(s.idle_timeout));
+  d.spelling("header_timeout", formatDuration(s.header_timeout));
+  d.spelling("connect_timeout", formatDuration(s.connect_timeout));
+  d.spelling("max_header_size", formatSize(s.max_header_size));
+  d.number("max_headers", s.max_headers);
+  d.spelling("max_body_size", formatSize(s.max_body_size));
+  d.spelling("shutdown_timeout", formatDuration(s.shutdown_timeout));
+  d.spelling("shm_size", formatSize(s.shm_size));
+  d.text("pid_file", s.pid_file);
+  d.text("state_file", s.state_file);
+  d.text("error_log", s.error_log);
+  d.spelling("log_level", logLevelName(s.log_level));
+  d.text("access_log", s.access_log);
+  d.spelling("access_log_format",
+             s.access_log_format == AccessLogFormat::kJson ? "json" : "combined");
+  d.text("user", s.user);
+  d.events().endMapping();
 }
 
-void writeBackend(Writer& w, const BackendConfig& b) {
-  w.beginMapping();
-  w.text("id", b.id);
-  w.text("name", b.name);
-  w.text("host", b.host);
-  w.value("port", std::to_string(b.port));
-  w.value("weight", std::to_string(b.weight));
-  w.text("scheme", b.scheme);
-  w.value("active", boolText(b.active));
-  w.value("max_conn", std::to_string(b.max_conn));
-  w.value("max_fails", std::to_string(b.max_fails));
-  w.value("fail_timeout", formatDuration(b.fail_timeout));
-  w.value("tls_verify", boolText(b.tls_verify));
-  w.value("keepalive", std::to_string(b.keepalive));
+void writeSsl(Document& d, const SslConfig& ssl) {
+  d.key("ssl");
+  d.events().beginMapping(Style::kBlock);
+  d.boolean("enabled", ssl.enabled);
+  d.text("cert_file", ssl.cert_file);
+  d.text("key_file", ssl.key_file);
+  d.number("port", ssl.port);
+  d.key("certificates");
+  d.events().beginSequence(Style::kBlock);
+  for (const CertificatePair& pair : ssl.certificates) {
+    d.events().beginMapping(Style::kBlock);
+    d.text("cert_file", pair.cert_file);
+    d.text("key_file", pair.key_file);
+    d.events().endMapping();
+  }
+  d.events().endSequence();
+  d.list("protocols", ssl.protocols);
+  d.events().endMapping();
+}
+
+void writeBackend(Document& d, const BackendConfig& b) {
+  d.events().beginMapping(Style::kBlock);
+  d.text("id", b.id);
+  d.text("name", b.name);
+  d.text("host", b.host);
+  d.number("port", b.port);
+  d.number("weight", b.weight);
+  d.text("scheme", b.scheme);
+  d.boolean("active", b.active);
+  d.number("max_conn", b.max_conn);
+  d.number("max_fails", b.max_fails);
+  d.spelling("fail_timeout", formatDuration(b.fail_timeout));
+  d.boolean("tls_verify", b.tls_verify);
+  d.number("keepalive", b.keepalive);
   if (b.health_check.enabled) {
     const HealthCheckConfig& hc = b.health_check;
-    w.text("health_check");
-    w.beginMapping();
-    w.text("path", hc.path);
-    w.value("interval", formatDuration(hc.interval));
-    w.value("timeout", formatDuration(hc.timeout));
-    w.value("failures", std::to_string(hc.failures));
-    w.value("successes", std::to_string(hc.successes));
-    w.endMapping();
+    d.key("health_check");
+    d.events().beginMapping(Style::kBlock);
+    d.text("path", hc.path);
+    d.spelling("interval", formatDuration(hc.interval));
+    d.spelling("timeout", formatDuration(hc.timeout));
+    d.number("failures", hc.failures);
+    d.number("successes", hc.successes);
+    d.events().endMapping();
   }
-  w.endMapping();
+  d.events().endMapping();
 }
 
-void writeBackends(Writer& w, const Config& config) {
-  w.text("backends");
-  w.beginMapping();
+void writeBackends(Document& d, const Config& config) {
+  d.key("backends");
+  d.events().beginMapping(Style::kBlock);
   for (const auto& [upstream, backends] : config.backends) {
-    w.text(upstream);
-    w.beginSequence(Style::kBlock);
-    for (const BackendConfig& b : backends) writeBackend(w, b);
-    w.endSequence();
+    d.key(upstream);
+    d.events().beginSequence(Style::kBlock);
+    for (const BackendConfig& b : backends) writeBackend(d, b);
+    d.events().endSequence();
   }
-  w.endMapping();
+  d.events().endMapping();
 }
 
-void writeRouting(Writer& w, const Config& config) {
-  w.text("routing");
-  w.beginMapping();
+void writeRouting(Document& d, const Config& config) {
+  d.key("routing");
+  d.events().beginMapping(Style::kBlock);
   for (const RouteConfig& route : config.routes) {
-    w.text(route.name);
-    w.beginMapping();
-    w.text("path", route.path);
-    w.text("host", route.host);
-    w.text("upstream", route.upstream);
-    w.text("load_balancer", route.load_balancer);
+    d.key(route.name);
+    d.events().beginMapping(Style::kBlock);
+    d.text("path", route.path);
+    d.text("host", route.host);
+    d.text("upstream", route.upstream);
+    d.text("load_balancer", route.load_balancer);
     // Only the classes given: the others use load_balancer.
-    w.text("protocols");
-    w.beginMapping(Style::kFlow);
-    for (const auto& [protocol, balancer] : route.protocols) w.text(protocol, balancer);
-    w.endMapping();
-    w.value("retries", std::to_string(route.retries));
-    w.endMapping();
+    d.key("protocols");
+    d.events().beginMapping(Style::kFlow);
+    for (const auto& [protocol, balancer] : route.protocols) d.text(protocol, balancer);
+    d.events().endMapping();
+    d.number("retries", route.retries);
+    d.events().endMapping();
   }
-  w.endMapping();
+  d.events().endMapping();
 }
 
 // Under its own name: `grpc` is the seed's spelling of the same listener.
-void writeAdmin(Writer& w, const AdminConfig& admin) {
-  w.text("admin");
-  w.beginMapping();
-  w.value("enabled", boolText(admin.enabled));
-  w.text("host", admin.host);
-  w.value("port", std::to_string(admin.port));
-  w.text("auth_token", admin.auth_token);
-  w.list("allow", cidrTexts(admin.allow));
-  w.endMapping();
+void writeAdmin(Document& d, const AdminConfig& admin) {
+  d.key("admin");
+  d.events().beginMapping(Style::kBlock);
+  d.boolean("enabled", admin.enabled);
+  d.text("host", admin.host);
+  d.number("port", admin.port);
+  d.text("auth_token", admin.auth_token);
+  d.list("allow", cidrTexts(admin.allow));
+  d.events().endMapping();
 }
 
 }  // namespace
 
-std::string configToYaml(const Config& config) {
+void emitConfig(const Config& config, ConfigEvents& out) {
+  Document d(out);
+  out.beginMapping(Style::kBlock);
+  writeServer(d, config.server);
+  writeSsl(d, config.ssl);
+  writeBackends(d, config);
+  writeRouting(d, config);
+  writeAdmin(d, config.admin);
+  out.endMapping();
+}
+
+std::string eventsToYaml(const std::function<void(ConfigEvents&)>& write) {
   std::string out;
   Writer w(out);
-  w.beginMapping();
-  writeServer(w, config.server);
-  writeSsl(w, config.ssl);
-  writeBackends(w, config);
-  writeRouting(w, config);
-  writeAdmin(w, config.admin);
-  w.endMapping();
+  write(w);
   w.finish();
   return out;
+}
+
+std::string configToYaml(const Config& config) {
+  return eventsToYaml([&](ConfigEvents& out) { emitConfig(config, out); });
 }
 
 }  // namespace speedmimi::core

@@ -720,6 +720,106 @@ TEST(ConfigErrors, CrossChecksNameTheValueAtFault) {
   EXPECT_EQ(servableErrorOf(backends + route), "(no error)");
 }
 
+// ConfigError::path: the value at fault by the path Config::marks uses, whichever finds it (the
+// reader, a cross-check, checkServable), including where its position alone could not tell (a
+// mapping value that starts on the next line, flow-style siblings on one line); "" when no
+// value is at fault. Each case is "PATH | what()".
+TEST(ConfigErrors, PathNamesTheValueAtFault) {
+  auto pathOf = [](const std::string& yaml) {
+    try {
+      checkServable(parseConfig(yaml, kFile, kKnown));
+    } catch (const ConfigError& e) {
+      return e.path() + " | " + e.what();
+    }
+    return std::string("(no error)");
+  };
+  const std::string backends = "backends:\n  u:\n    - {id: a, host: 127.0.0.1, port: 8081}\n";
+  const std::string route = "routing:\n  r:\n    upstream: u\n";  // with backends: lines 4-6
+  const ErrorCase cases[] = {
+      // No value at fault.
+      {"server: [1, 2\n",
+       " | t.yaml:2:1: while parsing a flow sequence: did not find expected ',' or ']'"},
+      {"--- {}\n--- {}\n", " | t.yaml:2:5: only one YAML document is allowed"},
+      {"- server\n", " | t.yaml:1:1: the top level: expected a mapping, got a sequence"},
+      // The reader.
+      {"servre:\n  port: 80\n", "servre | t.yaml:1:1: key 'servre' is not known at the top level"},
+      {withMinimal("server:\n  prot: 80\n"),
+       "server.prot | t.yaml:7:3: key 'prot' is not known in 'server'"},
+      {withMinimal("server:\n  colour:\n    a: 1\n"),
+       "server.colour | t.yaml:7:3: key 'colour' is not known in 'server'"},
+      {"server:\n  port: 80\n  port: 81\n",
+       "server.port | t.yaml:3:3: key 'port' is repeated in 'server' (first at line 2)"},
+      {"server:\n  [a]: 1\n", "server | t.yaml:2:3: expected a scalar key in 'server'"},
+      {withMinimal("server: {port: 65536}\n"),
+       "server.port | t.yaml:6:16: 'server.port': 65536 is out of range 1..65535"},
+      {withMinimal("server: {host: {a: 1}}\n"),
+       "server.host | t.yaml:6:16: 'server.host': expected a scalar, got a mapping"},
+      {withMinimal("server: {trusted_proxies: [10.0.0.0/8, nope]}\n"),
+       "server.trusted_proxies[1] | t.yaml:6:40: 'server.trusted_proxies[1]': 'nope' is not an "
+       "IPv4 or IPv6 CIDR block"},
+      {"backends:\n  u:\n    - {host: h, port: 1, weigth: 2}\n",
+       "backends.u[0].weigth | t.yaml:3:26: key 'weigth' is not known in 'backends.u[0]'"},
+      {"backends:\n  u:\n    - {host: h, port: 1, health_check: {pth: /}}\n",
+       "backends.u[0].health_check.pth | t.yaml:3:41: key 'pth' is not known in "
+       "'backends.u[0].health_check'"},
+      {"backends:\n  u:\n    - id: a\n      host: 127.0.0.1\n      port: 70000\n" + route,
+       "backends.u[0].port | t.yaml:5:13: 'backends.u[0].port': 70000 is out of range 1..65535"},
+      {"backends:\n  u: [h]\n",
+       "backends.u[0] | t.yaml:2:7: 'backends.u[0]': expected a mapping, "
+       "got 'h'"},
+      {"backends:\n  \"\": []\n",
+       "backends | t.yaml:2:3: an upstream name in 'backends' must not be empty"},
+      {"routing:\n  \"\": {}\n",
+       "routing | t.yaml:2:3: a route name in 'routing' must not be empty"},
+      {withMinimal("ssl:\n  certificates:\n    - {cert_file: a}\n"),
+       "ssl.certificates[0] | t.yaml:8:7: keys 'cert_file' and 'key_file' are required in "
+       "'ssl.certificates[0]'"},
+      {withMinimal("grpc: {port: 9090}\nadmin: {port: 9091}\n"),
+       "admin.port | t.yaml:7:15: 'admin.port' is 9091 but 'grpc.port' is 9090: grpc and admin "
+       "name the same listener"},
+      // The cross-checks.
+      {backends + "routing:\n  r:\n    path: /\n    upstream: nope\n",
+       "routing.r.upstream | t.yaml:7:15: 'routing.r.upstream': upstream 'nope' is not defined in "
+       "'backends'"},
+      {backends + route + "    load_balancer: fastest\n",
+       "routing.r.load_balancer | t.yaml:7:20: 'routing.r.load_balancer': 'fastest' is not a known "
+       "load balancer"},
+      {backends + route + "    protocols: {websocket: ip_hash, sse: sticky}\n",
+       "routing.r.protocols.sse | t.yaml:7:42: 'routing.r.protocols.sse': 'sticky' is not a known "
+       "load balancer"},
+      {backends + "    - {id: a, host: 127.0.0.1, port: 8082}\n" + route,
+       "backends.u[1] | t.yaml:4:12: 'backends.u[1]': id 'a' is already used by 'backends.u[0]'"},
+      {"backends:\n  u:\n    - {id: a, port: 8081}\n" + route,
+       "backends.u[0] | t.yaml:3:7: 'backends.u[0]': key 'host' is required"},
+      {backends + "routing:\n  r: {path: /}\n",
+       "routing.r | t.yaml:5:6: 'routing.r': key 'upstream' is required"},
+      {backends + "routing:\n",
+       "routing | t.yaml:4:9: at least one route is required in 'routing'"},
+      {backends, "routing | t.yaml: at least one route is required in 'routing'"},
+      {backends + "routing:\n  r: {upstream: u}\n  s: {upstream: u, path: /}\n",
+       "routing.s | t.yaml:6:6: 'routing.s': the same path and host as 'routing.r'"},
+      {backends + route + "grpc: {host: 0.0.0.0}\n",
+       "grpc.host | t.yaml:7:14: the management listener on '0.0.0.0' is not a loopback address; "
+       "set 'admin.auth_token' or use 127.0.0.1"},
+      {backends + route + "admin: {host: 0.0.0.0}\n",
+       "admin.host | t.yaml:7:15: the management listener on '0.0.0.0' is not a loopback "
+       "address; set 'admin.auth_token' or use 127.0.0.1"},
+      // checkServable.
+      {backends + route + "ssl: {enabled: true}\n",
+       "ssl.enabled | t.yaml:7:16: 'ssl.enabled': TLS termination is not available in this "
+       "version; set it to false"},
+      {"backends:\n  u:\n    - {id: a, host: h, port: 1}\n    - {id: b, host: h, port: 2, "
+       "scheme: https}\n" +
+           route,
+       "backends.u[1].scheme | t.yaml:4:41: 'backends.u[1].scheme': TLS to backends is not "
+       "available in this version; use \"http\""},
+  };
+  for (const ErrorCase& c : cases) {
+    EXPECT_EQ(pathOf(c.yaml), c.error) << c.yaml;
+  }
+  EXPECT_EQ(pathOf(backends + route), "(no error)");
+}
+
 // The positions behind those errors, by the paths the messages use.
 TEST(Config, MarksEveryValueByItsPath) {
   const Config c = parseConfig(
@@ -882,6 +982,51 @@ TEST(ValidateConfig, ConfigsWithoutPositions) {
   }
 }
 
+// validateConfig on a Config built in code: no positions, but the same paths.
+TEST(ValidateConfig, PathsWithoutPositions) {
+  Config base;
+  base.file = "api";
+  BackendConfig backend;
+  backend.id = "b";
+  backend.host = "127.0.0.1";
+  backend.port = 8081;
+  base.backends["u"].push_back(backend);
+  RouteConfig route;
+  route.name = "r";
+  route.upstream = "u";
+  base.routes.push_back(route);
+
+  auto pathAfter = [&](auto change) {
+    Config c = base;
+    change(c);
+    try {
+      validateConfig(c, kKnown);
+      checkServable(c);
+    } catch (const ConfigError& e) {
+      return e.path();
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_EQ(pathAfter([](Config&) {}), "(no error)");
+  EXPECT_EQ(pathAfter([](Config& c) { c.routes.clear(); }), "routing");
+  EXPECT_EQ(pathAfter([](Config& c) { c.backends["u"][0].port = 70000; }), "backends.u[0].port");
+  EXPECT_EQ(pathAfter([](Config& c) { c.backends["u"][0].weight = 0; }), "backends.u[0].weight");
+  EXPECT_EQ(pathAfter([](Config& c) { c.backends["u"][0].host = ""; }), "backends.u[0]");
+  EXPECT_EQ(pathAfter([](Config& c) { c.backends["u"].push_back(c.backends["u"][0]); }),
+            "backends.u[1]");
+  EXPECT_EQ(pathAfter([](Config& c) { c.routes[0].path = "x"; }), "routing.r.path");
+  EXPECT_EQ(pathAfter([](Config& c) { c.routes[0].upstream = "v"; }), "routing.r.upstream");
+  EXPECT_EQ(pathAfter([](Config& c) { c.routes[0].protocols["gopher"] = "weight"; }),
+            "routing.r.protocols.gopher");
+  EXPECT_EQ(pathAfter([](Config& c) { c.routes[0].protocols["sse"] = "nope"; }),
+            "routing.r.protocols.sse");
+  EXPECT_EQ(pathAfter([](Config& c) { c.admin.port = 0; }), "admin.port");
+  EXPECT_EQ(pathAfter([](Config& c) { c.admin.host = "10.0.0.1"; }), "admin.host");
+  EXPECT_EQ(pathAfter([](Config& c) { c.ssl.enabled = true; }), "ssl.enabled");
+  EXPECT_EQ(pathAfter([](Config& c) { c.backends["u"][0].scheme = "https"; }),
+            "backends.u[0].scheme");
+}
+
 TEST(ConfigError, FormatsItsLocation) {
   const ConfigError located("a.yaml", 3, 7, "bad thing");
   EXPECT_STREQ(located.what(), "a.yaml:3:7: bad thing");
@@ -889,7 +1034,11 @@ TEST(ConfigError, FormatsItsLocation) {
   EXPECT_EQ(located.line(), 3);
   EXPECT_EQ(located.column(), 7);
   EXPECT_EQ(located.message(), "bad thing");
+  EXPECT_EQ(located.path(), "");
   EXPECT_STREQ(ConfigError("a.yaml", 0, 0, "gone").what(), "a.yaml: gone");
+  const ConfigError at_value("a.yaml", 2, 9, "'server.port': bad", "server.port");
+  EXPECT_STREQ(at_value.what(), "a.yaml:2:9: 'server.port': bad");  // the path is not in what()
+  EXPECT_EQ(at_value.path(), "server.port");
 }
 
 TEST(LoadConfigFile, MissingFileNamesTheFileAndTheReason) {

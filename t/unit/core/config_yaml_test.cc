@@ -347,6 +347,62 @@ TEST(ConfigToYaml, ValuesAreWrittenAsTheParserReadsThem) {
   }
 }
 
+// The events behind the YAML, as one line: mappings {...}, sequences [...], text "t", numbers
+// #n, booleans ?b, spellings =s; "~" marks flow style.
+class EventLine : public ConfigEvents {
+ public:
+  void beginMapping(Style style) override { line += style == Style::kFlow ? "~{" : "{"; }
+  void endMapping() override { line += "} "; }
+  void beginSequence(Style style) override { line += style == Style::kFlow ? "~[" : "["; }
+  void endSequence() override { line += "] "; }
+  void text(std::string_view text) override { line += "\"" + std::string(text) + "\" "; }
+  void number(std::string_view decimal) override { line += "#" + std::string(decimal) + " "; }
+  void boolean(bool value) override { line += value ? "?true " : "?false "; }
+  void spelling(std::string_view s) override { line += "=" + std::string(s) + " "; }
+  std::string line;
+};
+
+TEST(EmitConfig, EventsCarryTheValuesTypes) {
+  const Config c = parseConfig(
+      "server: {port: 8081, workers: 3, user: \"8080\", trusted_proxies: [10.0.0.0/8]}\n"
+      "ssl: {certificates: [{cert_file: a.crt, key_file: a.key}]}\n"
+      "backends:\n"
+      "  u:\n"
+      "    - {id: \"true\", host: 127.0.0.1, port: 8081, health_check: {interval: 90s}}\n"
+      "routing:\n"
+      "  r: {upstream: u, protocols: {sse: random}}\n",
+      kFile, kKnown);
+  EventLine events;
+  emitConfig(c, events);
+  EXPECT_EQ(
+      events.line,
+      "{\"server\" {\"host\" \"0.0.0.0\" \"port\" #8081 \"read_timeout\" =30s "
+      "\"write_timeout\" =30s \"max_conn\" #10000 \"real_ip_header\" \"X-Real-IP\" "
+      "\"trusted_proxies\" ~[\"10.0.0.0/8\" ] \"workers\" #3 \"idle_timeout\" =75s "
+      "\"header_timeout\" =10s \"connect_timeout\" =5s \"max_header_size\" =16k "
+      "\"max_headers\" #100 \"max_body_size\" =100m \"shutdown_timeout\" =30s \"shm_size\" =16m "
+      "\"pid_file\" \"logs/speedmimi.pid\" \"state_file\" \"logs/speedmimi.state.json\" "
+      "\"error_log\" \"logs/error.log\" \"log_level\" =info \"access_log\" \"logs/access.log\" "
+      "\"access_log_format\" =combined \"user\" \"8080\" } "
+      "\"ssl\" {\"enabled\" ?false \"cert_file\" \"certs/server.crt\" \"key_file\" "
+      "\"certs/server.key\" \"port\" #0 \"certificates\" [{\"cert_file\" \"a.crt\" \"key_file\" "
+      "\"a.key\" } ] \"protocols\" ~[\"TLSv1.2\" \"TLSv1.3\" ] } "
+      "\"backends\" {\"u\" [{\"id\" \"true\" \"name\" \"\" \"host\" \"127.0.0.1\" \"port\" #8081 "
+      "\"weight\" #1 \"scheme\" \"http\" \"active\" ?true \"max_conn\" #0 \"max_fails\" #1 "
+      "\"fail_timeout\" =10s \"tls_verify\" ?true \"keepalive\" #0 \"health_check\" {\"path\" "
+      "\"/health\" \"interval\" =90s \"timeout\" =5s \"failures\" #3 \"successes\" #1 } } ] } "
+      "\"routing\" {\"r\" {\"path\" \"/\" \"host\" \"\" \"upstream\" \"u\" \"load_balancer\" "
+      "\"weight\" \"protocols\" ~{\"sse\" \"random\" } \"retries\" #1 } } "
+      "\"admin\" {\"enabled\" ?true \"host\" \"127.0.0.1\" \"port\" #9090 \"auth_token\" \"\" "
+      "\"allow\" ~[\"127.0.0.1/32\" \"::1/128\" ] } } ");
+  // workers: auto is a word, not a number.
+  Config automatic = c;
+  automatic.server.workers = 0;
+  EventLine again;
+  emitConfig(automatic, again);
+  EXPECT_NE(again.line.find("\"workers\" =auto "), std::string::npos) << again.line;
+}
+
 TEST(ConfigToYaml, TextThatIsNotUtf8IsRefused) {
   Config c;
   c.server.user = "\xff";
