@@ -37,7 +37,9 @@ struct ZoneHeader {
 
 // Changes whenever a type that lives in the zone changes size; a binary upgrade between two
 // layouts starts a clean zone rather than misreading the old one.
-constexpr uint64_t kLayout = (uint64_t{4} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
+// The leading number counts changes that keep every size (5: BackendState::disconnect_epoch,
+// in the padding of a cache line).
+constexpr uint64_t kLayout = (uint64_t{5} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
                              (sizeof(ZoneHeader) << 32) ^ (sizeof(BackendSlot) << 16) ^
                              sizeof(ZoneBackendConfig);
 
@@ -499,6 +501,25 @@ ChangeResult Zone::updateBackend(const std::string& upstream, const BackendConfi
   publish();
   retire(old);
   return {200, "backend \"" + config.id + "\" updated in upstream \"" + upstream + "\""};
+}
+
+ChangeResult Zone::disconnectBackend(const std::string& upstream, const std::string& id) {
+  WriteLock lock(*header_);
+  if (!lock.held()) return lock.failure();
+  BackendSlot* s = find(upstream, id);
+  if (!s) return notFound(upstream, id);
+  auto* block = static_cast<ZoneBackendConfig*>(header_->slab->allocate(sizeof(ZoneBackendConfig)));
+  if (!block) return {507, "the shared zone is full (raise server.shm_size)"};
+  // A copy of the block as it is (nothing lost in a round trip through BackendConfig).
+  ZoneBackendConfig* old = s->config.load(std::memory_order_acquire);
+  *block = *old;
+  block->active = false;
+  s->config.store(block, std::memory_order_release);
+  // Before the generation: a worker that sees the new generation sees the new epoch.
+  s->runtime.disconnect_epoch.fetch_add(1, std::memory_order_release);
+  publish();
+  retire(old);
+  return {200, "backend \"" + id + "\" disconnected from upstream \"" + upstream + "\""};
 }
 
 ChangeResult Zone::recordReport(const std::string& upstream, const std::string& id,

@@ -4,9 +4,9 @@
 //
 // Who does what:
 // - the request path (workers) only loads and updates atomics: runtime counters, health;
-// - structural changes (add / remove / update a backend) are made under the zone's writer lock
-//   (by the master at start and reload, by the control process at run time) and published by
-//   bumping `generation`;
+// - structural changes (add / remove / update / disconnect a backend) are made under the zone's
+//   writer lock (by the master at start and reload, by the control process at run time) and
+//   published by bumping `generation`;
 //   workers see the bump within 100 ms and rebuild their local view;
 // - a removed backend's slot, and a replaced configuration block, are reused only once every
 //   worker has applied a later generation and nothing is in flight to that backend.
@@ -105,6 +105,15 @@ class Zone {
   // is kept; `reset_health` also forgets its health (the address or the check changed).
   ChangeResult updateBackend(const std::string& upstream, const BackendConfig& config,
                              const BackendAddress& address, bool reset_health = false);
+
+  // Disconnects a live backend (POST /api/v1/backends/disconnect), in one published change: its
+  // configuration block is replaced by a copy with active=false (no new requests; updateBackend
+  // with active=true brings it back) and its BackendState::disconnect_epoch is bumped, so every
+  // worker closes its idle connections, tunnels and event streams to it on its next rebuild;
+  // in-flight plain requests finish. Runtime state (counters, health, EWMA, report) is kept.
+  // Already inactive: the epoch still moves (its tunnels still close). 404 for an unknown
+  // upstream or backend. Takes the writer lock.
+  ChangeResult disconnectBackend(const std::string& upstream, const std::string& id);
 
   // A backend's utilization report (POST /api/v1/report): percentages 0..100, loads >= 0.
   // `now_ms` is the steady clock the balancers compare report times against.
