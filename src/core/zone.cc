@@ -548,6 +548,22 @@ ChangeResult Zone::recordReport(const std::string& upstream, const std::string& 
   return {200, "report recorded for backend \"" + id + "\""};
 }
 
+size_t Zone::wakeWorkers() const {
+  size_t woken = 0;
+  const size_t limit = workerSlotLimit();
+  for (size_t i = 0; i < limit; ++i) {
+    const pid_t pid = header_->workers[i].pid.load(std::memory_order_acquire);
+    if (pid <= 0) continue;
+    if (kill(pid, kZoneChangedSignal) == 0) {
+      ++woken;
+    } else if (errno != ESRCH) {
+      SM_WARN("cannot wake worker %d after a zone change: %s", static_cast<int>(pid),
+              std::strerror(errno));
+    }
+  }
+  return woken;
+}
+
 void Zone::reclaim() {
   WriteLock lock(*header_);
   if (lock.held()) reclaimLocked();

@@ -4,6 +4,7 @@
 #include "core/zone.h"
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -607,6 +608,33 @@ TEST_F(ZoneChange, BlocksReplacedByADisconnectAreFreedOnceWorkersCatchUp) {
   }
   EXPECT_EQ(zone_->slab().freePages(), steady);
   EXPECT_EQ(zone_->find("app", "a")->runtime.disconnect_epoch.load(), 1010u);
+}
+
+// wakeWorkers signals each live worker (a slot with a pid) and nobody else.
+TEST_F(ZoneChange, WakeWorkersSignalsEveryLiveWorker) {
+  sigset_t urg, old;
+  sigemptyset(&urg);
+  sigaddset(&urg, kZoneChangedSignal);
+  ASSERT_EQ(sigprocmask(SIG_BLOCK, &urg, &old), 0);  // the child inherits it: none is lost
+  pid_t child = fork();
+  if (child == 0) {
+    timespec limit{5, 0};
+    _exit(sigtimedwait(&urg, nullptr, &limit) == kZoneChangedSignal ? 0 : 1);
+  }
+  ASSERT_EQ(sigprocmask(SIG_SETMASK, &old, nullptr), 0);
+  ASSERT_GT(child, 0);
+  const int live = zone_->claimWorkerSlot(child);
+  const int gone = zone_->claimWorkerSlot(child);
+  ASSERT_GE(live, 0);
+  ASSERT_GE(gone, 0);
+  zone_->workers()[gone].pid.store(0);  // exited: not signalled
+
+  EXPECT_EQ(zone_->wakeWorkers(), 1u);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the worker was not woken";
+  zone_->workers()[live].pid.store(0);
+  EXPECT_EQ(zone_->wakeWorkers(), 0u);
 }
 
 // Replaced configuration blocks go back to the slab once no worker can still read them, so a
