@@ -34,6 +34,7 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/http/error_pages_test.cc \
 	t/unit/http/header_rewrite_test.cc \
 	t/unit/http/parser_test.cc \
+	t/unit/http/proxy_session_test.cc \
 	t/unit/http/real_ip_test.cc \
 	t/unit/http/router_test.cc \
 	t/unit/upstream/backend_table_test.cc \

@@ -37,7 +37,9 @@ struct ZoneHeader {
 
 // Changes whenever a type that lives in the zone changes size; a binary upgrade between two
 // layouts starts a clean zone rather than misreading the old one.
-constexpr uint64_t kLayout = (uint64_t{4} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
+// The leading number counts changes that keep every size (5: BackendState::disconnect_epoch,
+// in the padding of a cache line).
+constexpr uint64_t kLayout = (uint64_t{5} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
                              (sizeof(ZoneHeader) << 32) ^ (sizeof(BackendSlot) << 16) ^
                              sizeof(ZoneBackendConfig);
 
@@ -501,6 +503,25 @@ ChangeResult Zone::updateBackend(const std::string& upstream, const BackendConfi
   return {200, "backend \"" + config.id + "\" updated in upstream \"" + upstream + "\""};
 }
 
+ChangeResult Zone::disconnectBackend(const std::string& upstream, const std::string& id) {
+  WriteLock lock(*header_);
+  if (!lock.held()) return lock.failure();
+  BackendSlot* s = find(upstream, id);
+  if (!s) return notFound(upstream, id);
+  auto* block = static_cast<ZoneBackendConfig*>(header_->slab->allocate(sizeof(ZoneBackendConfig)));
+  if (!block) return {507, "the shared zone is full (raise server.shm_size)"};
+  // A copy of the block as it is (nothing lost in a round trip through BackendConfig).
+  ZoneBackendConfig* old = s->config.load(std::memory_order_acquire);
+  *block = *old;
+  block->active = false;
+  s->config.store(block, std::memory_order_release);
+  // Before the generation: a worker that sees the new generation sees the new epoch.
+  s->runtime.disconnect_epoch.fetch_add(1, std::memory_order_release);
+  publish();
+  retire(old);
+  return {200, "backend \"" + id + "\" disconnected from upstream \"" + upstream + "\""};
+}
+
 ChangeResult Zone::recordReport(const std::string& upstream, const std::string& id,
                                 const PerformanceReport& r, int64_t now_ms) {
   for (auto [name, value] : {std::pair{"cpu_usage", r.cpu_usage},
@@ -525,6 +546,22 @@ ChangeResult Zone::recordReport(const std::string& upstream, const std::string& 
   st.report_load.store(static_cast<uint32_t>(r.load_avg_1 * 100), std::memory_order_relaxed);
   st.report_time_ms.store(now_ms, std::memory_order_release);
   return {200, "report recorded for backend \"" + id + "\""};
+}
+
+size_t Zone::wakeWorkers() const {
+  size_t woken = 0;
+  const size_t limit = workerSlotLimit();
+  for (size_t i = 0; i < limit; ++i) {
+    const pid_t pid = header_->workers[i].pid.load(std::memory_order_acquire);
+    if (pid <= 0) continue;
+    if (kill(pid, kZoneChangedSignal) == 0) {
+      ++woken;
+    } else if (errno != ESRCH) {
+      SM_WARN("cannot wake worker %d after a zone change: %s", static_cast<int>(pid),
+              std::strerror(errno));
+    }
+  }
+  return woken;
 }
 
 void Zone::reclaim() {

@@ -47,6 +47,11 @@ struct BackendState {
   std::atomic<uint32_t> report_memory{0};
   std::atomic<uint32_t> report_load{0};  // load_avg_1 x 100
   std::atomic<int64_t> report_time_ms{0};
+  // Bumped by Zone::disconnectBackend, before the generation that publishes it: each worker, on
+  // the rebuild that sees it move, closes its idle connections, tunnels and event streams to the
+  // backend (UpstreamSet::takeDisconnected). A count, not a flag, so that a disconnect followed
+  // at once by a re-activation still closes them. 0 for a new backend.
+  std::atomic<uint64_t> disconnect_epoch{0};
 };
 
 // Per-request counters of one backend: as one worker counted them, or (BackendSlot::retired)

@@ -155,6 +155,25 @@ void ProxySession::closeIfIdle() {
   if (phase_ == Phase::kDead) delete this;
 }
 
+bool ProxySession::onBackendsDisconnected(std::span<upstream::Backend* const> backends) {
+  if (!x_ || !x_->backend_held ||
+      std::find(backends.begin(), backends.end(), x_->backend) == backends.end()) {
+    return false;
+  }
+  const bool event_stream = phase_ == Phase::kExchange && x_->response_head_done &&
+                            x_->response.event_stream && !x_->response_done;
+  if (phase_ != Phase::kTunnel && !event_stream) {
+    if (phase_ == Phase::kExchange && !x_->response_head_done) x_->disconnected = x_->backend;
+    return false;
+  }
+  SM_INFO("backend %s (%s) was disconnected; closing the %s of client %s",
+          x_->backend->id().c_str(), x_->backend->addressText().c_str(),
+          event_stream ? "event stream" : "tunnel", peer_text_.c_str());
+  endStream();
+  if (phase_ == Phase::kDead) delete this;
+  return true;
+}
+
 // Entry point for both streams. Deletes the session when it died during the callback; nothing
 // may touch `this` afterwards.
 void ProxySession::onStreamEvent(event::Stream& stream, StreamEvent ev) {
@@ -539,6 +558,10 @@ bool ProxySession::readResponseHead() {
     return phase_ == Phase::kExchange;
   }
 
+  if ((info.switching || info.event_stream) && x_->disconnected == x_->backend) {
+    respondError(503, "the backend was disconnected while the request was in flight");
+    return false;
+  }
   x_->response = info;
   x_->response_head_done = true;
   x_->response_remaining = info.content_length;
@@ -784,6 +807,16 @@ void ProxySession::startTunnel() {
     tunnelData(*client_, *upstream_);
   }
   if (phase_ == Phase::kTunnel) flushClient();
+}
+
+// A tunnel or event stream whose backend was disconnected: the backend's side closes now;
+// what the client was sent is flushed, then a FIN (a truncated event stream, as when a backend
+// dies mid-stream) and its input is discarded until its EOF or kLingerTime.
+void ProxySession::endStream() {
+  releaseUpstream(false);
+  releaseBackend();
+  x_->keep_alive = false;
+  startLinger();
 }
 
 void ProxySession::tunnelData(event::Stream& from, event::Stream& to) {

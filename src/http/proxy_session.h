@@ -9,9 +9,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <memory>
-#include <string>
 #include <iterator>
+#include <memory>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "core/cidr.h"
@@ -58,6 +59,9 @@ struct Exchange {
   upstream::Backend* backend = nullptr;
   bool backend_held = false;
   std::vector<const upstream::Backend*> tried;
+  // Set by onBackendsDisconnected while this exchange waited for `backend`'s response head:
+  // should that response open a tunnel or an event stream, the client gets a 503 instead.
+  const upstream::Backend* disconnected = nullptr;
   bool reused_connection = false;
   bool stale_retried = false;  // the one transparent retry of a stale connection is used
   bool response_head_done = false;
@@ -167,6 +171,14 @@ class ProxySession final : public event::StreamHandler {
   // Fast stop (shutdown_timeout passed): closes at once.
   void abort() { closeNow(); }
 
+  // `backends` were disconnected (UpstreamSet::takeDisconnected). A tunnel or an event stream
+  // to one of them ends: the backend's connection closes at once, the client's gets a FIN once
+  // what it was already sent is flushed (a lingering close, never a reset). An exchange still
+  // waiting for the response head of one of them is marked (Exchange::disconnected); any other
+  // exchange, a plain request in flight, finishes normally. True when a stream was ended. Only
+  // from the worker's tick, outside every session's callbacks; may delete the session.
+  bool onBackendsDisconnected(std::span<upstream::Backend* const> backends);
+
   void onStreamEvent(event::Stream& stream, event::StreamEvent ev) override;
 
  private:
@@ -221,6 +233,7 @@ class ProxySession final : public event::StreamHandler {
   void resetExchange();
   void respondError(int status, const char* why);
   void startTunnel();
+  void endStream();
   void tunnelData(event::Stream& from, event::Stream& to);
   void updateReading();
   void flushClient();

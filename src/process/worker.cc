@@ -48,6 +48,12 @@ class Worker {
   static void onShutdownDeadline(evutil_socket_t, short, void* arg);
   static void onIdleGrace(evutil_socket_t, short, void* arg);
   static void onMasterGone(evutil_socket_t, short, void* arg);
+  static void onZoneChanged(evutil_socket_t, short, void* arg);
+  // Applies the zone's changes: rebuilds the view if the generation moved (publishing it), ends
+  // the tunnels and event streams of disconnected backends, frees backends that left. From the
+  // tick and core::kZoneChangedSignal only, outside every session's callbacks.
+  void followZone();
+  void closeDisconnected();
   void refuse(int fd);
 
   const WorkerSetup& setup_;
@@ -64,6 +70,7 @@ class Worker {
   event::EventPtr deadline_;
   event::EventPtr idle_grace_;
   event::EventPtr master_watch_;
+  event::EventPtr zone_changed_;
   bool master_gone_ = false;
   int ticks_ = 0;
 };
@@ -131,6 +138,15 @@ bool Worker::init() {
     return false;
   }
   event::addTimer(tick_.get(), kTick);
+  // SIGURG's default action is to ignore it: until this is set up, a wake-up is lost, not fatal,
+  // and the refresh below and the tick catch up.
+  zone_changed_.reset(evsignal_new(base_.get(), core::kZoneChangedSignal, &Worker::onZoneChanged,
+                                   this));
+  if (!zone_changed_ || evsignal_add(zone_changed_.get(), nullptr) != 0) {
+    SM_CRIT("cannot watch signal %d for zone changes", core::kZoneChangedSignal);
+    return false;
+  }
+  upstreams_->refresh();
   master_watch_.reset(
       event_new(base_.get(), setup_.master_pipe, EV_READ, &Worker::onMasterGone, this));
   if (!master_watch_ || event_add(master_watch_.get(), nullptr) != 0) {
@@ -244,12 +260,36 @@ void Worker::onTick(evutil_socket_t, short, void* arg) {
     event_base_loopbreak(self->base_.get());
     return;
   }
-  // Idle workers follow the zone too, so removed backends can be reclaimed. Retired backends
-  // are freed here only, outside every session's callbacks: a session may still read the
-  // backend it has just released (its access-log line, a retry that finds no other backend).
-  self->upstreams_->refresh();
-  self->upstreams_->collectRetired();
+  // Idle workers follow the zone too, so removed backends can be reclaimed and the control
+  // process sees every change applied, even when nobody wakes us (kZoneChangedSignal).
+  self->followZone();
   if (++self->ticks_ % 10 == 0) self->access_log_.flush();  // once a second
+}
+
+// The control process published a change and wants it applied now, not at the next tick.
+void Worker::onZoneChanged(evutil_socket_t, short, void* arg) {
+  static_cast<Worker*>(arg)->followZone();
+}
+
+// Retired backends are freed here only, outside every session's callbacks: a session may still
+// read the backend it has just released (its access-log line, a retry that finds no other
+// backend). Disconnects are taken before, while their backends are sure to be allocated.
+void Worker::followZone() {
+  upstreams_->refresh();
+  closeDisconnected();
+  upstreams_->collectRetired();
+}
+
+// The rebuild closed the disconnected backends' idle connections; their tunnels and event
+// streams end here, over a copy of the session list (ending one deletes it).
+void Worker::closeDisconnected() {
+  std::vector<upstream::Backend*> gone = upstreams_->takeDisconnected();
+  if (gone.empty()) return;
+  std::vector<http::ProxySession*> sessions(ctx_.sessions.begin(), ctx_.sessions.end());
+  size_t ended = 0;
+  for (http::ProxySession* s : sessions) ended += s->onBackendsDisconnected(gone);  // may delete s
+  SM_INFO("%zu backends disconnected; %zu tunnels and event streams to them ended", gone.size(),
+          ended);
 }
 
 void Worker::onShutdownDeadline(evutil_socket_t, short, void* arg) {

@@ -25,7 +25,9 @@ std::unique_ptr<event::Stream> ConnectionPool::take(const Backend* backend) {
 }
 
 void ConnectionPool::put(const Backend* backend, std::unique_ptr<event::Stream> stream) {
-  if (backend->retired()) return;  // `stream` closes here: nobody will ask for it again
+  // `stream` closes here: nobody will ask for it again. An inactive backend (disconnected, or
+  // updated with active=false) takes no new requests; re-activated, it gets new connections.
+  if (backend->retired() || !backend->config().active) return;
   std::unique_ptr<BackendIdle>& idle = idle_[backend];
   if (!idle) idle = std::make_unique<BackendIdle>(*this);
   int bound = backend->config().keepalive;

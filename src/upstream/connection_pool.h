@@ -37,8 +37,8 @@ class ConnectionPool {
   std::unique_ptr<event::Stream> take(const Backend* backend);
 
   // Keeps `stream` (buffers empty, at a message boundary) for the next request to `backend`;
-  // closes it instead when the backend has left this worker's view or already has `keepalive`
-  // idle connections here.
+  // closes it instead when the backend has left this worker's view, is inactive, or already has
+  // `keepalive` idle connections here.
   void put(const Backend* backend, std::unique_ptr<event::Stream> stream);
 
   // Closes every idle connection (graceful stop) or those of one backend.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include "core/log.h"
 
@@ -57,8 +58,11 @@ void UpstreamSet::rebuild() {
       if (it != entries_.end() && it->second.incarnation == incarnation) {
         entry = std::move(it->second);
         entries_.erase(it);
+        checkDisconnect(entry);
       } else {
+        // New to this view: no exchange of this worker uses it, nothing to close.
         entry.incarnation = incarnation;
+        entry.disconnect_epoch = slot.runtime.disconnect_epoch.load(std::memory_order_acquire);
         entry.backend = std::make_unique<Backend>(core::BackendConfig{}, &slot.runtime);
         core::BackendWorkerCounters* row =
             worker_ >= 0 ? zone_.backendCounters(static_cast<size_t>(worker_)) : nullptr;
@@ -76,7 +80,12 @@ void UpstreamSet::rebuild() {
     });
   } while (zone_.generation() != generation);
 
-  for (auto& [slot, entry] : entries_) retire(std::move(entry.backend));  // gone from the zone
+  // Gone from the zone. Its slot is not reused before this worker publishes the generation
+  // below, so its state is still its own: a disconnect just before the removal still counts.
+  for (auto& [slot, entry] : entries_) {
+    checkDisconnect(entry);
+    retire(std::move(entry.backend));
+  }
   entries_ = std::move(next);
 
   std::map<std::string, std::vector<Backend*>> by_upstream;
@@ -104,8 +113,27 @@ void UpstreamSet::retire(std::unique_ptr<Backend> backend) {
   retired_.push_back(std::move(backend));
 }
 
+void UpstreamSet::checkDisconnect(Entry& entry) {
+  Backend* backend = entry.backend.get();
+  const uint64_t epoch = backend->state().disconnect_epoch.load(std::memory_order_acquire);
+  if (epoch == entry.disconnect_epoch) return;
+  entry.disconnect_epoch = epoch;
+  SM_INFO("backend %s (%s) was disconnected; closing its %zu idle connections on this worker",
+          backend->id().c_str(), backend->addressText().c_str(), pool_.idleCount(backend));
+  pool_.clear(backend);
+  if (std::find(disconnected_.begin(), disconnected_.end(), backend) == disconnected_.end()) {
+    disconnected_.push_back(backend);
+  }
+}
+
+std::vector<Backend*> UpstreamSet::takeDisconnected() { return std::exchange(disconnected_, {}); }
+
 void UpstreamSet::collectRetired() {
-  std::erase_if(retired_, [](const std::unique_ptr<Backend>& b) { return b->inFlight() == 0; });
+  std::erase_if(retired_, [this](const std::unique_ptr<Backend>& b) {
+    if (b->inFlight() != 0) return false;
+    std::erase(disconnected_, b.get());  // not taken in time: nothing of ours uses it anyway
+    return true;
+  });
 }
 
 }  // namespace speedmimi::upstream

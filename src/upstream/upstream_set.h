@@ -46,6 +46,14 @@ class UpstreamSet {
   // Every backend of the view (live ones), in slot order.
   std::vector<Backend*> backends() const;
 
+  // Backends disconnected (core::Zone::disconnectBackend) since the last call: each one whose
+  // disconnect epoch moved since this view last looked, found by a rebuild (refresh(), which
+  // also closed its idle pooled connections). The caller closes this worker's tunnels and event
+  // streams to them. Each backend once however many disconnects were seen, and also when it has
+  // been re-activated or removed since. The pointers stay valid until collectRetired(); call it
+  // from the worker's tick, outside every exchange's callbacks, before collectRetired().
+  std::vector<Backend*> takeDisconnected();
+
   // Frees removed backends that no exchange of this worker uses any more. Only from the
   // worker's tick, outside every exchange's callbacks.
   void collectRetired();
@@ -55,6 +63,7 @@ class UpstreamSet {
  private:
   struct Entry {
     uint64_t incarnation = 0;
+    uint64_t disconnect_epoch = 0;  // BackendState::disconnect_epoch when last looked at
     std::string upstream;
     std::unique_ptr<Backend> backend;
   };
@@ -64,6 +73,9 @@ class UpstreamSet {
 
   void rebuild();
   void retire(std::unique_ptr<Backend> backend);
+  // Compares the backend's disconnect epoch with what `entry` saw; when it moved, closes its
+  // idle connections and reports it (takeDisconnected).
+  void checkDisconnect(Entry& entry);
 
   const core::Config& config_;
   core::Zone& zone_;
@@ -72,6 +84,7 @@ class UpstreamSet {
   uint64_t generation_ = 0;
   std::map<size_t, Entry> entries_;                  // slot index -> backend
   std::vector<std::unique_ptr<Backend>> retired_;    // removed, maybe still in use
+  std::vector<Backend*> disconnected_;               // see takeDisconnected; no duplicates
   std::vector<std::unique_ptr<Balancer>> balancers_;  // owned; RouteBalancers point in here
   std::vector<RouteBalancers> routes_;
 };

@@ -4,12 +4,14 @@
 #include "core/zone.h"
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <set>
@@ -413,6 +415,7 @@ TEST_F(ZoneChange, RemovedSlotIsReusedOnlyAfterReclaimWhenNoWorkerCanSeeIt) {
   a->runtime.health.store(2);
   a->health.consecutive_failures.store(3);
   a->runtime.active_connections.store(1);
+  a->runtime.disconnect_epoch.store(3);
 
   worker(0, zone_->generation());
   worker(1, zone_->generation());
@@ -458,6 +461,7 @@ TEST_F(ZoneChange, RemovedSlotIsReusedOnlyAfterReclaimWhenNoWorkerCanSeeIt) {
   EXPECT_EQ(a->runtime.report_cpu.load(), 0u);
   EXPECT_EQ(a->runtime.health.load(), 0);
   EXPECT_EQ(a->runtime.active_connections.load(), 0);
+  EXPECT_EQ(a->runtime.disconnect_epoch.load(), 0u);
   EXPECT_EQ(a->health.consecutive_failures.load(), 0);
 }
 
@@ -502,6 +506,135 @@ TEST_F(ZoneChange, UpdateSwapsTheConfigAndKeepsTheRuntimeState) {
   EXPECT_EQ(a->runtime.latency_us.load(), 1500u);
   EXPECT_EQ(a->runtime.health.load(), 1);
   EXPECT_EQ(zone_->find("app", "b")->config.load()->port, 8082) << "others untouched";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Disconnect
+
+TEST_F(ZoneChange, DisconnectMakesTheBackendInactiveAndBumpsItsEpochInOneGeneration) {
+  BackendConfig full = backend("a", 8181, 9);
+  full.max_conn = 5;
+  full.health_check.enabled = true;
+  full.health_check.path = "/ready";
+  ASSERT_EQ(updateIn(*zone_, "app", full).status, 200);
+  BackendSlot* a = zone_->find("app", "a");
+  ASSERT_NE(a, nullptr);
+  a->retired.requests.store(42);
+  a->runtime.active_connections.store(3);
+  a->runtime.latency_us.store(1500);
+  a->runtime.health.store(1);
+  a->runtime.report_cpu.store(4500);
+  a->health.consecutive_successes.store(2);
+  const ZoneBackendConfig* before = a->config.load();
+  const uint64_t incarnation = a->incarnation.load();
+  const uint64_t g = zone_->generation();
+
+  ChangeResult r = zone_->disconnectBackend("app", "a");
+  EXPECT_EQ(r.status, 200) << r.message;
+  EXPECT_NE(r.message.find("\"a\""), std::string::npos) << r.message;
+  EXPECT_EQ(zone_->generation(), g + 1) << "one published change";
+  EXPECT_EQ(a->runtime.disconnect_epoch.load(), 1u);
+
+  EXPECT_EQ(zone_->find("app", "a"), a) << "a disconnect keeps the slot";
+  EXPECT_EQ(a->incarnation.load(), incarnation);
+  EXPECT_NE(a->config.load(), before) << "the block is replaced, never written in place";
+  BackendConfig want = full;
+  want.active = false;
+  expectSameConfig(want, fromZoneConfig(*a->config.load()));
+  EXPECT_EQ(a->config.load()->address_len, before->address_len);
+  EXPECT_EQ(std::memcmp(&a->config.load()->address, &before->address, before->address_len), 0);
+  // The runtime state is kept: it is still the same backend.
+  EXPECT_EQ(a->retired.requests.load(), 42u);
+  EXPECT_EQ(a->runtime.active_connections.load(), 3);
+  EXPECT_EQ(a->runtime.latency_us.load(), 1500u);
+  EXPECT_EQ(a->runtime.health.load(), 1);
+  EXPECT_EQ(a->runtime.report_cpu.load(), 4500u);
+  EXPECT_EQ(a->health.consecutive_successes.load(), 2);
+
+  BackendSlot* b = zone_->find("app", "b");
+  EXPECT_TRUE(b->config.load()->active) << "others untouched";
+  EXPECT_EQ(b->runtime.disconnect_epoch.load(), 0u);
+}
+
+// The epoch counts disconnects: re-activating (an update with active=true) does not move it back,
+// so a worker that sees both changes in one rebuild still closes what the disconnect ended.
+TEST_F(ZoneChange, EveryDisconnectMovesTheEpochAndAnUpdateBringsTheBackendBack) {
+  BackendSlot* a = zone_->find("app", "a");
+  ASSERT_EQ(zone_->disconnectBackend("app", "a").status, 200);
+  ASSERT_FALSE(a->config.load()->active);
+
+  ASSERT_EQ(updateIn(*zone_, "app", backend("a", 8081)).status, 200);  // active: true
+  EXPECT_TRUE(a->config.load()->active);
+  EXPECT_EQ(a->runtime.disconnect_epoch.load(), 1u);
+
+  // Disconnecting an inactive backend still counts: its tunnels may outlive an update.
+  ASSERT_EQ(zone_->disconnectBackend("app", "a").status, 200);
+  const uint64_t g = zone_->generation();
+  ChangeResult r = zone_->disconnectBackend("app", "a");
+  EXPECT_EQ(r.status, 200) << r.message;
+  EXPECT_EQ(zone_->generation(), g + 1);
+  EXPECT_EQ(a->runtime.disconnect_epoch.load(), 3u);
+  EXPECT_FALSE(a->config.load()->active);
+}
+
+TEST_F(ZoneChange, DisconnectOfAnUnknownBackendOrUpstreamIs404AndChangesNothing) {
+  const uint64_t g = zone_->generation();
+  for (auto [upstream, id] : {std::pair{"app", "zz"}, std::pair{"nope", "a"}}) {
+    ChangeResult r = zone_->disconnectBackend(upstream, id);
+    EXPECT_EQ(r.status, 404) << r.message;
+    EXPECT_NE(r.message.find(std::string("\"") + id + "\""), std::string::npos) << r.message;
+    EXPECT_NE(r.message.find(std::string("\"") + upstream + "\""), std::string::npos)
+        << r.message;
+  }
+  ASSERT_EQ(zone_->removeBackend("app", "b").status, 200);
+  const uint64_t after_remove = zone_->generation();
+  EXPECT_EQ(zone_->disconnectBackend("app", "b").status, 404) << "a removed backend is unknown";
+  EXPECT_EQ(zone_->generation(), after_remove);
+  EXPECT_EQ(after_remove, g + 1);
+  EXPECT_TRUE(zone_->find("app", "a")->config.load()->active);
+  EXPECT_EQ(zone_->find("app", "a")->runtime.disconnect_epoch.load(), 0u);
+}
+
+// The replaced block goes back to the slab like an update's: disconnects do not eat the zone.
+TEST_F(ZoneChange, BlocksReplacedByADisconnectAreFreedOnceWorkersCatchUp) {
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(zone_->disconnectBackend("app", "a").status, 200);
+    zone_->reclaim();
+  }
+  const size_t steady = zone_->slab().freePages();
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_EQ(zone_->disconnectBackend("app", "a").status, 200);
+    zone_->reclaim();
+  }
+  EXPECT_EQ(zone_->slab().freePages(), steady);
+  EXPECT_EQ(zone_->find("app", "a")->runtime.disconnect_epoch.load(), 1010u);
+}
+
+// wakeWorkers signals each live worker (a slot with a pid) and nobody else.
+TEST_F(ZoneChange, WakeWorkersSignalsEveryLiveWorker) {
+  sigset_t urg, old;
+  sigemptyset(&urg);
+  sigaddset(&urg, kZoneChangedSignal);
+  ASSERT_EQ(sigprocmask(SIG_BLOCK, &urg, &old), 0);  // the child inherits it: none is lost
+  pid_t child = fork();
+  if (child == 0) {
+    timespec limit{5, 0};
+    _exit(sigtimedwait(&urg, nullptr, &limit) == kZoneChangedSignal ? 0 : 1);
+  }
+  ASSERT_EQ(sigprocmask(SIG_SETMASK, &old, nullptr), 0);
+  ASSERT_GT(child, 0);
+  const int live = zone_->claimWorkerSlot(child);
+  const int gone = zone_->claimWorkerSlot(child);
+  ASSERT_GE(live, 0);
+  ASSERT_GE(gone, 0);
+  zone_->workers()[gone].pid.store(0);  // exited: not signalled
+
+  EXPECT_EQ(zone_->wakeWorkers(), 1u);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the worker was not woken";
+  zone_->workers()[live].pid.store(0);
+  EXPECT_EQ(zone_->wakeWorkers(), 0u);
 }
 
 // Replaced configuration blocks go back to the slab once no worker can still read them, so a

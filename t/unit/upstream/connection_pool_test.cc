@@ -174,5 +174,23 @@ TEST_F(ConnectionPoolTest, AConnectionOfARetiredBackendIsNotPooled) {
   EXPECT_EQ(read(peer.get(), &c, 1), 0);  // closed
 }
 
+// An exchange that was in flight when its backend was disconnected finishes normally; its
+// connection then closes instead of waiting in the pool for requests that cannot come.
+TEST_F(ConnectionPoolTest, AConnectionOfAnInactiveBackendIsNotPooled) {
+  core::BackendConfig inactive = config_;
+  inactive.active = false;
+  Backend a(inactive, &state_);
+  ConnectionPool pool(nullptr, milliseconds(10'000));
+  event::Fd peer;
+  pool.put(&a, makeStream(peer));
+  EXPECT_EQ(pool.idleCount(), 0u);
+  char c;
+  EXPECT_EQ(read(peer.get(), &c, 1), 0);  // closed
+
+  a.reconfigure(config_);  // active again: pooled as before
+  pool.put(&a, makeStream(peer));
+  EXPECT_EQ(pool.idleCount(&a), 1u);
+}
+
 }  // namespace
 }  // namespace speedmimi::upstream

@@ -5,9 +5,13 @@
 #include "upstream/upstream_set.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "upstream/backend_table.h"
 
@@ -55,10 +59,43 @@ class UpstreamSetTest : public ::testing::Test {
     ASSERT_TRUE(syncBackends(*zone_, next, error)) << error;
   }
 
+  // Pools an idle connection to `b` over a socketpair; the backend's end is kept in `peers_`.
+  void poolConnection(Backend* b) {
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    peers_.emplace_back(sv[1]);
+    pool_.put(b, std::make_unique<event::Stream>(base_.get(), sv[0], nullptr));
+  }
+  // Whether the backend's end of peers_[i] saw its connection closed.
+  bool peerClosed(size_t i) {
+    char c;
+    return read(peers_[i].get(), &c, 1) == 0;
+  }
+
+  void disconnect(const std::string& id) {
+    core::ChangeResult r = zone_->disconnectBackend("app", id);
+    ASSERT_TRUE(r.ok()) << r.message;
+  }
+  void reactivate(const std::string& id, int port) {
+    core::BackendConfig b = backend(id, port);
+    core::BackendAddress address;
+    std::string error;
+    ASSERT_TRUE(resolveBackend(b, address, error)) << error;
+    core::ChangeResult r = zone_->updateBackend("app", b, address);
+    ASSERT_TRUE(r.ok()) << r.message;
+  }
+  Backend* pick() {
+    PickContext ctx;
+    ctx.now_ms = 1'000;
+    return set_->balancer(0, Protocol::kHttp).pick(ctx);
+  }
+
   std::unique_ptr<core::Zone> zone_;
   core::Config config_;
   DefaultRandom random_{42};
+  event::EventBasePtr base_{event_base_new()};  // outlives the pool's streams
   ConnectionPool pool_{nullptr, std::chrono::milliseconds(1000)};
+  std::vector<event::Fd> peers_;
   std::unique_ptr<UpstreamSet> set_;
 };
 
@@ -170,6 +207,125 @@ TEST_F(UpstreamSetTest, EachWorkerCountsABackendInItsOwnRowSummedByTheZone) {
   EXPECT_EQ(t.bytes_out, 30u);
   a2->release();
   EXPECT_EQ(a2->state().active_connections.load(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Disconnect (Zone::disconnectBackend): the rebuild that sees a backend's disconnect epoch move
+// closes its idle connections and reports it once, for the worker to close its tunnels and
+// event streams; the request path pays nothing for it.
+
+TEST_F(UpstreamSetTest, ADisconnectClosesTheBackendsIdleConnectionsAndReportsItOnce) {
+  Backend* a = find("a");
+  Backend* b = find("b");
+  ASSERT_TRUE(a && b);
+  poolConnection(a);  // peers_[0], [1]
+  poolConnection(a);
+  poolConnection(b);  // peers_[2]
+  ASSERT_EQ(pool_.idleCount(a), 2u);
+  EXPECT_TRUE(set_->takeDisconnected().empty());
+
+  disconnect("a");
+  EXPECT_EQ(pool_.idleCount(a), 2u) << "nothing happens before the worker looks";
+  set_->refresh();
+  EXPECT_EQ(find("a"), a) << "still the same backend: exchanges in flight keep it";
+  EXPECT_FALSE(a->config().active);
+  EXPECT_EQ(pool_.idleCount(a), 0u);
+  EXPECT_TRUE(peerClosed(0));
+  EXPECT_TRUE(peerClosed(1));
+  EXPECT_EQ(pool_.idleCount(b), 1u) << "another backend's connections stay";
+  EXPECT_EQ(set_->takeDisconnected(), std::vector<Backend*>{a});
+  EXPECT_TRUE(set_->takeDisconnected().empty()) << "taken once";
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(pick(), b) << "an inactive backend is never picked";
+
+  // Another change rebuilds the view; the disconnect is not reported again.
+  reweightB(3);
+  set_->refresh();
+  ASSERT_EQ(find("b")->weight(), 3) << "the view was not rebuilt";
+  EXPECT_TRUE(set_->takeDisconnected().empty());
+  EXPECT_EQ(pool_.idleCount(b), 1u);
+}
+
+// Disconnected and re-activated before the worker looked: the backend serves again, and what
+// the disconnect ended still ends.
+TEST_F(UpstreamSetTest, ADisconnectFollowedByAReactivationIsStillReported) {
+  Backend* a = find("a");
+  ASSERT_NE(a, nullptr);
+  poolConnection(a);
+  disconnect("a");
+  reactivate("a", 8081);
+  set_->refresh();
+  EXPECT_TRUE(a->config().active);
+  EXPECT_EQ(pool_.idleCount(a), 0u);
+  EXPECT_TRUE(peerClosed(0));
+  EXPECT_EQ(set_->takeDisconnected(), std::vector<Backend*>{a});
+
+  bool picked = false;
+  for (int i = 0; i < 4; ++i) picked |= pick() == a;
+  EXPECT_TRUE(picked) << "re-activated, it takes requests again";
+  poolConnection(a);
+  EXPECT_EQ(pool_.idleCount(a), 1u) << "and its connections are pooled again";
+}
+
+TEST_F(UpstreamSetTest, SeveralDisconnectsBeforeARebuildAreOneReport) {
+  Backend* a = find("a");
+  Backend* b = find("b");
+  disconnect("a");
+  disconnect("b");
+  disconnect("a");
+  set_->refresh();
+  std::vector<Backend*> gone = set_->takeDisconnected();
+  std::sort(gone.begin(), gone.end());
+  std::vector<Backend*> want{a, b};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(gone, want);
+  EXPECT_EQ(pick(), nullptr) << "no active backend left";
+}
+
+// Disconnected, then removed before the worker looked (its tunnels hold it): reported, and the
+// pointer stays valid until collectRetired frees the backend.
+TEST_F(UpstreamSetTest, ADisconnectJustBeforeARemovalIsStillReported) {
+  Backend* a = find("a");
+  ASSERT_NE(a, nullptr);
+  a->acquire();  // a tunnel
+  disconnect("a");
+  removeFromZone("a");
+  set_->refresh();
+  EXPECT_EQ(find("a"), nullptr);
+  EXPECT_EQ(set_->takeDisconnected(), std::vector<Backend*>{a});
+  EXPECT_EQ(a->id(), "a");
+  a->release();  // the worker closed the tunnel
+  set_->collectRetired();
+  EXPECT_EQ(set_->retiredCount(), 0u);
+}
+
+// A report not taken before its retired backend is freed goes with it: never a dangling pointer.
+TEST_F(UpstreamSetTest, CollectRetiredDropsTheReportOfABackendItFrees) {
+  disconnect("a");
+  removeFromZone("a");
+  set_->refresh();
+  ASSERT_EQ(set_->retiredCount(), 1u);
+  set_->collectRetired();
+  EXPECT_EQ(set_->retiredCount(), 0u);
+  EXPECT_TRUE(set_->takeDisconnected().empty());
+}
+
+// A view built after the disconnect (a worker started later) has nothing of that backend to
+// close; and a view that applied it publishes the generation at once.
+TEST_F(UpstreamSetTest, AViewBuiltAfterADisconnectReportsNothingAndPublishesItsGeneration) {
+  disconnect("a");
+  const int w = zone_->claimWorkerSlot(4242);
+  ASSERT_GE(w, 0);
+  UpstreamSet later(config_, *zone_, random_, pool_, w);
+  EXPECT_TRUE(later.takeDisconnected().empty());
+  EXPECT_EQ(zone_->workers()[w].seen_generation.load(), zone_->generation());
+
+  disconnect("b");
+  const uint64_t g = zone_->generation();
+  later.refresh();
+  EXPECT_EQ(zone_->workers()[w].seen_generation.load(), g);
+  std::vector<Backend*> gone = later.takeDisconnected();
+  ASSERT_EQ(gone.size(), 1u);
+  EXPECT_EQ(gone[0]->id(), "b");
 }
 
 }  // namespace

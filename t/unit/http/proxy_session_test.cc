@@ -1,0 +1,322 @@
+// ProxySession and a backend disconnected at run time (DESIGN §9): its tunnels and event streams
+// end on both sides, a plain request in flight finishes, and a request in flight whose answer
+// would open a tunnel gets a 503 instead. In process: a session on a socketpair (the client's
+// end is the test's), backends that are plain loopback sockets driven by the test, and the
+// worker's loop spun by hand.
+#include "http/proxy_session.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/zone.h"
+#include "upstream/backend_table.h"
+
+namespace speedmimi::http {
+namespace {
+
+using std::chrono::milliseconds;
+
+// A listening socket on 127.0.0.1; the test accepts and talks through plain fds.
+struct FakeBackend {
+  event::Fd listener;
+  int port = 0;
+
+  FakeBackend() {
+    listener.reset(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    EXPECT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&a), len), 0);
+    EXPECT_EQ(listen(listener.get(), 16), 0);
+    EXPECT_EQ(getsockname(listener.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
+    port = ntohs(a.sin_port);
+  }
+};
+
+class ProxySessionDisconnectTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    for (auto [name, backend] : {std::pair{"a", &a_}, std::pair{"b", &b_}}) {
+      core::BackendConfig c;
+      c.id = name;
+      c.host = "127.0.0.1";
+      c.port = backend->port;
+      config_.backends[name] = {c};
+      core::RouteConfig r;
+      r.name = name;
+      r.path = std::string("/") + name;
+      r.upstream = name;
+      r.retries = 0;
+      config_.routes.push_back(r);
+    }
+    zone_ = core::Zone::create(4 << 20, 2, error);
+    ASSERT_NE(zone_, nullptr) << error;
+    ASSERT_TRUE(upstream::syncBackends(*zone_, config_, error)) << error;
+    base_.reset(event_base_new());
+    pool_ = std::make_unique<upstream::ConnectionPool>(base_.get(), config_.server.idle_timeout);
+    router_ = std::make_unique<Router>(config_.routes);
+    set_ = std::make_unique<upstream::UpstreamSet>(config_, *zone_, random_, *pool_, -1);
+    ctx_.base = base_.get();
+    ctx_.config = &config_;
+    ctx_.router = router_.get();
+    ctx_.upstreams = set_.get();
+    ctx_.pool = pool_.get();
+    ctx_.access_log = &access_log_;
+    ctx_.counters = &counters_;
+    ctx_.all_counters = &counters_;
+    ctx_.worker_slot_limit = &slot_limit_;
+    ctx_.header_storage.resize(ctx_.request_limits.max_headers + 1);
+  }
+
+  void TearDown() override {
+    std::vector<ProxySession*> left(ctx_.sessions.begin(), ctx_.sessions.end());
+    for (ProxySession* s : left) {
+      s->abort();
+      delete s;
+    }
+  }
+
+  // A new client connection; the test's end is returned.
+  event::Fd connectClient() {
+    int sv[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    sockaddr_in peer{};
+    peer.sin_family = AF_INET;
+    peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    auto* session = new ProxySession(ctx_, sv[0], reinterpret_cast<sockaddr*>(&peer));
+    session->start();
+    return event::Fd(sv[1]);
+  }
+
+  void spin() {
+    timeval tv{0, 2'000};
+    event_base_loopexit(base_.get(), &tv);
+    event_base_dispatch(base_.get());
+  }
+
+  // The proxy's connection to `backend`, accepted once the session has connected.
+  event::Fd acceptFrom(FakeBackend& backend) {
+    for (int i = 0; i < 500; ++i) {
+      int fd = accept4(backend.listener.get(), nullptr, nullptr, SOCK_NONBLOCK);
+      if (fd >= 0) return event::Fd(fd);
+      spin();
+    }
+    ADD_FAILURE() << "the proxy never connected to the backend";
+    return event::Fd();
+  }
+
+  static void send(const event::Fd& fd, const std::string& bytes) {
+    ASSERT_EQ(write(fd.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  }
+
+  // Reads from `fd` while spinning the loop until `want` has arrived, EOF, or a second passed.
+  // `eof` tells whether the peer closed.
+  std::string readUntil(const event::Fd& fd, const std::string& want, bool* eof = nullptr) {
+    std::string got;
+    if (eof) *eof = false;
+    for (int i = 0; i < 500 && got.find(want) == std::string::npos; ++i) {
+      spin();
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(fd.get(), buf, sizeof(buf))) > 0) got.append(buf, static_cast<size_t>(n));
+      if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+        if (eof) *eof = true;
+        break;
+      }
+    }
+    return got;
+  }
+
+  // Whether the peer of `fd` closed (EOF or reset) within a second, with what came before.
+  bool closedWithin(const event::Fd& fd, std::string* before = nullptr) {
+    bool eof = false;
+    std::string got = readUntil(fd, std::string(1, '\0') + "never", &eof);
+    if (before) *before = got;
+    return eof;
+  }
+
+  // Still open after the loop ran a while: no EOF and nothing unexpected.
+  bool stillOpen(const event::Fd& fd) {
+    for (int i = 0; i < 20; ++i) spin();
+    char c;
+    ssize_t n = read(fd.get(), &c, 1);
+    return n < 0 && errno == EAGAIN;
+  }
+
+  // What the worker's tick does after a disconnect (Worker::closeDisconnected).
+  size_t disconnect(const std::string& id) {
+    core::ChangeResult r = zone_->disconnectBackend(id, id);
+    EXPECT_TRUE(r.ok()) << r.message;
+    set_->refresh();
+    std::vector<upstream::Backend*> gone = set_->takeDisconnected();
+    EXPECT_EQ(gone.size(), 1u);
+    std::vector<ProxySession*> sessions(ctx_.sessions.begin(), ctx_.sessions.end());
+    size_t ended = 0;
+    for (ProxySession* s : sessions) ended += s->onBackendsDisconnected(gone);
+    return ended;
+  }
+
+  upstream::Backend* backendOf(const std::string& id) {
+    for (upstream::Backend* b : set_->backends()) {
+      if (b->id() == id) return b;
+    }
+    return nullptr;
+  }
+
+  FakeBackend a_, b_;
+  core::Config config_;
+  std::unique_ptr<core::Zone> zone_;
+  upstream::DefaultRandom random_{7};
+  event::EventBasePtr base_;
+  std::unique_ptr<upstream::ConnectionPool> pool_;
+  std::unique_ptr<Router> router_;
+  std::unique_ptr<upstream::UpstreamSet> set_;
+  AccessLog access_log_;  // not opened: off
+  core::ServerCounters counters_;
+  std::atomic<uint32_t> slot_limit_{1};
+  ProxyContext ctx_;
+};
+
+std::string upgradeRequest(const std::string& path) {
+  return "GET " + path +
+         " HTTP/1.1\r\nHost: example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+}
+const char kSwitching[] =
+    "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+
+// An open tunnel to the disconnected backend ends on both sides; one to another backend runs on.
+TEST_F(ProxySessionDisconnectTest, ATunnelToTheDisconnectedBackendEndsOnBothSides) {
+  event::Fd client = connectClient();
+  send(client, upgradeRequest("/a/ws"));
+  event::Fd upstream = acceptFrom(a_);
+  ASSERT_NE(readUntil(upstream, "\r\n\r\n").find("Upgrade: websocket"), std::string::npos);
+  send(upstream, kSwitching);
+  ASSERT_NE(readUntil(client, "\r\n\r\n").find("101"), std::string::npos);
+  send(client, "ping");
+  ASSERT_EQ(readUntil(upstream, "ping"), "ping") << "the tunnel does not carry bytes";
+
+  event::Fd other_client = connectClient();
+  send(other_client, upgradeRequest("/b/ws"));
+  event::Fd other_upstream = acceptFrom(b_);
+  readUntil(other_upstream, "\r\n\r\n");
+  send(other_upstream, kSwitching);
+  ASSERT_NE(readUntil(other_client, "\r\n\r\n").find("101"), std::string::npos);
+  EXPECT_EQ(backendOf("a")->inFlight(), 1);
+
+  send(upstream, "last words");  // already on its way to the client: delivered
+  readUntil(client, "last words");
+  EXPECT_EQ(disconnect("a"), 1u);
+  EXPECT_TRUE(closedWithin(upstream)) << "the backend's side of the tunnel stays open";
+  EXPECT_TRUE(closedWithin(client)) << "the client's side of the tunnel stays open";
+  EXPECT_EQ(backendOf("a")->inFlight(), 0);
+  EXPECT_EQ(ctx_.sessions.size(), 2u) << "the client's connection lingers until its EOF";
+  client.reset();
+  for (int i = 0; i < 50 && ctx_.sessions.size() > 1; ++i) spin();
+  EXPECT_EQ(ctx_.sessions.size(), 1u);
+
+  send(other_client, "still here");
+  EXPECT_EQ(readUntil(other_upstream, "still here"), "still here");
+  EXPECT_TRUE(stillOpen(other_client));
+}
+
+// An event stream being forwarded ends: the client sees it cut (no final chunk), the backend
+// sees its connection closed.
+TEST_F(ProxySessionDisconnectTest, AnEventStreamFromTheDisconnectedBackendEnds) {
+  event::Fd client = connectClient();
+  send(client, "GET /a/events HTTP/1.1\r\nHost: example\r\nAccept: text/event-stream\r\n\r\n");
+  event::Fd upstream = acceptFrom(a_);
+  readUntil(upstream, "\r\n\r\n");
+  send(upstream,
+       "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "8\r\ndata: 1\n\r\n");
+  ASSERT_NE(readUntil(client, "data: 1").find("data: 1"), std::string::npos);
+
+  EXPECT_EQ(disconnect("a"), 1u);
+  std::string rest;
+  EXPECT_TRUE(closedWithin(client, &rest)) << "the event stream stays open";
+  EXPECT_EQ(rest.find("0\r\n\r\n"), std::string::npos) << "a cut stream must not look complete";
+  EXPECT_TRUE(closedWithin(upstream));
+}
+
+// A plain request in flight finishes normally; its connection is then closed, not pooled.
+TEST_F(ProxySessionDisconnectTest, APlainRequestInFlightFinishes) {
+  event::Fd client = connectClient();
+  send(client, "GET /a/slow HTTP/1.1\r\nHost: example\r\n\r\n");
+  event::Fd upstream = acceptFrom(a_);
+  readUntil(upstream, "\r\n\r\n");
+
+  EXPECT_EQ(disconnect("a"), 0u);
+  EXPECT_TRUE(stillOpen(upstream)) << "an in-flight request was cut";
+  send(upstream, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone");
+  std::string answer = readUntil(client, "done");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  EXPECT_NE(answer.find("done"), std::string::npos) << answer;
+  EXPECT_TRUE(closedWithin(upstream)) << "the connection of an inactive backend was pooled";
+  EXPECT_EQ(pool_->idleCount(), 0u);
+  EXPECT_TRUE(stillOpen(client)) << "the client's keep-alive connection is not the backend's";
+
+  // No new request reaches it.
+  send(client, "GET /a/next HTTP/1.1\r\nHost: example\r\n\r\n");
+  EXPECT_EQ(readUntil(client, "\r\n\r\n").rfind("HTTP/1.1 503", 0), 0u);
+}
+
+// The upgrade was on its way when the backend was disconnected: its 101 opens no tunnel.
+TEST_F(ProxySessionDisconnectTest, AnUpgradeInFlightOpensNoTunnel) {
+  event::Fd client = connectClient();
+  send(client, upgradeRequest("/a/ws"));
+  event::Fd upstream = acceptFrom(a_);
+  readUntil(upstream, "\r\n\r\n");
+
+  EXPECT_EQ(disconnect("a"), 0u);
+  send(upstream, kSwitching);
+  std::string answer = readUntil(client, "\r\n\r\n");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 503", 0), 0u) << answer;
+  EXPECT_TRUE(closedWithin(upstream));
+  EXPECT_EQ(backendOf("a")->inFlight(), 0);
+}
+
+// Disconnected and re-activated before the worker looked: the tunnel still ends, and the next
+// upgrade to the backend opens a new one.
+TEST_F(ProxySessionDisconnectTest, ADisconnectUndoneAtOnceStillEndsTheTunnel) {
+  event::Fd client = connectClient();
+  send(client, upgradeRequest("/a/ws"));
+  event::Fd upstream = acceptFrom(a_);
+  readUntil(upstream, "\r\n\r\n");
+  send(upstream, kSwitching);
+  ASSERT_NE(readUntil(client, "\r\n\r\n").find("101"), std::string::npos);
+
+  ASSERT_TRUE(zone_->disconnectBackend("a", "a").ok());
+  core::BackendConfig again = config_.backends["a"][0];
+  core::BackendAddress address;
+  std::string error;
+  ASSERT_TRUE(upstream::resolveBackend(again, address, error)) << error;
+  ASSERT_TRUE(zone_->updateBackend("a", again, address).ok());
+  set_->refresh();
+  std::vector<upstream::Backend*> gone = set_->takeDisconnected();
+  ASSERT_EQ(gone.size(), 1u);
+  std::vector<ProxySession*> sessions(ctx_.sessions.begin(), ctx_.sessions.end());
+  for (ProxySession* s : sessions) s->onBackendsDisconnected(gone);
+  EXPECT_TRUE(closedWithin(upstream));
+  EXPECT_TRUE(closedWithin(client));
+
+  event::Fd next = connectClient();
+  send(next, upgradeRequest("/a/ws"));
+  event::Fd next_upstream = acceptFrom(a_);
+  readUntil(next_upstream, "\r\n\r\n");
+  send(next_upstream, kSwitching);
+  EXPECT_NE(readUntil(next, "\r\n\r\n").find("101"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace speedmimi::http
