@@ -81,7 +81,8 @@ t_integration_integration_tests_SOURCES = \
 	t/integration/retry_test.cc \
 	t/integration/upstream_pool_test.cc \
 	t/integration/service_test.cc \
-	t/integration/smuggling_test.cc
+	t/integration/smuggling_test.cc \
+	t/integration/state_file_test.cc
 
 TESTS += t/unit/unit_tests t/integration/integration_tests
 

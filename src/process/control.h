@@ -4,6 +4,8 @@
 // updateBackend / recordReport from here).
 #pragma once
 
+#include <string>
+
 #include "core/config_types.h"
 #include "core/zone.h"
 
@@ -14,6 +16,8 @@ using core::Zone;
 
 struct ControlSetup {
   const Config* config = nullptr;
+  const Config* yaml_config = nullptr;  // this generation's YAML before the state file
+  std::string state_path;               // server.state_file, resolved
   Zone* zone = nullptr;
   int master_pipe = -1;  // reads EOF when the master is gone
 };

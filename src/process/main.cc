@@ -1,5 +1,7 @@
 // speedmimi: entry point. Parses the command line, loads the configuration and hands over to
-// the master process (or tests the configuration, or signals a running master).
+// the master process (or tests the configuration, or signals a running master). The master
+// replays the state file onto the YAML itself, since a generation keeps both; -t and -T replay
+// it here.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -7,6 +9,7 @@
 #include "core/cmdline.h"
 #include "core/config.h"
 #include "core/config_yaml.h"
+#include "core/state_file.h"
 #include "process/master.h"
 #include "process/title.h"
 #include "upstream/balancer.h"
@@ -48,6 +51,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (options.test_config) {
+    // The state file is reported as the master reports it at start, and -T prints the effective
+    // configuration: the YAML with the state file's runtime changes.
+    const std::string state_path =
+        speedmimi::process::resolvePath(options.prefix, config.server.state_file);
+    std::vector<std::string> notes;
+    try {
+      config = applyStateFile(config, state_path, {speedmimi::upstream::balancerNames()}, &notes);
+    } catch (const ConfigError& e) {
+      fprintf(stderr, "speedmimi: %s\n", e.what());
+      fprintf(stderr, "speedmimi: configuration file %s test failed\n", file.c_str());
+      return 1;
+    }
+    for (const std::string& note : notes) fprintf(stderr, "speedmimi: %s\n", note.c_str());
     if (options.dump_config) fputs(configToYaml(config).c_str(), stdout);
     printf("speedmimi: configuration file %s test is successful\n", file.c_str());
     return 0;

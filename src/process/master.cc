@@ -35,6 +35,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/state_file.h"
 #include "core/zone.h"
 #include "process/children.h"
 #include "process/control.h"
@@ -159,10 +160,19 @@ void prepareLogFile(const std::string& path, const Identity& id) {
   close(fd);
 }
 
+// The configuration a generation serves: `yaml` with server.state_file (under the prefix)
+// replayed on top, DESIGN §9. Throws ConfigError; the updates it had to skip go to `notes`.
+core::Config effectiveConfig(const core::Config& yaml, const std::string& prefix,
+                             std::vector<std::string>& notes) {
+  return core::applyStateFile(yaml, resolvePath(prefix, yaml.server.state_file),
+                              {upstream::balancerNames()}, &notes);
+}
+
 // One configuration and the sockets it listens on; lives while a process of it runs.
 struct Generation {
   uint64_t number = 0;
-  core::Config config;
+  core::Config yaml;    // the YAML as loaded, before the state file
+  core::Config config;  // effective: the YAML with the state file replayed; the zone follows it
   std::vector<ListenerRef> listeners;  // [0]: server.host:port
   size_t workers = 0;
   Clock::time_point started{};
@@ -233,10 +243,21 @@ class Master {
 bool Master::setUp() {
   const ServerConfig& server = first_config_.server;
   const std::string& prefix = options_.prefix;
+  // main() loaded the YAML; the first generation serves it with the state file replayed. An
+  // error there stops the start as one in the YAML does: on stderr, before anything is opened.
+  core::Config yaml = first_config_;
+  std::vector<std::string> notes;
+  try {
+    first_config_ = effectiveConfig(yaml, prefix, notes);
+  } catch (const core::ConfigError& e) {
+    fprintf(stderr, "speedmimi: %s\n", e.what());
+    return false;
+  }
   std::string error_log = resolvePath(prefix, server.error_log);
   pid_path_ = resolvePath(prefix, server.pid_file);
   std::string access_log = resolvePath(prefix, server.access_log);
-  for (const std::string& p : {error_log, pid_path_, access_log}) {
+  std::string state_file = resolvePath(prefix, server.state_file);  // the control process writes it
+  for (const std::string& p : {error_log, pid_path_, access_log, state_file}) {
     if (p != "stderr" && p != "off") makeParentDirs(p);
   }
   std::string error;
@@ -244,6 +265,7 @@ bool Master::setUp() {
     fprintf(stderr, "speedmimi: %s\n", error.c_str());
     return false;
   }
+  for (const std::string& note : notes) SM_WARN("%s", note.c_str());
   auto fail = [&](const std::string& why) {
     SM_ALERT("%s", why.c_str());
     fprintf(stderr, "speedmimi: %s\n", why.c_str());
@@ -272,6 +294,7 @@ bool Master::setUp() {
 
   std::unique_ptr<Generation> first = prepare(std::move(first_config_), error);
   if (!first) return fail(error);
+  first->yaml = std::move(yaml);
   listeners_.closeUnclaimed();
   // -d: detach once every start error has reached the terminal, before the first fork, so the
   // children are ours and do not hold the terminal. A new binary of an upgrade stays in the
@@ -393,6 +416,8 @@ void Master::runChild(const Child& child, const Generation& g, int slot) {
     setTitle("speedmimi: control process");
     ControlSetup setup;
     setup.config = &g.config;
+    setup.yaml_config = &g.yaml;
+    setup.state_path = resolvePath(options_.prefix, g.yaml.server.state_file);
     setup.zone = zone_.get();
     setup.master_pipe = pipe_read_.get();
     _exit(runControl(setup));
@@ -522,14 +547,18 @@ void Master::reload(pid_t waiter) {
     if (waiter) reply(waiter, kReplyFailed);
     return;
   }
-  const std::string& file = current().config.file;
+  const std::string& file = current().yaml.file;
   std::string error;
   std::unique_ptr<Generation> next;
   try {
-    core::Config config = core::loadConfigFile(file, {upstream::balancerNames()});
-    core::checkServable(config);
-    keepRestartOnlyKeys(config);
+    core::Config yaml = core::loadConfigFile(file, {upstream::balancerNames()});
+    core::checkServable(yaml);
+    keepRestartOnlyKeys(yaml);
+    std::vector<std::string> notes;
+    core::Config config = effectiveConfig(yaml, options_.prefix, notes);
+    for (const std::string& note : notes) SM_WARN("reload: %s", note.c_str());
     next = prepare(std::move(config), error);
+    if (next) next->yaml = std::move(yaml);
   } catch (const core::ConfigError& e) {
     error = e.what();
   }
