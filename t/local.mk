@@ -11,6 +11,8 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/admin/config_json_test.cc \
 	t/unit/admin/host_stats_test.cc \
 	t/unit/admin/http_server_test.cc \
+	t/unit/admin/loopback.h \
+	t/unit/admin/request_bodies_test.cc \
 	t/unit/core/atomic_file_test.cc \
 	t/unit/core/backend_json_test.cc \
 	t/unit/core/cidr_test.cc \
@@ -100,17 +102,17 @@ AM_TESTS_ENVIRONMENT = \
 	export ASAN_OPTIONS UBSAN_OPTIONS;
 
 # libFuzzer targets (./configure --enable-fuzzing CXX=clang++). Each reads two control bytes and
-# a message (see t/fuzz/fuzz_common.h); t/fuzz/corpus/<target>/ holds the seeds, t/fuzz/http.dict
+# a message (see t/fuzz/fuzz_common.h); t/fuzz/corpus/<target>/ holds the seeds, t/fuzz/http.dict (json.dict for api_json)
 # the dictionary. `make fuzz-smoke` runs every target FUZZ_SECONDS on a scratch copy of its
 # corpus; a crash, a broken property or a sanitizer report fails it and leaves the input in
 # t/fuzz/<target>-crash-* of the build directory.
-FUZZ_TARGETS = request response chunked
+FUZZ_TARGETS = request response chunked api_json
 FUZZ_SECONDS = 60
-EXTRA_DIST += t/fuzz/corpus t/fuzz/http.dict t/fuzz/fuzz_common.h
+EXTRA_DIST += t/fuzz/corpus t/fuzz/http.dict t/fuzz/json.dict t/fuzz/fuzz_common.h
 CLEANFILES += t/fuzz/*.smoke
 
 if ENABLE_FUZZING
-noinst_PROGRAMS += t/fuzz/fuzz_request t/fuzz/fuzz_response t/fuzz/fuzz_chunked
+noinst_PROGRAMS += t/fuzz/fuzz_request t/fuzz/fuzz_response t/fuzz/fuzz_chunked t/fuzz/fuzz_api_json
 FUZZ_COMPILE_FLAGS = $(AM_CXXFLAGS) $(FUZZER_FLAGS)
 FUZZ_LINK_FLAGS = $(AM_LDFLAGS) $(FUZZER_FLAGS)
 t_fuzz_fuzz_request_SOURCES = t/fuzz/fuzz_request.cc t/fuzz/fuzz_common.h
@@ -125,10 +127,14 @@ t_fuzz_fuzz_chunked_SOURCES = t/fuzz/fuzz_chunked.cc t/fuzz/fuzz_common.h
 t_fuzz_fuzz_chunked_CXXFLAGS = $(FUZZ_COMPILE_FLAGS)
 t_fuzz_fuzz_chunked_LDFLAGS = $(FUZZ_LINK_FLAGS)
 t_fuzz_fuzz_chunked_LDADD = libspeedmimi.la $(DEPS_LIBS)
+t_fuzz_fuzz_api_json_SOURCES = t/fuzz/fuzz_api_json.cc t/fuzz/fuzz_common.h
+t_fuzz_fuzz_api_json_CXXFLAGS = $(FUZZ_COMPILE_FLAGS)
+t_fuzz_fuzz_api_json_LDFLAGS = $(FUZZ_LINK_FLAGS)
+t_fuzz_fuzz_api_json_LDADD = libspeedmimi.la $(DEPS_LIBS)
 
 # One line per target, "fuzz-smoke: <target>: Done N runs in S second(s)", then a failure if any
 # target found something; all targets run either way.
-fuzz-smoke: t/fuzz/fuzz_request t/fuzz/fuzz_response t/fuzz/fuzz_chunked
+fuzz-smoke: t/fuzz/fuzz_request t/fuzz/fuzz_response t/fuzz/fuzz_chunked t/fuzz/fuzz_api_json
 	@status=0; \
 	for target in $(FUZZ_TARGETS); do \
 	  corpus=$$(mktemp -d "$${TMPDIR:-/tmp}/speedmimi-fuzz-$$target.XXXXXX") || exit 1; \
@@ -137,7 +143,8 @@ fuzz-smoke: t/fuzz/fuzz_request t/fuzz/fuzz_response t/fuzz/fuzz_chunked
 	  echo "fuzz-smoke: $$target for $(FUZZ_SECONDS) s (log in $$log)"; \
 	  $(AM_TESTS_ENVIRONMENT) \
 	  ./t/fuzz/fuzz_$$target -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
-	    -dict=$(srcdir)/t/fuzz/http.dict -artifact_prefix=t/fuzz/$$target- \
+	    -dict=$(srcdir)/t/fuzz/$$(if [ $$target = api_json ]; then echo json; else echo http; fi).dict \
+	    -artifact_prefix=t/fuzz/$$target- \
 	    "$$corpus" >"$$log" 2>&1; \
 	  rc=$$?; \
 	  rm -rf "$$corpus"; \

@@ -1,1 +1,332 @@
-// (placeholder, filled in by the next commits)
+#include "admin/api.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
+#include "admin/http_server.h"
+#include "core/atomic_file.h"
+#include "core/config.h"
+#include "event/handles.h"
+#include "loopback.h"
+#include "upstream/backend_table.h"
+#include "upstream/balancer.h"
+
+namespace speedmimi::admin {
+namespace {
+
+using testing::bodyOf;
+using testing::httpRequest;
+using testing::statusOf;
+
+constexpr const char* kYaml = R"(server:
+  port: 8080
+backends:
+  default:
+    - id: "backend1"
+      host: "127.0.0.1"
+      port: 8081
+      weight: 100
+    - id: "backend2"
+      host: "127.0.0.1"
+      port: 8082
+routing:
+  default:
+    path: "/"
+    upstream: "default"
+    load_balancer: "weight"
+)";
+
+// What the master would answer: recorded, and answered as the test says.
+class FakeLifecycle final : public Lifecycle {
+ public:
+  void reload(Done done) override {
+    ++reloads;
+    done(reload_ok, reload_ok ? 7 : 0, reload_ok ? "" : "bind failed");
+  }
+  void upgrade(Done done) override { done(true, 4321, ""); }
+  bool reload_ok = true;
+  int reloads = 0;
+};
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/speedmimi-api-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    config_path_ = dir_ + "/speedmimi.yaml";
+    std::ofstream(config_path_) << kYaml;
+    known_ = {upstream::balancerNames()};
+    yaml_ = core::loadConfigFile(config_path_, known_);
+    std::string error;
+    zone_ = core::Zone::create(yaml_.server.shm_size, 2, error);
+    ASSERT_TRUE(zone_) << error;
+    ASSERT_TRUE(upstream::syncBackends(*zone_, yaml_, error)) << error;
+    start(dir_ + "/state.json");
+  }
+  void TearDown() override {
+    api_.reset();
+    server_.reset();
+    ASSERT_EQ(system(("rm -rf " + dir_).c_str()), 0);
+  }
+
+  void start(const std::string& state_path) {
+    state_path_ = state_path;
+    api_.reset();
+    server_.reset();
+    base_.reset(event_base_new());
+    server_ = std::make_unique<HttpServer>(base_.get(), HttpServer::Options{});
+    ApiSetup setup;
+    setup.base = base_.get();
+    setup.zone = zone_.get();
+    setup.yaml = &yaml_;
+    setup.state_path = state_path;
+    setup.known = known_;
+    setup.lifecycle = &lifecycle_;
+    setup.generation = 3;
+    api_ = std::make_unique<Api>(setup, *server_);
+    std::string error;
+    ASSERT_TRUE(api_->init(error)) << error;
+    int fd = testing::listenOnLoopback(port_);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(server_->listen(fd, error)) << error;
+  }
+
+  std::string call(const std::string& method, const std::string& target,
+                   const std::string& body = "", const std::string& headers = "",
+                   const std::function<void()>& each_turn = nullptr) {
+    return testing::sendWhileLooping(base_.get(), port_, httpRequest(method, target, body, headers),
+                                     each_turn);
+  }
+
+  const core::ZoneBackendConfig* backend(const std::string& id) {
+    core::BackendSlot* slot = zone_->find("default", id);
+    return slot ? slot->config.load() : nullptr;
+  }
+
+  std::string stateFile() {
+    std::string contents, error;
+    bool missing = false;
+    core::readWholeFile(state_path_, contents, error, &missing);
+    return contents;
+  }
+
+  std::string dir_, config_path_, state_path_;
+  core::KnownNames known_;
+  core::Config yaml_;
+  std::unique_ptr<core::Zone> zone_;
+  FakeLifecycle lifecycle_;
+  event::EventBasePtr base_;
+  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<Api> api_;
+  int port_ = 0;
+};
+
+TEST_F(ApiTest, AddPersistsBeforeAnsweringAndDuplicateIs409) {
+  std::string answer = call("POST", "/api/v1/backends/add",
+                            R"({"upstream": "default", "backend": {"id": "backend3",
+                            "host": "127.0.0.1", "port": 8083, "weight": 50}})");
+  ASSERT_EQ(statusOf(answer), 201) << answer;
+  ASSERT_NE(backend("backend3"), nullptr);
+  EXPECT_EQ(backend("backend3")->weight, 50);
+  EXPECT_NE(stateFile().find("backend3"), std::string::npos) << stateFile();
+  std::string state_before = stateFile();
+  uint64_t generation = zone_->generation();
+  std::string again = call("POST", "/api/v1/backends/add",
+                           R"({"upstream": "default", "backend": {"id": "backend3",
+                           "host": "127.0.0.1", "port": 9999}})");
+  EXPECT_EQ(statusOf(again), 409) << again;
+  EXPECT_EQ(backend("backend3")->port, 8083);
+  EXPECT_EQ(stateFile(), state_before);
+  EXPECT_EQ(zone_->generation(), generation);
+}
+
+TEST_F(ApiTest, TheAnswerWaitsUntilEveryLiveWorkerAppliedTheChange) {
+  int slot = zone_->claimWorkerSlot(getpid());
+  ASSERT_GE(slot, 0);
+  core::ServerCounters& worker = zone_->workers()[slot];
+  worker.pid.store(getpid());
+  worker.ready.store(1);
+  worker.seen_generation.store(zone_->generation());
+  bool answered_before_apply = false;
+  bool received = false;
+  int turns = 0;
+  std::string answer = call(
+      "PUT", "/api/v1/backends/update",
+      R"({"upstream": "default", "backend": {"id": "backend1", "weight": 200}})", "", [&] {
+        // The worker applies the change only after 20 turns of the loop.
+        if (++turns == 20) worker.seen_generation.store(zone_->generation());
+        received |= server_->pending() > 0;
+        if (turns < 20 && received && server_->pending() == 0) answered_before_apply = true;
+      });
+  EXPECT_EQ(statusOf(answer), 200) << answer;
+  EXPECT_GE(turns, 20);
+  EXPECT_TRUE(received);
+  EXPECT_FALSE(answered_before_apply);
+  EXPECT_EQ(backend("backend1")->weight, 200);
+  EXPECT_EQ(backend("backend1")->port, 8081);  // partial: the rest is kept
+  zone_->releaseWorkerSlot(static_cast<size_t>(slot));
+}
+
+TEST_F(ApiTest, RemoveAndDisconnectUnknownAre404AndChangeNothing) {
+  std::string state_before = stateFile();
+  std::string answer = call("DELETE", "/api/v1/backends/remove?upstream=default&backend_id=nope");
+  EXPECT_EQ(statusOf(answer), 404) << answer;
+  EXPECT_NE(bodyOf(answer).find("no backend \\\"nope\\\""), std::string::npos) << answer;
+  answer = call("POST", "/api/v1/backends/disconnect?upstream=other&backend_id=backend1");
+  EXPECT_EQ(statusOf(answer), 404) << answer;
+  answer = call("DELETE", "/api/v1/backends/remove?upstream=default");
+  EXPECT_EQ(statusOf(answer), 400) << answer;
+  EXPECT_NE(answer.find("backend_id: query parameter is required"), std::string::npos);
+  EXPECT_EQ(stateFile(), state_before);
+  EXPECT_NE(backend("backend1"), nullptr);
+}
+
+TEST_F(ApiTest, DisconnectMakesTheBackendInactiveAndIsPersisted) {
+  std::string answer = call("POST", "/api/v1/backends/disconnect?upstream=default&backend_id=backend1");
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  EXPECT_FALSE(backend("backend1")->active);
+  EXPECT_NE(stateFile().find("\"active\": false"), std::string::npos) << stateFile();
+  answer = call("PUT", "/api/v1/backends/update",
+                R"({"upstream": "default", "backend": {"id": "backend1", "active": true}})");
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  EXPECT_TRUE(backend("backend1")->active);
+}
+
+TEST_F(ApiTest, AStateFileThatCannotBeWrittenFailsTheCallAndChangesNothing) {
+  start(dir_ + "/no/such/dir/state.json");
+  uint64_t generation = zone_->generation();
+  std::string answer = call("DELETE", "/api/v1/backends/remove?upstream=default&backend_id=backend2");
+  EXPECT_EQ(statusOf(answer), 500) << answer;
+  EXPECT_NE(answer.find("cannot write the state file"), std::string::npos) << answer;
+  EXPECT_NE(backend("backend2"), nullptr);
+  EXPECT_EQ(zone_->generation(), generation);
+}
+
+TEST_F(ApiTest, ReportIsStoredAndOutOfRangeIs400) {
+  std::string answer = call("POST", "/api/v1/report",
+                            R"({"upstream": "default", "backend_id": "backend1", "performance":
+                            {"cpu_usage": 45.2, "memory_usage": 67.8, "load_avg_1": 2.1}})");
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  core::BackendSlot* slot = zone_->find("default", "backend1");
+  EXPECT_EQ(slot->runtime.report_cpu.load(), 4520u);
+  EXPECT_EQ(slot->runtime.report_memory.load(), 6780u);
+  EXPECT_EQ(slot->runtime.report_load.load(), 210u);
+  EXPECT_GT(slot->runtime.report_time_ms.load(), 0);
+  answer = call("POST", "/api/v1/report",
+                R"({"upstream": "default", "backend_id": "backend1", "performance":
+                {"cpu_usage": 101}})");
+  EXPECT_EQ(statusOf(answer), 400) << answer;
+  EXPECT_EQ(slot->runtime.report_cpu.load(), 4520u);
+  answer = call("POST", "/api/v1/report",
+                R"({"upstream": "default", "backend_id": "nope", "performance": {}})");
+  EXPECT_EQ(statusOf(answer), 404) << answer;
+}
+
+TEST_F(ApiTest, ConfigHasAnEtagAndAStaleIfMatchIs412) {
+  std::string answer = call("GET", "/api/v1/config");
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  size_t at = answer.find("ETag: ");
+  ASSERT_NE(at, std::string::npos) << answer;
+  std::string etag = answer.substr(at + 6, answer.find("\r\n", at) - at - 6);
+  EXPECT_NE(bodyOf(answer).find("\"backend1\""), std::string::npos);
+  EXPECT_EQ(call("GET", "/api/v1/config").find("ETag: " + etag), at);  // stable
+  std::string body = R"({"config": {"backends": {"default": [{"id": "x", "host": "127.0.0.1",
+      "port": 9000}]}, "routing": {"default": {"path": "/", "upstream": "default"}}}})";
+  answer = call("PUT", "/api/v1/config", body, "If-Match: \"0000000000000000\"\r\n");
+  EXPECT_EQ(statusOf(answer), 412) << answer;
+  EXPECT_EQ(lifecycle_.reloads, 0);
+  answer = call("PUT", "/api/v1/config?dry_run=true", body, "If-Match: " + etag + "\r\n");
+  EXPECT_EQ(statusOf(answer), 200) << answer;
+  EXPECT_EQ(lifecycle_.reloads, 0);
+  std::string contents, error;
+  ASSERT_TRUE(core::readWholeFile(config_path_, contents, error));
+  EXPECT_EQ(contents, kYaml);  // dry run: untouched
+}
+
+TEST_F(ApiTest, PutConfigWritesTheFileKeepsABackupAndReloads) {
+  std::string body = R"({"config": {"backends": {"default": [{"id": "x", "host": "127.0.0.1",
+      "port": 9000}]}, "routing": {"default": {"path": "/", "upstream": "default"}}}})";
+  std::string answer = call("PUT", "/api/v1/config", body);
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  EXPECT_EQ(lifecycle_.reloads, 1);
+  EXPECT_NE(bodyOf(answer).find("\"generation\": 7"), std::string::npos) << answer;
+  std::string contents, error;
+  ASSERT_TRUE(core::readWholeFile(config_path_ + ".bak", contents, error)) << error;
+  EXPECT_EQ(contents, kYaml);
+  core::Config written = core::loadConfigFile(config_path_, known_);
+  ASSERT_EQ(written.backends.at("default").size(), 1u);
+  EXPECT_EQ(written.backends.at("default")[0].port, 9000);
+}
+
+TEST_F(ApiTest, AFailedReloadRestoresTheConfigFileAndTheStateFile) {
+  ASSERT_EQ(statusOf(call("DELETE", "/api/v1/backends/remove?upstream=default&backend_id=backend2")),
+            200);
+  std::string state_before = stateFile();
+  lifecycle_.reload_ok = false;
+  std::string body = R"({"config": {"backends": {"default": [{"id": "x", "host": "127.0.0.1",
+      "port": 9000}]}, "routing": {"default": {"path": "/", "upstream": "default"}}}})";
+  std::string answer = call("PUT", "/api/v1/config", body);
+  EXPECT_EQ(statusOf(answer), 500) << answer;
+  EXPECT_NE(answer.find("bind failed"), std::string::npos) << answer;
+  std::string contents, error;
+  ASSERT_TRUE(core::readWholeFile(config_path_, contents, error));
+  EXPECT_EQ(contents, kYaml);
+  EXPECT_EQ(stateFile(), state_before);
+}
+
+TEST_F(ApiTest, PutConfigErrorsNameTheJsonPath) {
+  std::string answer = call("PUT", "/api/v1/config",
+                            R"({"config": {"backends": {"default": [{"id": "x",
+                            "host": "127.0.0.1", "port": 99999}]}, "routing": {"default":
+                            {"path": "/", "upstream": "default"}}}})");
+  EXPECT_EQ(statusOf(answer), 400) << answer;
+  EXPECT_NE(answer.find("config.backends.default[0].port"), std::string::npos) << answer;
+  EXPECT_EQ(lifecycle_.reloads, 0);
+}
+
+TEST_F(ApiTest, ReloadSslWithoutTlsIs409) {
+  std::string answer = call("POST", "/api/v1/config/reload-ssl");
+  EXPECT_EQ(statusOf(answer), 409) << answer;
+  EXPECT_NE(answer.find("ssl.enabled: false"), std::string::npos) << answer;
+}
+
+TEST_F(ApiTest, ListsBackendsAndStats) {
+  std::string answer = call("GET", "/api/v1/backends?upstream=default");
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  EXPECT_NE(answer.find("\"backend1\""), std::string::npos);
+  EXPECT_NE(answer.find("\"backend2\""), std::string::npos);
+  EXPECT_EQ(statusOf(call("GET", "/api/v1/backends?upstream=nope")), 404);
+  answer = call("GET", "/api/v1/stats/backend?upstream=default&backend_id=backend1");
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  EXPECT_NE(answer.find("\"health\""), std::string::npos) << answer;
+  EXPECT_EQ(statusOf(call("GET", "/api/v1/stats/backend?upstream=default&backend_id=nope")), 404);
+  answer = call("GET", "/api/v1/stats/server");
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  for (const char* field : {"\"uptime_seconds\"", "\"generation\": 3", "\"cpu_usage\"",
+                            "\"memory_usage\"", "\"load_avg_1\"", "\"load_avg_5\"",
+                            "\"load_avg_15\"", "\"network_in\"", "\"network_out\"",
+                            "\"timestamp\""}) {
+    EXPECT_NE(answer.find(field), std::string::npos) << field << " in " << answer;
+  }
+}
+
+TEST_F(ApiTest, ReloadAndUpgradeAnswerWithTheOutcome) {
+  std::string answer = call("POST", "/api/v1/reload");
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  EXPECT_NE(answer.find("\"generation\": 7"), std::string::npos) << answer;
+  answer = call("POST", "/api/v1/upgrade");
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  EXPECT_NE(answer.find("\"new_master_pid\": 4321"), std::string::npos) << answer;
+  std::ofstream(config_path_) << "server:\n  port: 99999\n";
+  answer = call("POST", "/api/v1/reload");
+  EXPECT_EQ(statusOf(answer), 500) << answer;
+  EXPECT_NE(answer.find("speedmimi.yaml:2:"), std::string::npos) << answer;
+}
+
+}  // namespace
+}  // namespace speedmimi::admin

@@ -1,10 +1,6 @@
 #include "admin/http_server.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,45 +9,12 @@
 
 #include "event/handles.h"
 #include "event/timer.h"
+#include "loopback.h"
 
 namespace speedmimi::admin {
 namespace {
 
-// A listening socket on a loopback port picked by the kernel.
-int listenOnLoopback(int& port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 16) != 0) {
-    close(fd);
-    return -1;
-  }
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  port = ntohs(addr.sin_port);
-  return fd;
-}
-
-// Sends `request` (which should ask for Connection: close) and reads the answer until EOF.
-std::string roundTrip(int port, const std::string& request) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  std::string answer;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) answer.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return answer;
-}
+using testing::listenOnLoopback;
 
 class HttpServerTest : public ::testing::Test {
  protected:
@@ -64,21 +27,8 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_TRUE(server_->listen(fd, error)) << error;
   }
 
-  // Runs the loop while a client thread sends `request`; returns what the client read.
   std::string send(const std::string& request) {
-    std::string answer;
-    std::atomic<bool> done{false};
-    std::thread client([&] {
-      answer = roundTrip(port_, request);
-      done = true;
-    });
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done && std::chrono::steady_clock::now() < deadline) {
-      event_base_loop(base_.get(), EVLOOP_ONCE | EVLOOP_NONBLOCK);
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    client.join();
-    return answer;
+    return testing::sendWhileLooping(base_.get(), port_, request);
   }
 
   static std::string get(const std::string& path, const std::string& extra = "") {

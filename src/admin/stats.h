@@ -1,0 +1,59 @@
+// JSON views of the shared zone's runtime state for the API: a backend (its settings, health,
+// counters, latency and last report) and the server (every worker slot's counters summed, with
+// this host's figures). Read-only; any process may call these.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+
+#include "admin/host_stats.h"
+#include "core/json.h"
+#include "core/zone.h"
+
+namespace speedmimi::admin {
+
+// Requests per second over the last 1 s, 10 s and 60 s, from a total sampled once a second.
+class RequestRate {
+ public:
+  void sample(uint64_t total, int64_t now_ms);
+  // 0 until two samples span the window's start.
+  double perSecond(int64_t window_ms, int64_t now_ms) const;
+
+ private:
+  struct Sample {
+    int64_t at_ms;
+    uint64_t total;
+  };
+  std::deque<Sample> samples_;  // oldest first, at most a little over 60 s
+};
+
+// The server's counters summed over every worker slot and the exited workers' totals.
+struct ServerTotals {
+  int64_t active_connections = 0;
+  uint64_t accepted = 0;
+  uint64_t requests = 0;
+  uint64_t responses_by_class[6] = {};
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  size_t workers = 0;  // worker slots held by a live, ready worker
+};
+ServerTotals serverTotals(const core::Zone& zone);
+
+struct ServerInfo {
+  std::string version;
+  uint64_t generation = 0;
+  int64_t uptime_seconds = 0;
+  uint64_t max_conn = 0;
+};
+core::JsonPtr serverStatsJson(const ServerTotals& totals, const ServerInfo& info,
+                              const RequestRate& rate, const HostFigures& host, int64_t now_ms);
+
+// One backend: `settings` (backendToJson of its config) plus health, connections, requests,
+// failures, bytes, latency and the last report with its age. `now_ms` is core::monotonicMs().
+core::JsonPtr backendStateJson(const core::Zone& zone, size_t index, const core::BackendSlot& slot,
+                               int64_t now_ms);
+
+const char* healthName(int health);
+
+}  // namespace speedmimi::admin
