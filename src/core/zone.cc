@@ -33,6 +33,8 @@ struct ZoneHeader {
     uint64_t generation;
   } retired[kMaxRetired];
   size_t retired_count = 0;
+  // Why the master's last reload or upgrade failed (Zone::setLifecycleError).
+  char lifecycle_error[512] = {};
 };
 
 // Changes whenever a type that lives in the zone changes size; a binary upgrade between two
@@ -546,6 +548,18 @@ ChangeResult Zone::recordReport(const std::string& upstream, const std::string& 
   st.report_load.store(static_cast<uint32_t>(r.load_avg_1 * 100), std::memory_order_relaxed);
   st.report_time_ms.store(now_ms, std::memory_order_release);
   return {200, "report recorded for backend \"" + id + "\""};
+}
+
+void Zone::setLifecycleError(const std::string& why) {
+  char* out = header_->lifecycle_error;
+  size_t n = std::min(why.size(), sizeof(header_->lifecycle_error) - 1);
+  std::memcpy(out, why.data(), n);
+  out[n] = '\0';
+}
+
+std::string Zone::lifecycleError() const {
+  const char* in = header_->lifecycle_error;
+  return std::string(in, strnlen(in, sizeof(header_->lifecycle_error)));
 }
 
 size_t Zone::wakeWorkers() const {

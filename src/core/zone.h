@@ -134,6 +134,11 @@ class Zone {
   // it after a change, then waits for them. Returns how many were signalled.
   size_t wakeWorkers() const;
 
+  // Why the master's last reload or upgrade failed: the master stores it before it answers a
+  // request with kReplyFailed, the control process reads it for the API's answer.
+  void setLifecycleError(const std::string& why);
+  std::string lifecycleError() const;
+
   // Frees removed slots and replaced configuration blocks that no worker can still see (every
   // worker has applied a later generation and nothing is in flight). Control process only.
   void reclaim();

@@ -1,16 +1,26 @@
 #include "process/control.h"
 
 #include <signal.h>
+#include <sys/signalfd.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "admin/api.h"
+#include "admin/http_server.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "event/handles.h"
 #include "event/timer.h"
+#include "process/notify.h"
+#include "upstream/balancer.h"
 #include "upstream/health.h"
 
 namespace speedmimi::process {
@@ -21,6 +31,11 @@ using core::HealthCheckConfig;
 using core::ZoneBackendConfig;
 
 constexpr std::chrono::milliseconds kSyncInterval{100};
+constexpr std::chrono::seconds kAnswerTimeout{30};  // the master's answer to a request
+// A stopping control process still answers the calls it has (a reload or an upgrade it asked
+// for ends by replacing it); the master kills a retiring one after 2 s, an upgrade takes longer.
+constexpr std::chrono::seconds kStopGrace{15};
+constexpr std::chrono::milliseconds kStopPoll{10};
 
 using event::toTimeval;
 
@@ -89,6 +104,86 @@ class HealthChecker {
   std::unique_ptr<upstream::HealthProbe> finished_probe_;
 };
 
+// Asks the master for a reload or an upgrade, as `speedmimi -s` does (notify.h), and waits for
+// its answer without blocking: the reply signal is read from a signalfd on the event loop.
+class MasterLink final : public admin::Lifecycle {
+ public:
+  MasterLink(event_base* base, const Zone& zone) : base_(base), zone_(zone), master_(getppid()) {}
+
+  bool init(std::string& error) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, replySignal());
+    ::signal(replySignal(), SIG_DFL);
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+    fd_.reset(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+    if (!fd_.valid()) {
+      error = std::string("signalfd() failed: ") + std::strerror(errno);
+      return false;
+    }
+    readable_.reset(event_new(base_, fd_.get(), EV_READ | EV_PERSIST, &MasterLink::onReply, this));
+    timeout_ = event::newTimer(base_, &MasterLink::onTimeout, this);
+    if (!readable_ || event_add(readable_.get(), nullptr) != 0) {
+      error = "cannot watch the master's replies";
+      return false;
+    }
+    return true;
+  }
+
+  void reload(Done done) override { ask(Request::kReload, std::move(done)); }
+  void upgrade(Done done) override { ask(Request::kUpgrade, std::move(done)); }
+
+ private:
+  void ask(Request request, Done done) {
+    if (!waiting_.empty()) {
+      // The Api lets one lifecycle call run at a time; a second would be answered by the first
+      // reply whatever it asked.
+      return done(false, 0, "another request to the master is in progress");
+    }
+    if (!sendRequest(master_, request)) {
+      return done(false, 0, std::string("cannot signal the master: ") + std::strerror(errno));
+    }
+    waiting_.push_back(std::move(done));
+    event::addTimer(timeout_.get(), kAnswerTimeout);
+  }
+
+  void finish(bool ok, int value, const std::string& error) {
+    event_del(timeout_.get());
+    std::vector<Done> waiting = std::move(waiting_);
+    waiting_.clear();
+    for (Done& d : waiting) d(ok, value, error);
+  }
+
+  static void onReply(evutil_socket_t fd, short, void* arg) {
+    auto* self = static_cast<MasterLink*>(arg);
+    signalfd_siginfo info;
+    while (read(fd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
+      if (static_cast<pid_t>(info.ssi_pid) != self->master_ || self->waiting_.empty()) continue;
+      int value = info.ssi_int;
+      if (value > 0) {
+        self->finish(true, value, "");
+      } else {
+        std::string why = self->zone_.lifecycleError();
+        self->finish(false, 0, why.empty() ? "the master refused (see the error log)" : why);
+      }
+    }
+  }
+
+  static void onTimeout(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<MasterLink*>(arg);
+    self->finish(false, 0, "the master did not answer within " +
+                               std::to_string(kAnswerTimeout.count()) + " s");
+  }
+
+  event_base* base_;
+  const Zone& zone_;  // where the master says why a request failed
+  pid_t master_;
+  event::Fd fd_;
+  event::EventPtr readable_;
+  event::EventPtr timeout_;
+  std::vector<Done> waiting_;
+};
+
 class Control {
  public:
   explicit Control(const ControlSetup& setup) : setup_(setup) {}
@@ -96,7 +191,10 @@ class Control {
 
  private:
   void sync();
+  bool startApi();
+  void stop();
   static void onTick(evutil_socket_t, short, void* arg);
+  static void onStopPoll(evutil_socket_t, short, void* arg);
   static void onSignal(evutil_socket_t sig, short, void* arg);
   static void onMasterGone(evutil_socket_t, short, void* arg);
 
@@ -107,7 +205,81 @@ class Control {
   event::EventPtr master_watch_;
   uint64_t generation_ = 0;
   std::map<size_t, std::unique_ptr<HealthChecker>> checkers_;  // slot index -> checker
+  // The management API (when admin.enabled): declared in this order so that the Api, which
+  // holds calls of the server, goes first.
+  std::unique_ptr<MasterLink> master_;
+  std::unique_ptr<admin::HttpServer> server_;
+  std::unique_ptr<admin::Api> api_;
+  event::EventPtr stop_poll_;
+  int64_t stop_deadline_ms_ = 0;
+  bool stopping_ = false;
 };
+
+// The API on the admin listener the master bound for this generation.
+bool Control::startApi() {
+  if (setup_.admin_fd < 0) return true;
+  const core::AdminConfig& admin = setup_.config->admin;
+  std::string error;
+  master_ = std::make_unique<MasterLink>(base_.get(), *setup_.zone);
+  if (!master_->init(error)) {
+    SM_CRIT("management API: %s", error.c_str());
+    return false;
+  }
+  admin::HttpServer::Options options;
+  options.auth_token = admin.auth_token;
+  options.allow = admin.allow;
+  server_ = std::make_unique<admin::HttpServer>(base_.get(), options);
+  admin::ApiSetup api;
+  api.base = base_.get();
+  api.zone = setup_.zone;
+  api.yaml = setup_.yaml_config ? setup_.yaml_config : setup_.config;
+  api.state_path = setup_.state_path;
+  api.known = {upstream::balancerNames()};
+  api.lifecycle = master_.get();
+  api.generation = setup_.generation;
+  api.started_unix_ms = setup_.started_unix_ms;
+  api_ = std::make_unique<admin::Api>(api, *server_);
+  if (!api_->init(error)) {
+    SM_CRIT("management API: %s", error.c_str());
+    return false;
+  }
+  if (!server_->listen(setup_.admin_fd, error)) {
+    SM_CRIT("management API: %s", error.c_str());
+    return false;
+  }
+  SM_INFO("management API listening on %s:%d", admin.host.c_str(), admin.port);
+  return true;
+}
+
+// TERM, INT, QUIT or the master gone: no new calls, no more checks; the calls in hand (a reload
+// or an upgrade this process asked for ends with this) are answered first, within kStopGrace.
+void Control::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  checkers_.clear();
+  event_del(tick_.get());
+  if (!server_ || server_->pending() == 0) {
+    event_base_loopbreak(base_.get());
+    return;
+  }
+  server_->stopListening();
+  server_->refuseNewCalls();
+  stop_deadline_ms_ = core::monotonicMs() + std::chrono::milliseconds(kStopGrace).count();
+  stop_poll_ = event::newTimer(base_.get(), &Control::onStopPoll, this);
+  event::addTimer(stop_poll_.get(), kStopPoll);
+}
+
+void Control::onStopPoll(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Control*>(arg);
+  if (self->server_->pending() == 0 || core::monotonicMs() >= self->stop_deadline_ms_) {
+    if (self->server_->pending() != 0) {
+      SM_WARN("stopping with %zu API calls unanswered", self->server_->pending());
+    }
+    event_base_loopbreak(self->base_.get());
+    return;
+  }
+  event::addTimer(self->stop_poll_.get(), kStopPoll);
+}
 
 // Follows the zone: a checker for every live backend with a health_check, none for others.
 void Control::sync() {
@@ -162,9 +334,12 @@ int Control::run() {
   for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) sigaddset(&set, sig);
   sigprocmask(SIG_UNBLOCK, &set, nullptr);
 
+  if (!startApi()) return 2;
   sync();
   event_base_dispatch(base_.get());
   checkers_.clear();
+  api_.reset();
+  server_.reset();
   return 0;
 }
 
@@ -177,7 +352,8 @@ void Control::onTick(evutil_socket_t, short, void* arg) {
 void Control::onMasterGone(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Control*>(arg);
   SM_WARN("the master process is gone; the control process stops");
-  event_base_loopbreak(self->base_.get());
+  event_del(self->master_watch_.get());
+  self->stop();
 }
 
 void Control::onSignal(evutil_socket_t sig, short, void* arg) {
@@ -187,7 +363,7 @@ void Control::onSignal(evutil_socket_t sig, short, void* arg) {
     if (!core::reopenErrorLog(error)) SM_ERROR("%s", error.c_str());
     return;
   }
-  event_base_loopbreak(self->base_.get());
+  self->stop();
 }
 
 }  // namespace

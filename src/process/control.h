@@ -1,7 +1,6 @@
 // The control process (DESIGN §2): one event_base beside the workers. It runs the active health
 // checks and reclaims zone slots; it is the one process that makes structural changes to the
-// zone after startup (the management API will call Zone::addBackend / removeBackend /
-// updateBackend / recordReport from here).
+// zone after startup: the management API (src/admin) runs here.
 #pragma once
 
 #include <string>
@@ -20,6 +19,9 @@ struct ControlSetup {
   std::string state_path;               // server.state_file, resolved
   Zone* zone = nullptr;
   int master_pipe = -1;  // reads EOF when the master is gone
+  int admin_fd = -1;      // the management API's listening socket (-1: admin.enabled false)
+  uint64_t generation = 0;  // the master's generation this process belongs to
+  int64_t started_unix_ms = 0;  // when the master started
 };
 
 // Runs until TERM, INT or QUIT, or until the master is gone. Returns the process exit code.

@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -238,9 +239,13 @@ class Master {
   bool upgraded_ = false;   // the new binary serves: we drain and exit
   Clock::time_point control_stop_deadline_{};  // a retiring control process is killed then
   pid_t upgrade_from_ = 0;  // we are the new binary: the old master to tell once we serve
+  int64_t started_unix_ms_ = 0;  // for the API's uptime
 };
 
 bool Master::setUp() {
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  started_unix_ms_ = static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1'000'000;
   const ServerConfig& server = first_config_.server;
   const std::string& prefix = options_.prefix;
   // main() loaded the YAML; the first generation serves it with the state file replayed. An
@@ -274,10 +279,6 @@ bool Master::setUp() {
   if (!lookUpUser(server.user, identity_, error)) return fail(error);
   prepareLogFile(error_log, identity_);
   prepareLogFile(access_log, identity_);
-  if (first_config_.admin.enabled) {
-    SM_WARN("the management API is not available in this version; nothing listens on %s:%d",
-            first_config_.admin.host.c_str(), first_config_.admin.port);
-  }
   binary_ = binaryPath(args_.empty() ? "speedmimi" : args_[0]);
   if (const char* from = getenv(kUpgradeEnvironment)) upgrade_from_ = atoi(from);
   if (const char* inherited = getenv(ListenerSet::kEnvironmentName)) {
@@ -337,6 +338,17 @@ std::unique_ptr<Generation> Master::prepare(core::Config config, std::string& er
   ListenerRef listener = listeners_.acquire(g->config.server.host, g->config.server.port, error);
   if (!listener) return nullptr;
   g->listeners.push_back(std::move(listener));
+  const core::AdminConfig& admin = g->config.admin;
+  if (admin.enabled) {
+    if (listenerAddress(admin.host, admin.port) == g->listeners[0]->address) {
+      error = "the management API cannot listen on " + g->listeners[0]->address +
+              ", the address of server.host and server.port";
+      return nullptr;
+    }
+    ListenerRef api = listeners_.acquire(admin.host, admin.port, error);
+    if (!api) return nullptr;
+    g->listeners.push_back(std::move(api));
+  }
   g->workers = std::min<size_t>(core::effectiveWorkers(g->config.server), core::kMaxWorkers);
   return g;
 }
@@ -399,7 +411,8 @@ void Master::runChild(const Child& child, const Generation& g, int slot) {
   pipe_write_.reset();
   int listen_fd = -1;
   for (const ListenerRef& l : listeners_.open()) {
-    bool ours = child.role == Role::kWorker && l == g.listeners[0];
+    bool ours = child.role == Role::kWorker ? l == g.listeners[0]
+                                            : g.listeners.size() > 1 && l == g.listeners[1];
     if (ours) {
       listen_fd = l->fd.release();
     } else {
@@ -420,6 +433,9 @@ void Master::runChild(const Child& child, const Generation& g, int slot) {
     setup.state_path = resolvePath(options_.prefix, g.yaml.server.state_file);
     setup.zone = zone_.get();
     setup.master_pipe = pipe_read_.get();
+    setup.admin_fd = listen_fd;
+    setup.generation = g.number;
+    setup.started_unix_ms = started_unix_ms_;
     _exit(runControl(setup));
   }
   setTitle("speedmimi: worker process");
@@ -489,6 +505,9 @@ void Master::checkProgress() {
       SM_ERROR("reload failed: %zu of %zu new workers accept after %lld s; still serving "
                "generation %llu", ready, g.workers, static_cast<long long>(kReadyTimeout.count()),
                static_cast<unsigned long long>(current_));
+      zone_->setLifecycleError(std::to_string(g.workers - ready) + " of " +
+                               std::to_string(g.workers) + " new workers did not start within " +
+                               std::to_string(kReadyTimeout.count()) + " s");
       for (pid_t w : g.waiters) reply(w, kReplyFailed);
       g.waiters.clear();
       signalAll(children_.retire(g.number, true), SIGQUIT);
@@ -543,7 +562,9 @@ void Master::keepRestartOnlyKeys(core::Config& next) const {
 void Master::reload(pid_t waiter) {
   SM_NOTICE("reloading");
   if (stopping_ || upgrade_pid_ || upgraded_) {
-    SM_ERROR("reload refused: %s", stopping_ ? "stopping" : "a binary upgrade is in progress");
+    const char* why = stopping_ ? "stopping" : "a binary upgrade is in progress";
+    SM_ERROR("reload refused: %s", why);
+    zone_->setLifecycleError(std::string("refused: ") + why);
     if (waiter) reply(waiter, kReplyFailed);
     return;
   }
@@ -566,6 +587,7 @@ void Master::reload(pid_t waiter) {
   if (!next) {
     SM_ERROR("reload failed: %s; still serving generation %llu", error.c_str(),
              static_cast<unsigned long long>(current().number));
+    zone_->setLifecycleError(error);
     if (waiter) reply(waiter, kReplyFailed);
     return;
   }
@@ -591,10 +613,11 @@ void Master::upgrade(pid_t waiter) {
   // A new binary whose old master still drains does not start a third (as nginx refuses).
   bool old_master_alive = upgrade_from_ != 0 && getppid() == upgrade_from_;
   if (upgrade_pid_ || upgraded_ || stopping_ || old_master_alive) {
-    SM_ERROR("binary upgrade refused: %s",
-             upgrade_pid_       ? "one is already in progress"
-             : old_master_alive ? "the old master of the last upgrade is still draining"
-                                : "stopping");
+    const char* why = upgrade_pid_       ? "one is already in progress"
+                      : old_master_alive ? "the old master of the last upgrade is still draining"
+                                         : "stopping";
+    SM_ERROR("binary upgrade refused: %s", why);
+    zone_->setLifecycleError(std::string("refused: ") + why);
     if (waiter) reply(waiter, kReplyFailed);
     return;
   }
@@ -603,6 +626,8 @@ void Master::upgrade(pid_t waiter) {
   if (rename(pid_path_.c_str(), oldbin.c_str()) != 0) {
     SM_ERROR("binary upgrade failed: cannot rename %s to %s: %s", pid_path_.c_str(),
              oldbin.c_str(), std::strerror(errno));
+    zone_->setLifecycleError("cannot rename " + pid_path_ + " to " + oldbin + ": " +
+                             std::strerror(errno));
     if (waiter) reply(waiter, kReplyFailed);
     return;
   }
@@ -610,6 +635,7 @@ void Master::upgrade(pid_t waiter) {
   if (pid < 0) {
     rename(oldbin.c_str(), pid_path_.c_str());
     SM_ERROR("binary upgrade failed: fork() failed: %s", std::strerror(errno));
+    zone_->setLifecycleError(std::string("fork() failed: ") + std::strerror(errno));
     if (waiter) reply(waiter, kReplyFailed);
     return;
   }
@@ -655,6 +681,7 @@ void Master::upgradeFailed(const std::string& why) {
     SM_ERROR("cannot restore the pid file %s: %s", pid_path_.c_str(), std::strerror(errno));
   }
   SM_ERROR("binary upgrade failed: %s; still serving", why.c_str());
+  zone_->setLifecycleError(why);
   for (pid_t w : upgrade_waiters_) reply(w, kReplyFailed);
   upgrade_waiters_.clear();
   uint64_t g = pending_ ? pending_ : current_;
