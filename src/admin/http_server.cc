@@ -110,14 +110,14 @@ void Call::succeed(int status, const std::string& message, core::JsonPtr data) {
   json_object_set_new(body.get(), "success", json_true());
   json_object_set_new(body.get(), "message", json_string(message.c_str()));
   if (data && json_is_object(data.get())) json_object_update(body.get(), data.get());
-  answer(status, core::jsonText(body.get(), JSON_INDENT(2)) + "\n", "application/json");
+  answer(status, core::jsonText(body.get(), JSON_INDENT(2) | JSON_REAL_PRECISION(10)) + "\n", "application/json");
 }
 
 void Call::fail(int status, const std::string& error) {
   core::JsonPtr body(json_object());
   json_object_set_new(body.get(), "success", json_false());
   json_object_set_new(body.get(), "error", json_string(error.c_str()));
-  answer(status, core::jsonText(body.get(), JSON_INDENT(2)) + "\n", "application/json");
+  answer(status, core::jsonText(body.get(), JSON_INDENT(2) | JSON_REAL_PRECISION(10)) + "\n", "application/json");
 }
 
 void Call::answer(int status, std::string_view body, const char* content_type) {

@@ -169,6 +169,22 @@ core::Config effectiveConfig(const core::Config& yaml, const std::string& prefix
                               {upstream::balancerNames()}, &notes);
 }
 
+// The control process replaces the state file as server.user (a temporary file in its
+// directory, then a rename): a directory under the prefix is given to that user, one elsewhere
+// is the operator's to set up, and a warning says so.
+void prepareStateDirectory(const std::string& state_file, const std::string& prefix,
+                           const Identity& id) {
+  if (!id.drop) return;
+  size_t slash = state_file.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : state_file.substr(0, slash);
+  bool under_prefix = !prefix.empty() && dir.rfind(prefix, 0) == 0 &&
+                      (dir.size() == prefix.size() || dir[prefix.size()] == '/');
+  if (under_prefix && chown(dir.c_str(), id.uid, id.gid) == 0) return;
+  SM_WARN("the state file's directory %s must be writable by user \"%s\", who runs the "
+          "management API%s%s", dir.c_str(), id.name.c_str(), under_prefix ? ": " : "",
+          under_prefix ? std::strerror(errno) : "");
+}
+
 // One configuration and the sockets it listens on; lives while a process of it runs.
 struct Generation {
   uint64_t number = 0;
@@ -279,6 +295,7 @@ bool Master::setUp() {
   if (!lookUpUser(server.user, identity_, error)) return fail(error);
   prepareLogFile(error_log, identity_);
   prepareLogFile(access_log, identity_);
+  prepareStateDirectory(state_file, prefix, identity_);
   binary_ = binaryPath(args_.empty() ? "speedmimi" : args_[0]);
   if (const char* from = getenv(kUpgradeEnvironment)) upgrade_from_ = atoi(from);
   if (const char* inherited = getenv(ListenerSet::kEnvironmentName)) {
