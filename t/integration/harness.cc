@@ -1453,6 +1453,7 @@ bool Proxy::writeConfig(const std::string& yaml) {
 bool Proxy::rewriteConfig(ProxyOptions options) {
   options.port = options_.port;
   options.private_binary = options_.private_binary;
+  if (options.api && options.api_port == 0) options.api_port = options_.api_port;
   if (!writeConfig(options.toYaml())) return false;
   options_ = std::move(options);
   return true;
