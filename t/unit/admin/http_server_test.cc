@@ -110,6 +110,9 @@ TEST_F(HttpServerTest, BodyOverTheLimitIs413) {
   std::string answer = send("POST /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                             "Content-Length: 101\r\n\r\n" + body);
   EXPECT_EQ(answer.rfind("HTTP/1.1 413 ", 0), 0u) << answer;
+  EXPECT_NE(answer.find("\"success\": false"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("\"error\": \"the request body is over the limit of 100 bytes\""), std::string::npos)
+      << answer;
   EXPECT_FALSE(called);
   std::string fits = send("POST /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                           "Content-Length: 100\r\n\r\n" + body.substr(1));
