@@ -29,6 +29,7 @@ demo_backend="$builddir/t/helpers/demo_backend"
 config="$srcdir/conf/demo.yaml"
 prefix="$builddir/demo-prefix"
 proxy_port=8080  # as in conf/demo.yaml
+api_port=9090    # its management API
 
 for f in "$speedmimi" "$demo_backend"; do
   if [ ! -x "$f" ]; then
@@ -232,10 +233,12 @@ start_speedmimi() {
     if ! is_running "$pid"; then
       wait "$pid" 2>/dev/null
       status=$?
-      if [ -n "$(who_has_port "$proxy_port")" ]; then
-        die "port $proxy_port is taken by another program$(who_has_port "$proxy_port"), so" \
-          "speedmimi cannot listen there: stop that program, then run 'make demo' again"
-      fi
+      for port in "$proxy_port" "$api_port"; do
+        if [ -n "$(who_has_port "$port")" ]; then
+          die "port $port is taken by another program$(who_has_port "$port"), so" \
+            "speedmimi cannot listen there: stop that program, then run 'make demo' again"
+        fi
+      done
       die "speedmimi exited during start-up (status $status; its log is above)"
     fi
     if owns_port "$pid" "$proxy_port"; then
@@ -258,6 +261,7 @@ echo
 echo "SpeedMimi demo: 127.0.0.1:$proxy_port in front of the backends on 127.0.0.1:8081 and"
 echo "127.0.0.1:8082; logs in $prefix/logs."
 echo "In another terminal:   curl localhost:$proxy_port/      (Ctrl-C here stops everything)"
+echo "The management API:    curl 'localhost:$api_port/api/v1/backends?upstream=demo'"
 echo
 
 # Until speedmimi exits (or a signal arrives: the traps then stop everything). wait returns early,
