@@ -130,7 +130,9 @@ TEST(Config, DemoLoads) {
   EXPECT_EQ(backends[1].port, 8082);
   EXPECT_EQ(backends[0].weight, 1);
   EXPECT_EQ(backends[1].weight, 1);
-  EXPECT_FALSE(c.admin.enabled);
+  EXPECT_TRUE(c.admin.enabled);  // the demo shows the management API too
+  EXPECT_EQ(c.admin.host, "127.0.0.1");
+  EXPECT_EQ(c.admin.port, 9090);
 }
 
 TEST(Config, EveryDefaultOfTheDesign) {
