@@ -9,23 +9,17 @@
 #include <string_view>
 #include <vector>
 
+#include "core/config_limits.h"
 #include "core/units.h"
 
 namespace speedmimi::core {
 namespace {
 
-// The ranges of the YAML reader of backends in core/config.cc (readBackend, readHealthCheck),
-// which keeps its limits private to that file; t/unit/core/backend_json_test.cc checks each
-// bound here against parseConfig, so the two cannot drift apart unnoticed.
-constexpr int64_t kMinPort = 1;
-constexpr int64_t kMaxPort = 65535;
-constexpr int64_t kMinWeight = 1;
-constexpr int64_t kMaxWeight = 10000;
-constexpr int64_t kMaxConn = std::numeric_limits<int32_t>::max();
-constexpr int64_t kMaxFails = 1000;
-constexpr int64_t kMaxKeepalive = 1000000;
-constexpr int64_t kMaxCheckCount = 1000;  // health_check.failures and .successes, from 1
-constexpr Duration kMinDuration{1};       // fail_timeout, interval, timeout
+// The same ranges as the YAML reader (core/config_limits.h); t/unit/core/backend_json_test.cc
+// checks each bound here against parseConfig too.
+using namespace limits;
+constexpr int64_t kMaxConn = kMaxInt;
+constexpr Duration kMinDuration = kPositive;  // fail_timeout, interval, timeout
 
 // Reads one key's value into the backend being built; false with `error` set.
 using Reader =

@@ -35,22 +35,16 @@
 #include <utility>
 #include <vector>
 
+#include "core/config_limits.h"
+#include "core/text_mark.h"
 #include "core/units.h"
 
 namespace speedmimi::core {
 namespace {
 
-// Limits shared by the parser (which reports them at the offending value) and by
-// validateConfig (which catches them in configs built in code, by the API).
-constexpr int64_t kMinPort = 1;
-constexpr int64_t kMaxPort = 65535;
-constexpr int64_t kMinWeight = 1;
-constexpr int64_t kMaxWeight = 10000;
-constexpr int64_t kMaxRetries = 10;
-constexpr int64_t kMaxWorkers = 256;  // core::kMaxWorkers: the zone has slots for 3 x this
-constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
-constexpr int64_t kMaxKeepalive = 1000000;  // idle pooled connections per backend and worker
-constexpr Duration kPositive{1};  // the smallest timeout that is not "immediately"
+// The limits of core/config_limits.h, reported by the parser at the offending value and by
+// validateConfig for configs built in code (by the API).
+using namespace limits;
 constexpr Duration kZero{0};
 
 const std::initializer_list<std::string_view> kProtocolClasses = {"websocket", "sse", "http",
@@ -124,17 +118,6 @@ ParserPtr makeParser(std::string_view yaml) {
   yaml_parser_set_input_string(owned.get(), reinterpret_cast<const unsigned char*>(yaml.data()),
                                yaml.size());
   return owned;
-}
-
-// Where byte `offset` of `yaml` is, with the column in characters as libyaml counts it.
-Mark markAtOffset(std::string_view yaml, size_t offset) {
-  const std::string_view before = yaml.substr(0, offset);
-  const size_t line_start = before.rfind('\n') + 1;  // npos + 1 == 0 on the first line
-  const auto characters = std::count_if(before.begin() + line_start, before.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;  // not a UTF-8 continuation byte
-  });
-  return {static_cast<int>(std::count(before.begin(), before.end(), '\n')) + 1,
-          static_cast<int>(characters) + 1};
 }
 
 [[noreturn]] void throwSyntaxError(const yaml_parser_t& parser, std::string_view yaml,
@@ -519,9 +502,9 @@ void readHealthCheck(Reader& r, Node map, const std::string& path, HealthCheckCo
           {"timeout",
            [&](Node v, const std::string& p) { hc.timeout = r.duration(v, p, kPositive); }},
           {"failures",
-           [&](Node v, const std::string& p) { hc.failures = r.intValue(v, p, 1, 1000); }},
+           [&](Node v, const std::string& p) { hc.failures = r.intValue(v, p, 1, kMaxCheckCount); }},
           {"successes",
-           [&](Node v, const std::string& p) { hc.successes = r.intValue(v, p, 1, 1000); }},
+           [&](Node v, const std::string& p) { hc.successes = r.intValue(v, p, 1, kMaxCheckCount); }},
       });
 }
 
@@ -553,7 +536,7 @@ BackendConfig readBackend(Reader& r, Node map, const std::string& path) {
           {"max_conn",
            [&](Node v, const std::string& p) { b.max_conn = r.integer(v, p, 0, kMaxInt); }},
           {"max_fails",
-           [&](Node v, const std::string& p) { b.max_fails = r.intValue(v, p, 0, 1000); }},
+           [&](Node v, const std::string& p) { b.max_fails = r.intValue(v, p, 0, kMaxFails); }},
           {"keepalive",
            [&](Node v, const std::string& p) { b.keepalive = r.intValue(v, p, 0, kMaxKeepalive); }},
           {"fail_timeout",

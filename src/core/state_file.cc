@@ -12,6 +12,7 @@
 
 #include "core/atomic_file.h"
 #include "core/backend_json.h"
+#include "core/text_mark.h"
 
 namespace speedmimi::core {
 namespace {
@@ -25,18 +26,6 @@ std::string quotedJson(const std::string& text) {
 
 std::string entryPath(size_t index) {
   return "backends[" + std::to_string(index) + "]";
-}
-
-// Where byte `offset` of `text` is: 1-based line, and column in characters (as Jansson counts
-// them in its errors).
-Mark markAtOffset(std::string_view text, size_t offset) {
-  const std::string_view before = text.substr(0, offset);
-  const size_t line_start = before.rfind('\n') + 1;  // npos + 1 == 0 on the first line
-  const auto characters = std::count_if(before.begin() + line_start, before.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;  // not a UTF-8 continuation byte
-  });
-  return {static_cast<int>(std::count(before.begin(), before.end(), '\n')) + 1,
-          static_cast<int>(characters) + 1};
 }
 
 // The offsets at which the items of the top-level object's "backends" array start, for a text
