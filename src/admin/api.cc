@@ -233,6 +233,33 @@ bool Api::refuseWhileBusy(const CallPtr& call) {
   return true;
 }
 
+bool Api::commit(const CallPtr& call, core::StateOverlay next,
+                 const std::function<core::ChangeResult()>& change, core::ChangeResult& result) {
+  core::StateOverlay previous = overlay_;
+  if (!persist(call, std::move(next))) return false;
+  result = change();
+  if (result.ok()) return true;
+  std::string error;
+  if (core::saveStateFile(setup_.state_path, previous, error)) {
+    overlay_ = std::move(previous);
+  } else {
+    SM_ERROR("API: cannot put the state file back after a refused change: %s", error.c_str());
+  }
+  call->fail(result.status, result.message);
+  return false;
+}
+
+JsonPtr Api::backendData(const std::string& upstream, const std::string& id) const {
+  JsonPtr data(json_object());
+  long index = slotIndex(*setup_.zone, upstream, id);
+  if (index < 0) return data;
+  size_t i = static_cast<size_t>(index);
+  json_object_set_new(data.get(), "backend",
+                      backendStateJson(*setup_.zone, i, *setup_.zone->slot(i), core::monotonicMs())
+                          .release());
+  return data;
+}
+
 bool Api::persist(const CallPtr& call, core::StateOverlay next) {
   std::string error;
   if (!core::saveStateFile(setup_.state_path, next, error)) {
@@ -316,27 +343,15 @@ void Api::commitAdd(const CallPtr& call, const std::string& upstream, const core
   if (setup_.zone->find(upstream, b.id)) {  // added meanwhile by another call
     return call->fail(409, "upstream \"" + upstream + "\" already has a backend \"" + b.id + "\"");
   }
-  core::StateOverlay previous = overlay_;
   core::StateOverlay next = overlay_;
   next.added(upstream, b);
-  if (!persist(call, std::move(next))) return;
-  core::ChangeResult r = setup_.zone->addBackend(upstream, b, address);
-  if (!r.ok()) {
-    std::string error;
-    if (core::saveStateFile(setup_.state_path, previous, error)) overlay_ = std::move(previous);
-    return call->fail(r.status, r.message);
+  core::ChangeResult r;
+  if (!commit(call, std::move(next), [&] { return setup_.zone->addBackend(upstream, b, address); },
+              r)) {
+    return;
   }
   SM_NOTICE("API: %s", r.message.c_str());
-  long index = slotIndex(*setup_.zone, upstream, b.id);
-  JsonPtr data(json_object());
-  if (index >= 0) {
-    json_object_set_new(data.get(), "backend",
-                        backendStateJson(*setup_.zone, static_cast<size_t>(index),
-                                         *setup_.zone->slot(static_cast<size_t>(index)),
-                                         core::monotonicMs())
-                            .release());
-  }
-  answerWhenApplied(call, 201, r.message, std::move(data));
+  answerWhenApplied(call, 201, r.message, backendData(upstream, b.id));
 }
 
 void Api::removeBackend(const CallPtr& call) {
@@ -344,15 +359,11 @@ void Api::removeBackend(const CallPtr& call) {
   std::string upstream, id;
   if (!backendQuery(call, upstream, id)) return;
   if (!setup_.zone->find(upstream, id)) return notFound(call, *setup_.zone, upstream, id);
-  core::StateOverlay previous = overlay_;
   core::StateOverlay next = overlay_;
   next.removed(upstream, id);
-  if (!persist(call, std::move(next))) return;
-  core::ChangeResult r = setup_.zone->removeBackend(upstream, id);
-  if (!r.ok()) {
-    std::string error;
-    if (core::saveStateFile(setup_.state_path, previous, error)) overlay_ = std::move(previous);
-    return call->fail(r.status, r.message);
+  core::ChangeResult r;
+  if (!commit(call, std::move(next), [&] { return setup_.zone->removeBackend(upstream, id); }, r)) {
+    return;
   }
   SM_NOTICE("API: %s", r.message.c_str());
   answerWhenApplied(call, 200, r.message + "; requests in flight to it finish", nullptr);
@@ -410,27 +421,16 @@ void Api::commitUpdate(const CallPtr& call, const std::string& upstream,
     }
     target = address;
   }
-  core::StateOverlay previous = overlay_;
   core::StateOverlay next = overlay_;
   next.updated(upstream, b.id, fields.get());
-  if (!persist(call, std::move(next))) return;
-  core::ChangeResult r = setup_.zone->updateBackend(upstream, next_config, target,
-                                                    resetsHealth(current, next_config));
-  if (!r.ok()) {
-    if (core::saveStateFile(setup_.state_path, previous, error)) overlay_ = std::move(previous);
-    return call->fail(r.status, r.message);
+  core::ChangeResult r;
+  bool reset = resetsHealth(current, next_config);
+  if (!commit(call, std::move(next),
+              [&] { return setup_.zone->updateBackend(upstream, next_config, target, reset); }, r)) {
+    return;
   }
   SM_NOTICE("API: %s: %s", r.message.c_str(), core::jsonText(fields.get()).c_str());
-  long index = slotIndex(*setup_.zone, upstream, b.id);
-  JsonPtr data(json_object());
-  if (index >= 0) {
-    json_object_set_new(data.get(), "backend",
-                        backendStateJson(*setup_.zone, static_cast<size_t>(index),
-                                         *setup_.zone->slot(static_cast<size_t>(index)),
-                                         core::monotonicMs())
-                            .release());
-  }
-  answerWhenApplied(call, 200, r.message, std::move(data));
+  answerWhenApplied(call, 200, r.message, backendData(upstream, b.id));
 }
 
 void Api::disconnectBackend(const CallPtr& call) {
@@ -439,15 +439,12 @@ void Api::disconnectBackend(const CallPtr& call) {
   if (!backendQuery(call, upstream, id)) return;
   if (!setup_.zone->find(upstream, id)) return notFound(call, *setup_.zone, upstream, id);
   JsonPtr inactive(json_pack("{s:b}", "active", 0));
-  core::StateOverlay previous = overlay_;
   core::StateOverlay next = overlay_;
   next.updated(upstream, id, inactive.get());
-  if (!persist(call, std::move(next))) return;
-  core::ChangeResult r = setup_.zone->disconnectBackend(upstream, id);
-  if (!r.ok()) {
-    std::string error;
-    if (core::saveStateFile(setup_.state_path, previous, error)) overlay_ = std::move(previous);
-    return call->fail(r.status, r.message);
+  core::ChangeResult r;
+  if (!commit(call, std::move(next), [&] { return setup_.zone->disconnectBackend(upstream, id); },
+              r)) {
+    return;
   }
   SM_NOTICE("API: backend \"%s\" of upstream \"%s\" disconnected", id.c_str(), upstream.c_str());
   answerWhenApplied(call, 200,

@@ -99,6 +99,13 @@ class Api {
   // Saves `next` as the state file and makes it the overlay; false (the call answered 500) when
   // it cannot be written.
   bool persist(const CallPtr& call, core::StateOverlay next);
+  // A change written to the state file first (`next`), then made in the zone (`change`): a
+  // refused change puts the previous state file back and answers the call with the refusal.
+  // True with `result` when the change is made.
+  bool commit(const CallPtr& call, core::StateOverlay next,
+              const std::function<core::ChangeResult()>& change, core::ChangeResult& result);
+  // {"backend": its statistics} for an answer.
+  core::JsonPtr backendData(const std::string& upstream, const std::string& id) const;
   // Answers `call` once every live worker has applied the zone's current generation, or after
   // kApplyWait (saying so).
   void answerWhenApplied(const CallPtr& call, int status, const std::string& message,
