@@ -311,60 +311,6 @@ std::map<std::string, int> fetchMany(int port, const std::string& prefix, int co
   return bodies;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Which worker holds a client's connection: the socket inode of the accepted end (found in
-// /proc/net/tcp by the two ports) among the file descriptors of each child of the master.
-
-std::set<std::string> socketInodes(pid_t pid) {
-  std::set<std::string> inodes;
-  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return inodes;
-  while (dirent* e = readdir(d)) {
-    char target[128];
-    ssize_t n = readlink((dir + "/" + e->d_name).c_str(), target, sizeof(target) - 1);
-    if (n <= 0) continue;
-    std::string link(target, static_cast<size_t>(n));
-    if (link.rfind("socket:[", 0) == 0) inodes.insert(link.substr(8, link.size() - 9));
-  }
-  closedir(d);
-  return inodes;
-}
-
-std::string tcpInode(int local_port, int remote_port) {
-  std::istringstream table(readFile("/proc/net/tcp"));
-  std::string line;
-  std::getline(table, line);  // header
-  char local[16], remote[16];
-  snprintf(local, sizeof(local), "0100007F:%04X", local_port);
-  snprintf(remote, sizeof(remote), "0100007F:%04X", remote_port);
-  while (std::getline(table, line)) {
-    std::istringstream fields(line);
-    std::string slot, l, r, state, queues, timer, retransmits, uid, timeout, inode;
-    fields >> slot >> l >> r >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
-    if (l == local && r == remote && inode != "0") return inode;
-  }
-  return "";
-}
-
-pid_t workerHolding(const Proxy& proxy, Client& client) {
-  sockaddr_in addr{};
-  socklen_t len = sizeof(addr);
-  if (getsockname(client.stream()->fd(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
-  int client_port = ntohs(addr.sin_port);
-  pid_t holder = 0;
-  waitFor(
-      [&] {
-        std::string inode = tcpInode(proxy.port(), client_port);
-        if (inode.empty()) return false;
-        for (pid_t child : proxy.childPids()) {
-          if (socketInodes(child).count(inode)) holder = child;
-        }
-        return holder != 0;
-      },
-      Millis(2000), Millis(2));
-  return holder;
-}
 
 // The master's children titled "speedmimi: worker process".
 std::vector<pid_t> workerProcesses(const Proxy& proxy) {

@@ -543,6 +543,10 @@ class Proxy {
   std::vector<pid_t> last_children_;
 };
 
+// The worker process that holds `client`'s connection to `proxy` (found through /proc: the
+// accepted socket's inode among each child's descriptors), 0 if none within 2 s.
+pid_t workerHolding(const Proxy& proxy, Client& client);
+
 std::string readFile(const std::string& path);
 long rssKiB(pid_t pid);       // VmRSS of a process, -1 if unknown
 bool processGone(pid_t pid);  // no such process, or a zombie
