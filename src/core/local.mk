@@ -6,6 +6,7 @@ libspeedmimi_la_SOURCES += \
 	src/core/cmdline.cc src/core/cmdline.h \
 	src/core/config.cc src/core/config.h src/core/config_limits.h src/core/config_types.h \
 	src/core/config_yaml.cc src/core/config_yaml.h \
+	src/core/histogram.h \
 	src/core/json.h \
 	src/core/log.cc src/core/log.h \
 	src/core/shm.cc src/core/shm.h \
