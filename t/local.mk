@@ -65,7 +65,8 @@ t_helpers_demo_backend_LDADD = $(LIBEVENT_LIBS)
 
 check_PROGRAMS += t/integration/integration_tests
 t_integration_integration_tests_CXXFLAGS = $(TEST_CXXFLAGS) \
-	-DSPEEDMIMI_BIN='"$(abs_top_builddir)/src/speedmimi"'
+	-DSPEEDMIMI_BIN='"$(abs_top_builddir)/src/speedmimi"' \
+	-DSPEEDMIMI_BUILDDIR='"$(abs_top_builddir)"'
 t_integration_integration_tests_LDADD = $(DEPS_LIBS) $(TEST_LIBS)
 t_integration_integration_tests_SOURCES = \
 	t/integration/harness.cc t/integration/harness.h \
@@ -73,6 +74,7 @@ t_integration_integration_tests_SOURCES = \
 	t/integration/api_backends_test.cc \
 	t/integration/api_config_test.cc \
 	t/integration/balancing_test.cc \
+	t/integration/dashboard_test.cc \
 	t/integration/harness_test.cc \
 	t/integration/lifecycle_test.cc \
 	t/integration/proxy_basic_test.cc \

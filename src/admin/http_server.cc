@@ -182,8 +182,16 @@ void HttpServer::stopListening() {
   socket_ = nullptr;
 }
 
-void HttpServer::route(const std::string& path, Method method, Handler handler) {
-  routes_[path][method] = std::move(handler);
+void HttpServer::route(const std::string& path, Method method, Handler handler, Access access) {
+  routes_[path][method] = Route{std::move(handler), access};
+}
+
+const HttpServer::Route* HttpServer::find(const std::string& path, bool known_method,
+                                          Method method) const {
+  auto route = routes_.find(path);
+  if (route == routes_.end() || !known_method) return nullptr;
+  auto it = route->second.find(method);
+  return it == route->second.end() ? nullptr : &it->second;
 }
 
 bool HttpServer::tokenMatches(const char* authorization, const std::string& token) {
@@ -223,7 +231,11 @@ void HttpServer::dispatch(evhttp_request* request) {
       return call->fail(403, "this client's address is not in admin.allow");
     }
   }
-  if (!options_.auth_token.empty() &&
+  // Looked up before the token is checked, for Access::kPublic; without the token, an unknown
+  // path or method still gets a 401, not a 404 or 405 that would tell what exists.
+  const Route* found = find(path, known_method, method);
+  bool open = found && found->access == Access::kPublic;
+  if (!options_.auth_token.empty() && !open &&
       !tokenMatches(call->header("Authorization"), options_.auth_token)) {
     call->addHeader("WWW-Authenticate", "Bearer realm=\"speedmimi\"");
     return call->fail(401, call->header("Authorization")
@@ -242,16 +254,15 @@ void HttpServer::dispatch(evhttp_request* request) {
                                               : std::to_string(limit) + " bytes";
     return call->fail(413, "the request body is over the limit of " + text);
   }
+  if (found) return found->handler(call);
   auto route = routes_.find(path);
   if (route == routes_.end()) return call->fail(404, "no such endpoint: " + path);
-  auto handler = known_method ? route->second.find(method) : route->second.end();
-  if (handler == route->second.end()) {
-    std::string allow;
-    for (const auto& [m, h] : route->second) allow += (allow.empty() ? "" : ", ") + std::string(methodName(m));
-    call->addHeader("Allow", allow);
-    return call->fail(405, "method not allowed on " + path + "; allowed: " + allow);
+  std::string allow;
+  for (const auto& [m, r] : route->second) {
+    allow += (allow.empty() ? "" : ", ") + std::string(methodName(m));
   }
-  handler->second(call);
+  call->addHeader("Allow", allow);
+  return call->fail(405, "method not allowed on " + path + "; allowed: " + allow);
 }
 
 }  // namespace speedmimi::admin

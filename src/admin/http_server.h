@@ -24,6 +24,13 @@ namespace speedmimi::admin {
 enum class Method { kGet, kPost, kPut, kDelete };
 const char* methodName(Method method);
 
+// Who may call a route. The allow list (403) applies to both.
+enum class Access {
+  kToken,   // needs admin.auth_token when one is set (401 otherwise): every API endpoint
+  kPublic,  // served without the token: only what holds no data (the dashboard's page, which
+            // then asks the operator for the token that its own data calls carry)
+};
+
 // One API call. A handler answers it at once or keeps its shared pointer and answers later,
 // from a callback of the same event loop: every call is answered exactly once, even when the
 // client has gone meanwhile (evhttp then frees the request without writing).
@@ -88,8 +95,9 @@ class HttpServer {
   // connections get a 503 and the connection closes; the next control process serves them.
   void refuseNewCalls() { refusing_ = true; }
 
-  // `handler` answers `method` on the exact `path`.
-  void route(const std::string& path, Method method, Handler handler);
+  // `handler` answers `method` on the exact `path`, to the callers `access` admits.
+  void route(const std::string& path, Method method, Handler handler,
+             Access access = Access::kToken);
 
   // Calls received whose answer is not written yet.
   size_t pending() const { return pending_; }
@@ -99,13 +107,20 @@ class HttpServer {
   static bool tokenMatches(const char* authorization, const std::string& token);
 
  private:
+  struct Route {
+    Handler handler;
+    Access access;
+  };
+
   static void onRequest(evhttp_request* request, void* arg);
   void dispatch(evhttp_request* request);
+  // The route of `method` on `path`, nullptr when there is none.
+  const Route* find(const std::string& path, bool known_method, Method method) const;
 
   Options options_;
   evhttp* http_ = nullptr;  // owned
   evhttp_bound_socket* socket_ = nullptr;
-  std::map<std::string, std::map<Method, Handler>> routes_;
+  std::map<std::string, std::map<Method, Route>> routes_;
   size_t pending_ = 0;
   bool refusing_ = false;
 };

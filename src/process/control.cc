@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "admin/api.h"
+#include "admin/dashboard.h"
 #include "admin/http_server.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -239,6 +240,7 @@ bool Control::startApi() {
   api.generation = setup_.generation;
   api.started_unix_ms = setup_.started_unix_ms;
   api_ = std::make_unique<admin::Api>(api, *server_);
+  admin::registerDashboard(*server_);
   if (!api_->init(error)) {
     SM_CRIT("management API: %s", error.c_str());
     return false;
