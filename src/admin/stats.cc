@@ -38,6 +38,14 @@ const char* healthName(int health) {
   return "unknown";
 }
 
+HealthView healthView(const core::BackendSlot& slot, int64_t now_ms) {
+  if (slot.runtime.passive_down_until_ms.load(kRelaxed) > now_ms) {
+    return {"down", "passive: max_fails failures within fail_timeout"};
+  }
+  return {healthName(slot.runtime.health.load(kRelaxed)),
+          std::string(slot.health.reason, strnlen(slot.health.reason, sizeof(slot.health.reason)))};
+}
+
 void RequestRate::sample(uint64_t total, int64_t now_ms) {
   samples_.push_back({now_ms, total});
   while (!samples_.empty() && samples_.front().at_ms < now_ms - kKeepMs) samples_.pop_front();
@@ -128,17 +136,14 @@ core::JsonPtr backendStateJson(const core::Zone& zone, size_t index, const core:
 
   const core::BackendState& st = slot.runtime;
   json_t* health = json_object();
-  bool passive_down = st.passive_down_until_ms.load(kRelaxed) > now_ms;
-  int status = st.health.load(kRelaxed);
-  json_object_set_new(health, "status", json_string(passive_down ? "down" : healthName(status)));
+  HealthView view = healthView(slot, now_ms);
+  json_object_set_new(health, "status", json_string(view.status));
   int64_t checked = slot.health.last_check_unix_ms.load(kRelaxed);
   json_object_set_new(health, "last_check",
                       checked ? json_string(isoTime(checked).c_str()) : json_null());
   json_object_set_new(health, "last_check_passed",
                       checked ? json_boolean(slot.health.last_passed.load(kRelaxed)) : json_null());
-  std::string reason(slot.health.reason, strnlen(slot.health.reason, sizeof(slot.health.reason)));
-  if (passive_down) reason = "passive: max_fails failures within fail_timeout";
-  json_object_set_new(health, "reason", json_string(reason.c_str()));
+  json_object_set_new(health, "reason", json_string(view.reason.c_str()));
   json_object_set_new(health, "consecutive_failures",
                       json_integer(slot.health.consecutive_failures.load(kRelaxed)));
   json_object_set_new(health, "consecutive_successes",

@@ -56,4 +56,12 @@ core::JsonPtr backendStateJson(const core::Zone& zone, size_t index, const core:
 
 const char* healthName(int health);
 
+// A backend's health as the API and /metrics show it: its status ("up", "down" or "unknown"),
+// "down" too while passive checks have taken it out, and why. `now_ms` is core::monotonicMs().
+struct HealthView {
+  const char* status;
+  std::string reason;
+};
+HealthView healthView(const core::BackendSlot& slot, int64_t now_ms);
+
 }  // namespace speedmimi::admin
