@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -777,7 +778,6 @@ namespace {
 // released with their totals folded into the retired counters, and reused.
 TEST(ZoneWorkerSlots, ClaimedReleasedAndReusedWithTotalsKept) {
   std::string error;
-  // The default server.shm_size holds every worker slot with its row of backend counters.
   auto zone = Zone::create(ServerConfig{}.shm_size, 1, error);
   ASSERT_NE(zone, nullptr) << error;
   EXPECT_EQ(zone->workerSlotLimit(), 0u);
@@ -806,7 +806,22 @@ TEST(ZoneWorkerSlots, ClaimedReleasedAndReusedWithTotalsKept) {
   EXPECT_EQ(c, a);
   EXPECT_EQ(zone->workers()[c].requests.load(), 0u);
   EXPECT_EQ(zone->workerSlotLimit(), 2u);
-  for (size_t i = 2; i < kWorkerSlots; ++i) EXPECT_GE(zone->claimWorkerSlot(4242), 0);
+  // The default server.shm_size holds the rows of three generations of 64 workers (each row is
+  // slotCapacity() entries of per-backend counters); more workers need a larger zone.
+  size_t taken = 2;
+  while (zone->claimWorkerSlot(4242) >= 0) ++taken;
+  EXPECT_GE(taken, 3u * 64) << "worker slots with a row in the default zone";
+  EXPECT_EQ(zone->workerSlotLimit(), taken);
+  std::printf("default zone: %zu worker slots with a row of %zu backends\n", taken,
+              zone->slotCapacity());
+}
+
+// All kWorkerSlots can be handed out, given a zone large enough for their rows.
+TEST(ZoneWorkerSlots, AllTakenIsMinusOne) {
+  std::string error;
+  auto zone = Zone::create(64ull << 20, 1, error);
+  ASSERT_NE(zone, nullptr) << error;
+  for (size_t i = 0; i < kWorkerSlots; ++i) ASSERT_GE(zone->claimWorkerSlot(4242), 0) << i;
   EXPECT_EQ(zone->claimWorkerSlot(4242), -1);  // all taken
   EXPECT_EQ(zone->workerSlotLimit(), kWorkerSlots);
 }
