@@ -11,7 +11,6 @@ namespace speedmimi::admin {
 namespace {
 
 constexpr auto kRelaxed = std::memory_order_relaxed;
-constexpr const char* kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};  // index 1..5
 constexpr const char* kHealthStates[] = {"up", "down", "unknown"};
 
 double seconds(uint64_t us) { return static_cast<double>(us) / 1e6; }
@@ -76,12 +75,16 @@ void serverFamilies(Exposition& out, const core::Zone& zone, const MetricsInfo& 
   out.family("speedmimi_responses_total", "counter",
              "Responses sent to clients, by status class.");
   for (size_t i = 1; i <= 5; ++i) {
-    out.sample("speedmimi_responses_total", {{"code", kClasses[i - 1]}}, t.responses_by_class[i]);
+    out.sample("speedmimi_responses_total", {{"code", statusClassName(i)}},
+               t.responses_by_class[i]);
   }
   out.family("speedmimi_received_bytes_total", "counter", "Bytes received from clients.");
   out.sample("speedmimi_received_bytes_total", {}, t.bytes_in);
   out.family("speedmimi_sent_bytes_total", "counter", "Bytes sent to clients.");
   out.sample("speedmimi_sent_bytes_total", {}, t.bytes_out);
+  out.family("speedmimi_request_duration_seconds", "histogram",
+             "Time from a request's head to the end of its response.");
+  out.histogram("speedmimi_request_duration_seconds", {}, t.request_latency);
 }
 
 // One family over every backend: `value` gives a row's sample.
@@ -120,11 +123,26 @@ void backendFamilies(Exposition& out, const std::vector<BackendRow>& rows) {
   perBackend(out, rows, "speedmimi_backend_failures_total", "counter",
              "Failed exchanges with the backend (connect, timeout, reset, invalid response).",
              [](const BackendRow& r) { return r.totals.failures; });
+  out.family("speedmimi_backend_responses_total", "counter",
+             "Response heads received from the backend, by the backend's status class.");
+  for (const BackendRow& row : rows) {
+    for (size_t i = 1; i <= 5; ++i) {
+      Labels labels = backendLabels(row);
+      labels.emplace_back("code", statusClassName(i));
+      out.sample("speedmimi_backend_responses_total", labels, row.totals.responses_by_class[i]);
+    }
+  }
   perBackend(out, rows, "speedmimi_backend_received_bytes_total", "counter",
              "Bytes received from the backend.",
              [](const BackendRow& r) { return r.totals.bytes_in; });
   perBackend(out, rows, "speedmimi_backend_sent_bytes_total", "counter",
              "Bytes sent to the backend.", [](const BackendRow& r) { return r.totals.bytes_out; });
+  out.family("speedmimi_backend_response_head_seconds", "histogram",
+             "Time from the start of an attempt to the backend's response head.");
+  for (const BackendRow& row : rows) {
+    out.histogram("speedmimi_backend_response_head_seconds", backendLabels(row),
+                  row.totals.head_time);
+  }
   out.family("speedmimi_backend_latency_ewma_seconds", "gauge",
              "Moving average of the time to the response head, as the balancers see it "
              "(absent before the first response).");

@@ -426,14 +426,14 @@ TEST_F(ObservabilityTest, KnownTrafficGivesExactCountsInStatsAndMetrics) {
   EXPECT_EQ(integer(s, {"bytes_in"}), static_cast<long long>(sent.request_bytes));
   EXPECT_EQ(integer(s, {"bytes_out"}), static_cast<long long>(sent.response_bytes));
   EXPECT_EQ(integer(s, {"latency", "count"}), kRequests);
-  for (const char* p : {"p50", "p90", "p99", "p999"}) {
+  for (const char* p : {"p50_ms", "p90_ms", "p99_ms", "p999_ms", "mean_ms"}) {
     json_t* v = at(s, {"latency", p});
     EXPECT_TRUE(json_is_number(v)) << p;
     EXPECT_GT(json_number_value(v), 0) << p;
     EXPECT_LT(json_number_value(v), 5000) << p;  // ms: loopback
   }
-  EXPECT_LE(json_number_value(at(s, {"latency", "p50"})),
-            json_number_value(at(s, {"latency", "p999"})));
+  EXPECT_LE(json_number_value(at(s, {"latency", "p50_ms"})),
+            json_number_value(at(s, {"latency", "p999_ms"})));
 
   // /api/v1/stats/backend
   Json b1 = getJson(*proxy, "/api/v1/stats/backend?upstream=app&backend_id=b1", &error);
@@ -448,7 +448,7 @@ TEST_F(ObservabilityTest, KnownTrafficGivesExactCountsInStatsAndMetrics) {
   EXPECT_EQ(integer(b, {"responses", "5xx"}), 0);
   EXPECT_EQ(integer(b, {"bytes_out"}), static_cast<long long>(backend.receivedBytes().size()));
   EXPECT_EQ(integer(b, {"head_time", "count"}), kOk + kMissing);
-  for (const char* p : {"p50", "p90", "p99", "p999"}) {
+  for (const char* p : {"p50_ms", "p90_ms", "p99_ms", "p999_ms", "mean_ms"}) {
     EXPECT_TRUE(json_is_number(at(b, {"head_time", p}))) << p;
   }
   EXPECT_TRUE(json_is_number(at(b, {"latency_ms"})));
@@ -623,6 +623,8 @@ TEST_F(ObservabilityTest, TotalsAreKeptAcrossAReloadThenGrow) {
         << field;
   }
   EXPECT_EQ(integer(backend_after.get(), {"backend", "responses", "2xx"}), kOk);
+  EXPECT_EQ(integer(backend_after.get(), {"backend", "responses", "4xx"}), kMissing);
+  EXPECT_EQ(integer(backend_after.get(), {"backend", "head_time", "count"}), kOk + kMissing);
   Samples m = parseSamples(getMetrics(*proxy)->body);
   EXPECT_EQ(valueOf(m, "speedmimi_generation"), 2);
   EXPECT_EQ(valueOf(m, "speedmimi_requests_total"), kRequests);
@@ -644,6 +646,58 @@ TEST_F(ObservabilityTest, TotalsAreKeptAcrossAReloadThenGrow) {
   EXPECT_EQ(valueOf(grown_m, "speedmimi_requests_total"), 2 * kRequests);
   EXPECT_EQ(valueOf(grown_m, "speedmimi_backend_requests_total{upstream=\"app\",backend=\"b1\"}"),
             2 * (kOk + kMissing));
+}
+
+TEST_F(ObservabilityTest, HealthChangesShowInTheHistoryAndTheStateGauges) {
+  FakeBackend backend(okOrMissing());
+  FakeBackend checked(FakeBackend::fixed(200, "ok"));
+  ProxyOptions options = observedProxy(backend);
+  BackendSpec hc;
+  hc.id = "hc";
+  hc.port = checked.port();
+  hc.health_check = HealthCheckSpec{};  // /health every 200 ms, 2 to change
+  options.backends["checked"] = {hc};
+  RouteSpec route;
+  route.name = "checked";
+  route.path = "/checked/";
+  route.upstream = "checked";
+  options.routes.push_back(route);
+  Proxy* proxy = startProxy(options);
+  ASSERT_NE(proxy, nullptr);
+  const std::string target = "/api/v1/stats/backend?upstream=checked&backend_id=hc";
+  const std::string labels = "{upstream=\"checked\",backend=\"hc\"";
+  auto status = [&] {
+    Json j = getJson(*proxy, target);
+    return std::string(json_string_value(at(j.get(), {"backend", "health", "status"})) ?: "");
+  };
+  ASSERT_TRUE(waitFor([&] { return status() == "up"; }, Millis(5000), Millis(50)));
+  Samples m = parseSamples(getMetrics(*proxy)->body);
+  EXPECT_EQ(valueOf(m, "speedmimi_backend_up" + labels + "}"), 1);
+  EXPECT_EQ(valueOf(m, "speedmimi_backend_health_state" + labels + ",state=\"up\"}"), 1);
+  EXPECT_EQ(valueOf(m, "speedmimi_backend_health_state" + labels + ",state=\"unknown\"}"), 0);
+
+  checked.stop();  // the probes fail from now on
+  ASSERT_TRUE(waitFor([&] { return status() == "down"; }, Millis(5000), Millis(50)));
+  Json j = getJson(*proxy, target);
+  show("GET " + target + " (health)", dump(at(j.get(), {"backend", "health"})));
+  json_t* history = at(j.get(), {"backend", "health", "history"});
+  ASSERT_EQ(json_array_size(history), 2u) << dump(j.get());
+  json_t* newest = json_array_get(history, 0);
+  json_t* oldest = json_array_get(history, 1);
+  EXPECT_EQ(std::string(json_string_value(json_object_get(newest, "status")) ?: ""), "down");
+  EXPECT_EQ(std::string(json_string_value(json_object_get(oldest, "status")) ?: ""), "up");
+  std::string reason = json_string_value(json_object_get(newest, "reason")) ?: "";
+  EXPECT_FALSE(reason.empty());
+  EXPECT_EQ(reason, std::string(json_string_value(at(j.get(), {"backend", "health", "reason"})) ?: ""));
+  for (json_t* e : {newest, oldest}) {
+    EXPECT_TRUE(globMatch(json_string_value(json_object_get(e, "time")) ?: "",
+                          "####-##-##T##:##:##.###Z"))
+        << dump(e);
+  }
+  m = parseSamples(getMetrics(*proxy)->body);
+  EXPECT_EQ(valueOf(m, "speedmimi_backend_up" + labels + "}"), 0);
+  EXPECT_EQ(valueOf(m, "speedmimi_backend_health_state" + labels + ",state=\"down\"}"), 1);
+  EXPECT_EQ(valueOf(m, "speedmimi_backend_health_state" + labels + ",state=\"up\"}"), 0);
 }
 
 }  // namespace

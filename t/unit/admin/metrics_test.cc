@@ -304,6 +304,120 @@ TEST_F(MetricsTest, BackendCountersGiveExactLinesInUpstreamThenIdOrder) {
       << text;
 }
 
+TEST_F(MetricsTest, HistogramsSumEveryWorkerAndTheRetiredOnes) {
+  size_t a = worker();
+  size_t b = worker();
+  size_t gone = worker();
+  zone_->workers()[a].request_latency.record(80);        // <= 0.1 ms
+  zone_->workers()[a].request_latency.record(2'000);     // <= 2.5 ms
+  zone_->workers()[b].request_latency.record(2'500);     // <= 2.5 ms (le is inclusive)
+  zone_->workers()[gone].request_latency.record(70'000'000);  // > 60 s
+  size_t w1 = indexOf("web", "w1");
+  core::BackendWorkerCounters* row_a = zone_->backendCounters(a);
+  core::BackendWorkerCounters* row_gone = zone_->backendCounters(gone);
+  row_a[w1].counters.head_time.record(400);
+  row_a[w1].counters.responses_by_class[2] = 4;
+  row_gone[w1].counters.head_time.record(30'000'000);
+  row_gone[w1].counters.responses_by_class[5] = 1;
+  zone_->releaseWorkerSlot(gone);
+
+  std::string text = render();
+  const std::vector<std::string> server = {
+      "speedmimi_request_duration_seconds_bucket{le=\"0.0001\"} 1",
+      "speedmimi_request_duration_seconds_bucket{le=\"0.00025\"} 1",
+      "speedmimi_request_duration_seconds_bucket{le=\"0.0005\"} 1",
+      "speedmimi_request_duration_seconds_bucket{le=\"0.001\"} 1",
+      "speedmimi_request_duration_seconds_bucket{le=\"0.0025\"} 3",
+      "speedmimi_request_duration_seconds_bucket{le=\"0.005\"} 3",
+      "speedmimi_request_duration_seconds_bucket{le=\"0.01\"} 3",
+      "speedmimi_request_duration_seconds_bucket{le=\"0.025\"} 3",
+      "speedmimi_request_duration_seconds_bucket{le=\"0.05\"} 3",
+      "speedmimi_request_duration_seconds_bucket{le=\"0.1\"} 3",
+      "speedmimi_request_duration_seconds_bucket{le=\"0.25\"} 3",
+      "speedmimi_request_duration_seconds_bucket{le=\"0.5\"} 3",
+      "speedmimi_request_duration_seconds_bucket{le=\"1\"} 3",
+      "speedmimi_request_duration_seconds_bucket{le=\"2.5\"} 3",
+      "speedmimi_request_duration_seconds_bucket{le=\"5\"} 3",
+      "speedmimi_request_duration_seconds_bucket{le=\"10\"} 3",
+      "speedmimi_request_duration_seconds_bucket{le=\"30\"} 3",
+      "speedmimi_request_duration_seconds_bucket{le=\"60\"} 3",
+      "speedmimi_request_duration_seconds_bucket{le=\"+Inf\"} 4",
+      "speedmimi_request_duration_seconds_sum 70.00458",
+      "speedmimi_request_duration_seconds_count 4",
+  };
+  EXPECT_EQ(linesStarting(text, "speedmimi_request_duration_seconds_"), server) << text;
+  const std::string w1_labels = "{upstream=\"web\",backend=\"w1\"";
+  for (const std::string& line : {
+           "speedmimi_backend_response_head_seconds_bucket" + w1_labels + ",le=\"0.00025\"} 0",
+           "speedmimi_backend_response_head_seconds_bucket" + w1_labels + ",le=\"0.0005\"} 1",
+           "speedmimi_backend_response_head_seconds_bucket" + w1_labels + ",le=\"10\"} 1",
+           "speedmimi_backend_response_head_seconds_bucket" + w1_labels + ",le=\"30\"} 2",
+           "speedmimi_backend_response_head_seconds_bucket" + w1_labels + ",le=\"+Inf\"} 2",
+           "speedmimi_backend_response_head_seconds_sum" + w1_labels + "} 30.0004",
+           "speedmimi_backend_response_head_seconds_count" + w1_labels + "} 2",
+           std::string("speedmimi_backend_response_head_seconds_count{upstream=\"web\",backend=\"w2\"} 0"),
+           "speedmimi_backend_responses_total" + w1_labels + ",code=\"2xx\"} 4",
+           "speedmimi_backend_responses_total" + w1_labels + ",code=\"5xx\"} 1",
+           "speedmimi_backend_responses_total" + w1_labels + ",code=\"4xx\"} 0",
+       }) {
+    EXPECT_TRUE(hasLine(text, line)) << line << "\nin:\n" << text;
+  }
+  EXPECT_EQ(linesStarting(text, "speedmimi_backend_responses_total{").size(), 10u) << text;
+  EXPECT_EQ(linesStarting(text, "speedmimi_backend_response_head_seconds_bucket{").size(),
+            2 * core::kLatencyBuckets)
+      << text;
+}
+
+// In every histogram of a rendering, each series' buckets never decrease, end with +Inf, and
+// _count equals the +Inf bucket.
+TEST_F(MetricsTest, EveryRenderedHistogramIsCumulativeAndCountsItsInfBucket) {
+  size_t w = worker();
+  for (uint64_t us : {1u, 300u, 300u, 9'000u, 120'000u, 4'000'000u}) {
+    zone_->workers()[w].request_latency.record(us);
+  }
+  core::BackendWorkerCounters* row = zone_->backendCounters(w);
+  for (uint64_t us : {50u, 700u, 61'000'000u}) row[indexOf("web", "w2")].counters.head_time.record(us);
+  std::string text = render();
+  std::map<std::string, std::vector<std::pair<std::string, double>>> buckets;  // series -> le
+  std::map<std::string, double> counts;
+  for (const std::string& line : linesOf(text)) {
+    if (line[0] == '#') continue;
+    std::string series = line.substr(0, line.rfind(' '));
+    double value = std::stod(line.substr(line.rfind(' ') + 1));
+    size_t b = series.find("_bucket{");
+    if (b != std::string::npos) {
+      size_t le = series.find("le=\"");
+      ASSERT_NE(le, std::string::npos) << line;
+      std::string key = series.substr(0, b) + series.substr(b + 7, le - b - 7);
+      std::string bound = series.substr(le + 4, series.find('"', le + 4) - le - 4);
+      buckets[key].emplace_back(bound, value);
+    }
+    size_t c = series.find("_count");
+    if (c != std::string::npos) {
+      std::string labels = c + 6 < series.size() ? series.substr(c + 6) : "";
+      // the same key as the buckets': name + "{labels," (or "{" alone)
+      std::string key = series.substr(0, c) +
+                        (labels.empty() ? "{" : labels.substr(0, labels.size() - 1) + ",");
+      counts[key] = value;
+    }
+  }
+  ASSERT_EQ(buckets.size(), 3u) << text;  // the server's and two backends'
+  for (const auto& [key, list] : buckets) {
+    ASSERT_EQ(list.size(), core::kLatencyBuckets) << key;
+    EXPECT_EQ(list.back().first, "+Inf") << key;
+    for (size_t i = 1; i < list.size(); ++i) {
+      EXPECT_LE(list[i - 1].second, list[i].second) << key << " le=" << list[i].first;
+      if (i + 1 < list.size()) {
+        EXPECT_LT(std::stod(list[i - 1].first), std::stod(list[i].first)) << key;
+      }
+    }
+    ASSERT_EQ(counts.count(key), 1u) << key;
+    EXPECT_EQ(counts[key], list.back().second) << key;
+  }
+  EXPECT_EQ(counts["speedmimi_request_duration_seconds{"], 6);
+  EXPECT_EQ(counts["speedmimi_backend_response_head_seconds{upstream=\"web\",backend=\"w2\","], 3);
+}
+
 TEST_F(MetricsTest, LabelValuesFromTheZoneAreEscaped) {
   add("odd\"up", backend("back\\slash\nid", 9100, 1));
   std::string text = render();
@@ -368,7 +482,7 @@ TEST_F(MetricsTest, OneHelpAndOneTypePerFamilyBeforeItsSamples) {
   }
   for (const auto& [name, n] : types) EXPECT_EQ(n, 1) << name;
   for (const auto& [name, n] : helps) EXPECT_EQ(n, 1) << name;
-  EXPECT_GE(types.size(), 20u) << text;
+  EXPECT_GE(types.size(), 23u) << text;
   EXPECT_GT(samples, types.size());
   EXPECT_EQ(text.back(), '\n');
 }
