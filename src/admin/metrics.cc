@@ -13,7 +13,9 @@ namespace {
 constexpr auto kRelaxed = std::memory_order_relaxed;
 constexpr const char* kHealthStates[] = {"up", "down", "unknown"};
 
-double seconds(uint64_t us) { return static_cast<double>(us) / 1e6; }
+double seconds(uint64_t us) {
+  return static_cast<double>(us) / 1e6;
+}
 
 // One backend as read from the zone, so that each family can go over all of them in turn.
 struct BackendRow {
@@ -72,8 +74,7 @@ void serverFamilies(Exposition& out, const core::Zone& zone, const MetricsInfo& 
   out.sample("speedmimi_connections_active", {}, t.active_connections);
   out.family("speedmimi_requests_total", "counter", "Client requests received.");
   out.sample("speedmimi_requests_total", {}, t.requests);
-  out.family("speedmimi_responses_total", "counter",
-             "Responses sent to clients, by status class.");
+  out.family("speedmimi_responses_total", "counter", "Responses sent to clients, by status class.");
   for (size_t i = 1; i <= 5; ++i) {
     out.sample("speedmimi_responses_total", {{"code", statusClassName(i)}},
                t.responses_by_class[i]);
@@ -148,7 +149,8 @@ void backendFamilies(Exposition& out, const std::vector<BackendRow>& rows) {
              "(absent before the first response).");
   for (const BackendRow& row : rows) {
     if (row.latency_us == core::kLatencyUnmeasured) continue;
-    out.sample("speedmimi_backend_latency_ewma_seconds", backendLabels(row), seconds(row.latency_us));
+    out.sample("speedmimi_backend_latency_ewma_seconds", backendLabels(row),
+               seconds(row.latency_us));
   }
 }
 
@@ -159,10 +161,17 @@ std::string escapeLabelValue(std::string_view value) {
   out.reserve(value.size());
   for (char c : value) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -185,9 +194,12 @@ void Exposition::family(std::string_view name, std::string_view type, std::strin
   // HELP text escapes backslash and line feed (not quotes).
   std::string escaped;
   for (char c : help) {
-    if (c == '\\') escaped += "\\\\";
-    else if (c == '\n') escaped += "\\n";
-    else escaped += c;
+    if (c == '\\')
+      escaped += "\\\\";
+    else if (c == '\n')
+      escaped += "\\n";
+    else
+      escaped += c;
   }
   out_.append("# HELP ").append(name).append(" ").append(escaped).append("\n");
   out_.append("# TYPE ").append(name).append(" ").append(type).append("\n");

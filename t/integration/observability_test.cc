@@ -54,7 +54,6 @@ long long integer(json_t* root, std::initializer_list<const char*> path) {
   return json_is_integer(j) ? json_integer_value(j) : -1;
 }
 
-
 std::string dump(const json_t* j) {
   if (!j) return "(null)";
   char* s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -164,7 +163,8 @@ std::string urlEncode(const std::string& in) {
 // KILL) when destroyed. Its data and log live in `dir`.
 class PrometheusServer {
  public:
-  PrometheusServer(std::string dir, int target_port, const std::string& token) : dir_(std::move(dir)) {
+  PrometheusServer(std::string dir, int target_port, const std::string& token)
+      : dir_(std::move(dir)) {
     port_ = pickFreePort();
     std::ofstream(dir_ + "/prometheus.yml")
         << "global:\n"
@@ -173,8 +173,9 @@ class PrometheusServer {
         << "scrape_configs:\n"
         << "  - job_name: speedmimi\n"
         << "    metrics_path: /metrics\n"
-        << (token.empty() ? "" : "    authorization:\n      type: Bearer\n      credentials: \"" +
-                                     token + "\"\n")
+        << (token.empty()
+                ? ""
+                : "    authorization:\n      type: Bearer\n      credentials: \"" + token + "\"\n")
         << "    static_configs:\n"
         << "      - targets: [\"127.0.0.1:" << target_port << "\"]\n";
   }
@@ -182,10 +183,9 @@ class PrometheusServer {
 
   bool start(std::string* error) {
     mkdir((dir_ + "/tsdb").c_str(), 0755);
-    std::vector<std::string> argv = {
-        kPrometheus, "--config.file=" + dir_ + "/prometheus.yml",
-        "--storage.tsdb.path=" + dir_ + "/tsdb",
-        "--web.listen-address=127.0.0.1:" + std::to_string(port_)};
+    std::vector<std::string> argv = {kPrometheus, "--config.file=" + dir_ + "/prometheus.yml",
+                                     "--storage.tsdb.path=" + dir_ + "/tsdb",
+                                     "--web.listen-address=127.0.0.1:" + std::to_string(port_)};
     pid_ = fork();
     if (pid_ < 0) return *error = "fork failed", false;
     if (pid_ == 0) {
@@ -521,8 +521,8 @@ TEST_F(ObservabilityTest, PromtoolAcceptsTheRealOutput) {
   ASSERT_EQ(settledRequests(*proxy, kRequests), kRequests);
   auto metrics = getMetrics(*proxy);
   ASSERT_TRUE(metrics && metrics->status == 200);
-  ToolResult check = runTool({kPromtool, "check", "metrics"}, metrics->body, proxy->prefix(),
-                             Millis(30'000));
+  ToolResult check =
+      runTool({kPromtool, "check", "metrics"}, metrics->body, proxy->prefix(), Millis(30'000));
   show("promtool check metrics < /metrics: exit " + std::to_string(check.exit_code) +
            (check.output.empty() ? ", no output" : ""),
        check.output);
@@ -539,7 +539,8 @@ TEST_F(ObservabilityTest, PromtoolAcceptsTheRealOutput) {
 }
 
 TEST_F(ObservabilityTest, PrometheusScrapesWithTheBearerToken) {
-  ASSERT_EQ(access(kPrometheus, X_OK), 0) << kPrometheus << " is missing: install Debian's prometheus";
+  ASSERT_EQ(access(kPrometheus, X_OK), 0)
+      << kPrometheus << " is missing: install Debian's prometheus";
   FakeBackend backend(okOrMissing());
   const std::string token = "s3cret-token";
   Proxy* proxy = startProxy(observedProxy(backend, token));
@@ -575,8 +576,9 @@ TEST_F(ObservabilityTest, PrometheusScrapesWithTheBearerToken) {
   show("prometheus /api/v1/query?query=speedmimi_requests_total",
        prometheus.get("/api/v1/query?query=speedmimi_requests_total")->body);
   EXPECT_EQ(prometheus.query("up").value_or(-1), 1);
-  EXPECT_EQ(prometheus.query("sum(speedmimi_backend_requests_total{upstream=\"app\"})").value_or(-1),
-            kOk + kMissing);
+  EXPECT_EQ(
+      prometheus.query("sum(speedmimi_backend_requests_total{upstream=\"app\"})").value_or(-1),
+      kOk + kMissing);
   EXPECT_EQ(prometheus.query("count(speedmimi_backend_up)").value_or(-1), 2);
 }
 
@@ -688,10 +690,11 @@ TEST_F(ObservabilityTest, HealthChangesShowInTheHistoryAndTheStateGauges) {
   EXPECT_EQ(std::string(json_string_value(json_object_get(oldest, "status")) ?: ""), "up");
   std::string reason = json_string_value(json_object_get(newest, "reason")) ?: "";
   EXPECT_FALSE(reason.empty());
-  EXPECT_EQ(reason, std::string(json_string_value(at(j.get(), {"backend", "health", "reason"})) ?: ""));
+  EXPECT_EQ(reason,
+            std::string(json_string_value(at(j.get(), {"backend", "health", "reason"})) ?: ""));
   for (json_t* e : {newest, oldest}) {
-    EXPECT_TRUE(globMatch(json_string_value(json_object_get(e, "time")) ?: "",
-                          "####-##-##T##:##:##.###Z"))
+    EXPECT_TRUE(
+        globMatch(json_string_value(json_object_get(e, "time")) ?: "", "####-##-##T##:##:##.###Z"))
         << dump(e);
   }
   m = parseSamples(getMetrics(*proxy)->body);

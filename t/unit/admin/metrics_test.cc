@@ -107,9 +107,17 @@ class MetricsTest : public ::testing::Test {
 
 TEST(MetricsFormat, ValuesAreTheShortestTextThatReadsBack) {
   const std::pair<double, const char*> cases[] = {
-      {0.0001, "0.0001"}, {0.00025, "0.00025"}, {0.0005, "0.0005"}, {0.001, "0.001"},
-      {2.5, "2.5"},       {60, "60"},           {0, "0"},           {1e21, "1e+21"}, {2e-6, "2e-06"},
-      {-1.5, "-1.5"},     {1700000000.25, "1700000000.25"},
+      {0.0001, "0.0001"},
+      {0.00025, "0.00025"},
+      {0.0005, "0.0005"},
+      {0.001, "0.001"},
+      {2.5, "2.5"},
+      {60, "60"},
+      {0, "0"},
+      {1e21, "1e+21"},
+      {2e-6, "2e-06"},
+      {-1.5, "-1.5"},
+      {1700000000.25, "1700000000.25"},
       {std::numeric_limits<double>::quiet_NaN(), "NaN"},
       {std::numeric_limits<double>::infinity(), "+Inf"},
       {-std::numeric_limits<double>::infinity(), "-Inf"},
@@ -149,8 +157,8 @@ TEST(MetricsFormat, SamplesWithAndWithoutLabels) {
 
 TEST(MetricsFormat, HistogramBucketsAreCumulativeAndCountIsTheInfBucket) {
   core::LatencyTotals h;
-  h.buckets[0] = 2;                        // <= 0.1 ms
-  h.buckets[3] = 5;                        // (0.5, 1] ms
+  h.buckets[0] = 2;                          // <= 0.1 ms
+  h.buckets[3] = 5;                          // (0.5, 1] ms
   h.buckets[core::kLatencyBuckets - 1] = 1;  // > 60 s
   h.sum_us = 61'004'250;
   Exposition out;
@@ -300,17 +308,16 @@ TEST_F(MetricsTest, BackendCountersGiveExactLinesInUpstreamThenIdOrder) {
   const std::vector<std::string> expected_ewma = {
       "speedmimi_backend_latency_ewma_seconds{upstream=\"web\",backend=\"w1\"} 0.0015",
   };
-  EXPECT_EQ(linesStarting(text, "speedmimi_backend_latency_ewma_seconds{"), expected_ewma)
-      << text;
+  EXPECT_EQ(linesStarting(text, "speedmimi_backend_latency_ewma_seconds{"), expected_ewma) << text;
 }
 
 TEST_F(MetricsTest, HistogramsSumEveryWorkerAndTheRetiredOnes) {
   size_t a = worker();
   size_t b = worker();
   size_t gone = worker();
-  zone_->workers()[a].request_latency.record(80);        // <= 0.1 ms
-  zone_->workers()[a].request_latency.record(2'000);     // <= 2.5 ms
-  zone_->workers()[b].request_latency.record(2'500);     // <= 2.5 ms (le is inclusive)
+  zone_->workers()[a].request_latency.record(80);             // <= 0.1 ms
+  zone_->workers()[a].request_latency.record(2'000);          // <= 2.5 ms
+  zone_->workers()[b].request_latency.record(2'500);          // <= 2.5 ms (le is inclusive)
   zone_->workers()[gone].request_latency.record(70'000'000);  // > 60 s
   size_t w1 = indexOf("web", "w1");
   core::BackendWorkerCounters* row_a = zone_->backendCounters(a);
@@ -355,7 +362,8 @@ TEST_F(MetricsTest, HistogramsSumEveryWorkerAndTheRetiredOnes) {
            "speedmimi_backend_response_head_seconds_bucket" + w1_labels + ",le=\"+Inf\"} 2",
            "speedmimi_backend_response_head_seconds_sum" + w1_labels + "} 30.0004",
            "speedmimi_backend_response_head_seconds_count" + w1_labels + "} 2",
-           std::string("speedmimi_backend_response_head_seconds_count{upstream=\"web\",backend=\"w2\"} 0"),
+           std::string(
+               "speedmimi_backend_response_head_seconds_count{upstream=\"web\",backend=\"w2\"} 0"),
            "speedmimi_backend_responses_total" + w1_labels + ",code=\"2xx\"} 4",
            "speedmimi_backend_responses_total" + w1_labels + ",code=\"5xx\"} 1",
            "speedmimi_backend_responses_total" + w1_labels + ",code=\"4xx\"} 0",
@@ -376,7 +384,8 @@ TEST_F(MetricsTest, EveryRenderedHistogramIsCumulativeAndCountsItsInfBucket) {
     zone_->workers()[w].request_latency.record(us);
   }
   core::BackendWorkerCounters* row = zone_->backendCounters(w);
-  for (uint64_t us : {50u, 700u, 61'000'000u}) row[indexOf("web", "w2")].counters.head_time.record(us);
+  for (uint64_t us : {50u, 700u, 61'000'000u})
+    row[indexOf("web", "w2")].counters.head_time.record(us);
   std::string text = render();
   std::map<std::string, std::vector<std::pair<std::string, double>>> buckets;  // series -> le
   std::map<std::string, double> counts;
@@ -396,8 +405,8 @@ TEST_F(MetricsTest, EveryRenderedHistogramIsCumulativeAndCountsItsInfBucket) {
     if (c != std::string::npos) {
       std::string labels = c + 6 < series.size() ? series.substr(c + 6) : "";
       // the same key as the buckets': name + "{labels," (or "{" alone)
-      std::string key = series.substr(0, c) +
-                        (labels.empty() ? "{" : labels.substr(0, labels.size() - 1) + ",");
+      std::string key =
+          series.substr(0, c) + (labels.empty() ? "{" : labels.substr(0, labels.size() - 1) + ",");
       counts[key] = value;
     }
   }
@@ -468,7 +477,8 @@ TEST_F(MetricsTest, OneHelpAndOneTypePerFamilyBeforeItsSamples) {
     if (current_type == "histogram") {
       for (const char* suffix : {"_bucket", "_sum", "_count"}) {
         std::string s = suffix;
-        if (metric.size() > s.size() && metric.compare(metric.size() - s.size(), s.size(), s) == 0) {
+        if (metric.size() > s.size() &&
+            metric.compare(metric.size() - s.size(), s.size(), s) == 0) {
           family = metric.substr(0, metric.size() - s.size());
         }
       }
