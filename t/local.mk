@@ -20,6 +20,7 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/core/cmdline_test.cc \
 	t/unit/core/config_test.cc \
 	t/unit/core/config_yaml_test.cc \
+	t/unit/core/histogram_test.cc \
 	t/unit/core/log_test.cc \
 	t/unit/core/shm_test.cc \
 	t/unit/core/slab_test.cc \
