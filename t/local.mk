@@ -12,6 +12,7 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/admin/host_stats_test.cc \
 	t/unit/admin/http_server_test.cc \
 	t/unit/admin/loopback.h \
+	t/unit/admin/metrics_test.cc \
 	t/unit/admin/request_bodies_test.cc \
 	t/unit/core/atomic_file_test.cc \
 	t/unit/core/backend_json_test.cc \
@@ -19,6 +20,7 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/core/cmdline_test.cc \
 	t/unit/core/config_test.cc \
 	t/unit/core/config_yaml_test.cc \
+	t/unit/core/histogram_test.cc \
 	t/unit/core/log_test.cc \
 	t/unit/core/shm_test.cc \
 	t/unit/core/slab_test.cc \
@@ -77,6 +79,7 @@ t_integration_integration_tests_SOURCES = \
 	t/integration/dashboard_test.cc \
 	t/integration/harness_test.cc \
 	t/integration/lifecycle_test.cc \
+	t/integration/observability_test.cc \
 	t/integration/proxy_basic_test.cc \
 	t/integration/proxy_errors_test.cc \
 	t/integration/proxy_process_test.cc \

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "admin/config_json.h"
+#include "admin/metrics.h"
 #include "admin/request_bodies.h"
 #include "core/backend_json.h"
 #include "core/clock.h"
@@ -138,6 +139,7 @@ Api::Api(ApiSetup setup, HttpServer& server)
   on("/api/v1/stats/server", Method::kGet, &Api::serverStats);
   on("/api/v1/stats/backend", Method::kGet, &Api::backendStats);
   on("/api/v1/report", Method::kPost, &Api::report);
+  on("/metrics", Method::kGet, &Api::metrics);
   wait_tick_ = event::newTimer(setup_.base, &Api::onWaitTick, this);
   sample_tick_ = event::newTimer(setup_.base, &Api::onSampleTick, this);
 }
@@ -483,6 +485,15 @@ void Api::serverStats(const CallPtr& call) {
   JsonPtr data = serverStatsJson(serverTotals(*setup_.zone), info, rate_, host_.current(),
                                  core::monotonicMs());
   call->succeed(200, "server statistics", std::move(data));
+}
+
+void Api::metrics(const CallPtr& call) {
+  MetricsInfo info;
+  info.version = PACKAGE_VERSION;
+  info.generation = setup_.generation;
+  info.start_unix_ms = setup_.started_unix_ms;
+  info.now_ms = core::monotonicMs();
+  call->answer(200, renderMetrics(*setup_.zone, info), kMetricsContentType);
 }
 
 void Api::backendStats(const CallPtr& call) {

@@ -1,5 +1,6 @@
 // The management API's endpoints (DESIGN §9, the original README's calls verbatim): runtime
-// backend changes, performance reports, statistics, the configuration, reload and upgrade.
+// backend changes, performance reports, statistics (JSON and Prometheus's /metrics), the
+// configuration, reload and upgrade.
 //
 // Runs in the control process. A change is made in the shared zone (under its writer lock),
 // written to the state file before it is answered (a failed write undoes it), and answered once
@@ -81,6 +82,7 @@ class Api {
   // Statistics.
   void serverStats(const CallPtr& call);
   void backendStats(const CallPtr& call);
+  void metrics(const CallPtr& call);  // GET /metrics, Prometheus
   // Configuration and lifecycle.
   void getConfig(const CallPtr& call);
   void putConfig(const CallPtr& call);

@@ -4,6 +4,7 @@ libspeedmimi_la_SOURCES += \
 	src/admin/dashboard.cc src/admin/dashboard.h \
 	src/admin/host_stats.cc src/admin/host_stats.h \
 	src/admin/http_server.cc src/admin/http_server.h \
+	src/admin/metrics.cc src/admin/metrics.h \
 	src/admin/request_bodies.cc src/admin/request_bodies.h \
 	src/admin/resolver.cc src/admin/resolver.h \
 	src/admin/stats.cc src/admin/stats.h

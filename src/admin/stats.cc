@@ -16,6 +16,13 @@ constexpr int64_t kReportTtlMs = 30'000;  // as the performance balancer counts 
 
 json_t* integer(uint64_t v) { return json_integer(static_cast<json_int_t>(v)); }
 
+// {"1xx": n, ..., "5xx": n}; index 0 (no response) is left out.
+json_t* byClass(const uint64_t (&counts)[6]) {
+  json_t* out = json_object();
+  for (size_t i = 1; i <= 5; ++i) json_object_set_new(out, statusClassName(i), integer(counts[i]));
+  return out;
+}
+
 std::string isoTime(int64_t unix_ms) {
   time_t seconds = static_cast<time_t>(unix_ms / 1000);
   tm utc;
@@ -36,6 +43,19 @@ const char* healthName(int health) {
     case core::Health::kUnknown: break;
   }
   return "unknown";
+}
+
+const char* statusClassName(size_t index) {
+  static constexpr const char* kClasses[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  return index < 6 ? kClasses[index] : "none";
+}
+
+HealthView healthView(const core::BackendSlot& slot, int64_t now_ms) {
+  if (slot.runtime.passive_down_until_ms.load(kRelaxed) > now_ms) {
+    return {"down", "passive: max_fails failures within fail_timeout"};
+  }
+  return {healthName(slot.runtime.health.load(kRelaxed)),
+          std::string(slot.health.reason, strnlen(slot.health.reason, sizeof(slot.health.reason)))};
 }
 
 void RequestRate::sample(uint64_t total, int64_t now_ms) {
@@ -66,6 +86,7 @@ ServerTotals serverTotals(const core::Zone& zone) {
     for (size_t i = 0; i < 6; ++i) t.responses_by_class[i] += c.responses_by_class[i].load(kRelaxed);
     t.bytes_in += c.bytes_in.load(kRelaxed);
     t.bytes_out += c.bytes_out.load(kRelaxed);
+    t.request_latency.add(c.request_latency);
   };
   const core::ServerCounters* slots = zone.workers();
   for (size_t i = 0; i < zone.workerSlotLimit(); ++i) {
@@ -92,12 +113,7 @@ core::JsonPtr serverStatsJson(const ServerTotals& t, const ServerInfo& info,
   json_object_set_new(o, "connections", connections);
   json_t* requests = json_object();
   json_object_set_new(requests, "total", integer(t.requests));
-  json_t* by_class = json_object();
-  static const char* const kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-  for (size_t i = 1; i <= 5; ++i) {
-    json_object_set_new(by_class, kClasses[i - 1], integer(t.responses_by_class[i]));
-  }
-  json_object_set_new(requests, "by_status_class", by_class);
+  json_object_set_new(requests, "by_status_class", byClass(t.responses_by_class));
   json_t* per_second = json_object();
   json_object_set_new(per_second, "1s", json_real(rate.perSecond(1'000, now_ms)));
   json_object_set_new(per_second, "10s", json_real(rate.perSecond(10'000, now_ms)));
@@ -106,6 +122,7 @@ core::JsonPtr serverStatsJson(const ServerTotals& t, const ServerInfo& info,
   json_object_set_new(o, "requests", requests);
   json_object_set_new(o, "bytes_in", integer(t.bytes_in));
   json_object_set_new(o, "bytes_out", integer(t.bytes_out));
+  json_object_set_new(o, "latency", latencyJson(t.request_latency).release());
   // The original README's host fields.
   json_object_set_new(o, "cpu_usage", json_real(host.cpu_usage));
   json_object_set_new(o, "memory_usage", json_real(host.memory_usage));
@@ -115,6 +132,20 @@ core::JsonPtr serverStatsJson(const ServerTotals& t, const ServerInfo& info,
   json_object_set_new(o, "network_in", integer(host.network_in));
   json_object_set_new(o, "network_out", integer(host.network_out));
   json_object_set_new(o, "timestamp", json_integer(host.timestamp));
+  return out;
+}
+
+core::JsonPtr latencyJson(const core::LatencyTotals& h) {
+  core::JsonPtr out(json_object());
+  uint64_t count = h.count();
+  auto ms = [count](double us) { return count ? json_real(us / 1000.0) : json_null(); };
+  json_object_set_new(out.get(), "count", integer(count));
+  json_object_set_new(out.get(), "mean_ms",
+                      ms(count ? static_cast<double>(h.sum_us) / static_cast<double>(count) : 0));
+  json_object_set_new(out.get(), "p50_ms", ms(h.quantileUs(0.5)));
+  json_object_set_new(out.get(), "p90_ms", ms(h.quantileUs(0.9)));
+  json_object_set_new(out.get(), "p99_ms", ms(h.quantileUs(0.99)));
+  json_object_set_new(out.get(), "p999_ms", ms(h.quantileUs(0.999)));
   return out;
 }
 
@@ -128,21 +159,28 @@ core::JsonPtr backendStateJson(const core::Zone& zone, size_t index, const core:
 
   const core::BackendState& st = slot.runtime;
   json_t* health = json_object();
-  bool passive_down = st.passive_down_until_ms.load(kRelaxed) > now_ms;
-  int status = st.health.load(kRelaxed);
-  json_object_set_new(health, "status", json_string(passive_down ? "down" : healthName(status)));
+  HealthView view = healthView(slot, now_ms);
+  json_object_set_new(health, "status", json_string(view.status));
   int64_t checked = slot.health.last_check_unix_ms.load(kRelaxed);
   json_object_set_new(health, "last_check",
                       checked ? json_string(isoTime(checked).c_str()) : json_null());
   json_object_set_new(health, "last_check_passed",
                       checked ? json_boolean(slot.health.last_passed.load(kRelaxed)) : json_null());
-  std::string reason(slot.health.reason, strnlen(slot.health.reason, sizeof(slot.health.reason)));
-  if (passive_down) reason = "passive: max_fails failures within fail_timeout";
-  json_object_set_new(health, "reason", json_string(reason.c_str()));
+  json_object_set_new(health, "reason", json_string(view.reason.c_str()));
   json_object_set_new(health, "consecutive_failures",
                       json_integer(slot.health.consecutive_failures.load(kRelaxed)));
   json_object_set_new(health, "consecutive_successes",
                       json_integer(slot.health.consecutive_successes.load(kRelaxed)));
+  json_t* history = json_array();
+  for (const core::HealthEvent& e : zone.healthHistory(index)) {
+    json_t* event = json_object();
+    json_object_set_new(event, "time", json_string(isoTime(e.unix_ms).c_str()));
+    json_object_set_new(event, "status", json_string(healthName(e.health)));
+    json_object_set_new(event, "reason",
+                        json_stringn(e.reason, strnlen(e.reason, sizeof(e.reason))));
+    json_array_append_new(history, event);
+  }
+  json_object_set_new(health, "history", history);  // newest first
   json_object_set_new(o, "health", health);
 
   core::BackendTotals totals = zone.backendTotals(index);
@@ -152,6 +190,8 @@ core::JsonPtr backendStateJson(const core::Zone& zone, size_t index, const core:
   json_object_set_new(o, "failures", integer(totals.failures));
   json_object_set_new(o, "bytes_in", integer(totals.bytes_in));
   json_object_set_new(o, "bytes_out", integer(totals.bytes_out));
+  json_object_set_new(o, "responses", byClass(totals.responses_by_class));
+  json_object_set_new(o, "head_time", latencyJson(totals.head_time).release());
   uint64_t latency = st.latency_us.load(kRelaxed);
   json_object_set_new(o, "latency_ms", latency == core::kLatencyUnmeasured
                                            ? json_null()

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "admin/host_stats.h"
+#include "core/histogram.h"
 #include "core/json.h"
 #include "core/zone.h"
 
@@ -36,6 +37,7 @@ struct ServerTotals {
   uint64_t responses_by_class[6] = {};
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
+  core::LatencyTotals request_latency;
   size_t workers = 0;  // worker slots held by a live, ready worker
 };
 ServerTotals serverTotals(const core::Zone& zone);
@@ -49,11 +51,27 @@ struct ServerInfo {
 core::JsonPtr serverStatsJson(const ServerTotals& totals, const ServerInfo& info,
                               const RequestRate& rate, const HostFigures& host, int64_t now_ms);
 
-// One backend: `settings` (backendToJson of its config) plus health, connections, requests,
-// failures, bytes, latency and the last report with its age. `now_ms` is core::monotonicMs().
+// A latency histogram as the answers show it: {"count", "mean_ms", "p50_ms", "p90_ms",
+// "p99_ms", "p999_ms"}, the figures null while there is no sample.
+core::JsonPtr latencyJson(const core::LatencyTotals& h);
+
+// One backend: `settings` (backendToJson of its config) plus health (with its history of
+// changes), connections, requests, failures, responses by class, bytes, the head-time
+// percentiles, the latency EWMA and the last report with its age. `now_ms` is
+// core::monotonicMs().
 core::JsonPtr backendStateJson(const core::Zone& zone, size_t index, const core::BackendSlot& slot,
                                int64_t now_ms);
 
 const char* healthName(int health);
+// "1xx".."5xx" for a responses_by_class index 1..5.
+const char* statusClassName(size_t index);
+
+// A backend's health as the API and /metrics show it: its status ("up", "down" or "unknown"),
+// "down" too while passive checks have taken it out, and why. `now_ms` is core::monotonicMs().
+struct HealthView {
+  const char* status;
+  std::string reason;
+};
+HealthView healthView(const core::BackendSlot& slot, int64_t now_ms);
 
 }  // namespace speedmimi::admin

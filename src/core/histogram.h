@@ -35,6 +35,19 @@ struct LatencyHistogram {
     buckets[latencyBucket(us)].fetch_add(1, std::memory_order_relaxed);
     sum_us.fetch_add(us, std::memory_order_relaxed);
   }
+  // Moves every sample into `to` and leaves this one empty (a worker that exited, into the
+  // retired totals). Nobody may record into this one meanwhile.
+  void moveInto(LatencyHistogram& to) {
+    for (size_t i = 0; i < kLatencyBuckets; ++i) {
+      to.buckets[i].fetch_add(buckets[i].exchange(0, std::memory_order_relaxed),
+                              std::memory_order_relaxed);
+    }
+    to.sum_us.fetch_add(sum_us.exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+  void clear() {
+    for (auto& b : buckets) b.store(0, std::memory_order_relaxed);
+    sum_us.store(0, std::memory_order_relaxed);
+  }
 };
 
 // A histogram summed over slots, in a process's own memory.

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -40,8 +41,10 @@ struct ZoneHeader {
 // Changes whenever a type that lives in the zone changes size; a binary upgrade between two
 // layouts starts a clean zone rather than misreading the old one.
 // The leading number counts changes that keep every size (5: BackendState::disconnect_epoch,
-// in the padding of a cache line).
-constexpr uint64_t kLayout = (uint64_t{5} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
+// in the padding of a cache line), and is bumped as well when sizes change in ways the xor of
+// sizes might not tell apart (6: latency histograms, responses by class, health history; also
+// the rows of BackendWorkerCounters, whose size the formula does not hold).
+constexpr uint64_t kLayout = (uint64_t{6} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
                              (sizeof(ZoneHeader) << 32) ^ (sizeof(BackendSlot) << 16) ^
                              sizeof(ZoneBackendConfig);
 
@@ -106,11 +109,17 @@ ChangeResult notFound(const std::string& upstream, const std::string& id) {
 constexpr auto kRelaxed = std::memory_order_relaxed;
 
 // Moves what `from` counted into `to` (a worker that exited, into the retired totals).
+void move(std::atomic<uint64_t>& from, std::atomic<uint64_t>& to) {
+  to.fetch_add(from.exchange(0, kRelaxed), kRelaxed);
+}
+
 void fold(BackendCounters& from, BackendCounters& to) {
-  to.requests.fetch_add(from.requests.exchange(0, kRelaxed), kRelaxed);
-  to.failures.fetch_add(from.failures.exchange(0, kRelaxed), kRelaxed);
-  to.bytes_in.fetch_add(from.bytes_in.exchange(0, kRelaxed), kRelaxed);
-  to.bytes_out.fetch_add(from.bytes_out.exchange(0, kRelaxed), kRelaxed);
+  move(from.requests, to.requests);
+  move(from.failures, to.failures);
+  move(from.bytes_in, to.bytes_in);
+  move(from.bytes_out, to.bytes_out);
+  for (size_t i = 0; i < 6; ++i) move(from.responses_by_class[i], to.responses_by_class[i]);
+  from.head_time.moveInto(to.head_time);
 }
 
 void add(const BackendCounters& c, BackendTotals& t) {
@@ -118,6 +127,8 @@ void add(const BackendCounters& c, BackendTotals& t) {
   t.failures += c.failures.load(kRelaxed);
   t.bytes_in += c.bytes_in.load(kRelaxed);
   t.bytes_out += c.bytes_out.load(kRelaxed);
+  for (size_t i = 0; i < 6; ++i) t.responses_by_class[i] += c.responses_by_class[i].load(kRelaxed);
+  t.head_time.add(c.head_time);
 }
 
 void clear(BackendCounters& c) {
@@ -125,9 +136,64 @@ void clear(BackendCounters& c) {
   c.failures.store(0, kRelaxed);
   c.bytes_in.store(0, kRelaxed);
   c.bytes_out.store(0, kRelaxed);
+  for (auto& n : c.responses_by_class) n.store(0, kRelaxed);
+  c.head_time.clear();
+}
+
+size_t pagesFor(size_t bytes) {
+  return (bytes + Slab::kPageSize - 1) / Slab::kPageSize;
+}
+
+// Room for the configured backends and as many again added at run time, at least 256 when the
+// zone can spare it. Every slot also costs an entry in each worker slot's row of counters
+// (about 250 bytes, most of it the head-time histogram), so in a small zone (server.shm_size
+// near its 1m minimum) the spare slots give way to the rows of kRowsKept worker slots; the
+// configured backends always keep theirs (a zone too small for them fails on the first add).
+size_t slotCapacityFor(size_t usable, size_t backends) {
+  constexpr size_t kRowsKept = 12;  // 4 workers, in the 3 generations of a reload or upgrade
+  auto bytesFor = [](size_t capacity) {
+    size_t row = capacity * sizeof(BackendWorkerCounters);
+    size_t pages = pagesFor(sizeof(ZoneHeader)) + pagesFor(capacity * sizeof(BackendSlot)) +
+                   kRowsKept * pagesFor(row);
+    return pages * Slab::kPageSize + capacity * sizeof(ZoneBackendConfig);
+  };
+  const size_t least = std::max<size_t>(1, backends * 2);
+  size_t capacity = std::max<size_t>(256, least);
+  while (capacity > least && bytesFor(capacity) > usable) capacity = std::max(least, capacity / 2);
+  return capacity;
 }
 
 }  // namespace
+
+void appendHealthEvent(HealthHistory& history, int64_t unix_ms, Health health,
+                       std::string_view reason) {
+  uint32_t n = history.count.load(kRelaxed);  // the only writer
+  HealthEvent& e = history.events[n % kHealthHistory];
+  e.unix_ms = unix_ms;
+  e.health = static_cast<int32_t>(health);
+  size_t len = std::min(reason.size(), sizeof(e.reason) - 1);
+  std::memcpy(e.reason, reason.data(), len);
+  e.reason[len] = '\0';
+  history.count.store(n + 1, std::memory_order_release);
+}
+
+std::vector<HealthEvent> healthEvents(const HealthHistory& history) {
+  uint32_t n = history.count.load(std::memory_order_acquire);
+  uint32_t kept = std::min<uint32_t>(n, kHealthHistory);
+  std::vector<HealthEvent> out;
+  out.reserve(kept);
+  for (uint32_t i = 0; i < kept; ++i) out.push_back(history.events[(n - 1 - i) % kHealthHistory]);
+  // Events the writer reused while they were copied are dropped: event n + k goes where event
+  // n + k - kHealthHistory was. (One it is writing at this instant is not counted yet: only a
+  // reader in another process than the writer's can see it torn, the API reads in the writer's.)
+  std::atomic_thread_fence(std::memory_order_acquire);
+  uint32_t written = history.count.load(kRelaxed) - n;
+  uint32_t spare = static_cast<uint32_t>(kHealthHistory) - kept;  // slots we did not copy
+  uint32_t lost = written > spare ? written - spare : 0;
+  out.resize(lost >= kept ? 0 : kept - lost);
+  for (HealthEvent& e : out) e.reason[sizeof(e.reason) - 1] = '\0';
+  return out;
+}
 
 bool toZoneConfig(const std::string& upstream, const BackendConfig& in,
                   const BackendAddress& address, ZoneBackendConfig& out, std::string& error) {
@@ -193,8 +259,7 @@ std::unique_ptr<Zone> Zone::create(size_t size, size_t backend_capacity, std::st
   Slab* slab = Slab::create(base, size, error);
   if (!slab) return nullptr;
   void* h = slab->allocate(sizeof(ZoneHeader));
-  // Room for the configured backends and as many again added at run time (at least 256).
-  size_t capacity = std::max<size_t>(256, backend_capacity * 2);
+  size_t capacity = slotCapacityFor(slab->totalPages() * Slab::kPageSize, backend_capacity);
   void* slots = slab->allocate(capacity * sizeof(BackendSlot));
   if (!h || !slots) {
     error = "server.shm_size (" + std::to_string(size) + " bytes) is too small for " +
@@ -262,6 +327,7 @@ int Zone::claimWorkerSlot(pid_t owner) {
     for (auto& n : c.responses_by_class) n.store(0, kRelaxed);
     c.bytes_in.store(0, kRelaxed);
     c.bytes_out.store(0, kRelaxed);
+    c.request_latency.clear();
     c.seen_generation.store(0, kRelaxed);
     c.ready.store(0, kRelaxed);
     c.pid.store(owner, std::memory_order_release);  // reclaim waits for it from now on
@@ -285,6 +351,7 @@ void Zone::releaseWorkerSlot(size_t worker) {
   for (size_t i = 0; i < 6; ++i) {
     r.responses_by_class[i].fetch_add(c.responses_by_class[i].exchange(0, kRelaxed), kRelaxed);
   }
+  c.request_latency.moveInto(r.request_latency);
   c.active_connections.store(0, kRelaxed);  // its connections died with it
   foldBackendRow(worker);
   c.ready.store(0, kRelaxed);
@@ -323,6 +390,10 @@ void Zone::foldBackendRow(size_t worker) {
 
 BackendWorkerCounters* Zone::backendCounters(size_t worker) const {
   return header_->backend_rows[worker].load(std::memory_order_acquire);
+}
+
+std::vector<HealthEvent> Zone::healthHistory(size_t index) const {
+  return healthEvents(header_->slots[index].health_history);
 }
 
 BackendTotals Zone::backendTotals(size_t index) const {
@@ -430,6 +501,8 @@ ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& 
     new (&s.runtime) BackendState();
     s.health.~HealthRecord();
     new (&s.health) HealthRecord();
+    s.health_history.~HealthHistory();
+    new (&s.health_history) HealthHistory();
     // Every worker let go of the previous tenant (reclaim), so no row entry is being written.
     clear(s.retired);
     for (size_t w = 0; w < kWorkerSlots; ++w) {

@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config_types.h"
@@ -43,6 +44,14 @@ constexpr int kZoneChangedSignal = SIGURG;
 bool toZoneConfig(const std::string& upstream, const BackendConfig& in,
                   const BackendAddress& address, ZoneBackendConfig& out, std::string& error);
 BackendConfig fromZoneConfig(const ZoneBackendConfig& in);
+
+// Appends a health change to `history` (the ring of HealthHistory), `reason` cut to fit.
+// Control process only: it is the one writer of every history.
+void appendHealthEvent(HealthHistory& history, int64_t unix_ms, Health health,
+                       std::string_view reason);
+// The last kHealthHistory events at most, newest first. Any process; an event the writer
+// overwrote while it was being copied is left out.
+std::vector<HealthEvent> healthEvents(const HealthHistory& history);
 
 struct ZoneHeader;
 
@@ -87,6 +96,9 @@ class Zone {
   // The counters of backend slot `index` summed over every worker row and what exited workers
   // counted. Any process; a worker being released meanwhile may be missed for that one read.
   BackendTotals backendTotals(size_t index) const;
+  // The health changes of backend slot `index` (healthEvents of its health_history): the last
+  // kHealthHistory at most, newest first. Empty for a new backend, also in a reused slot.
+  std::vector<HealthEvent> healthHistory(size_t index) const;
 
   uint64_t generation() const;
   size_t slotCapacity() const;

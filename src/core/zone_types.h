@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/histogram.h"
+
 namespace speedmimi::core {
 
 enum class Health : int { kUnknown = 0, kUp = 1, kDown = 2 };
@@ -61,6 +63,11 @@ struct BackendCounters {
   std::atomic<uint64_t> failures{0};
   std::atomic<uint64_t> bytes_in{0};   // from the backend
   std::atomic<uint64_t> bytes_out{0};  // to the backend
+  // Per attempt that got a response head from the backend: index = its status / 100 (the
+  // backend's status, not the one the client got), and the time from the attempt's start to
+  // that head (the sample Backend::recordLatency takes), microseconds.
+  std::atomic<uint64_t> responses_by_class[6]{};
+  LatencyHistogram head_time;
 };
 
 // One worker's entry for one backend slot. A worker's entries for every slot form its row
@@ -81,6 +88,8 @@ struct BackendTotals {
   uint64_t failures = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
+  uint64_t responses_by_class[6] = {};
+  LatencyTotals head_time;
 };
 
 // A backend's address, resolved before it enters the zone (by the master or the control process),
@@ -104,6 +113,9 @@ struct alignas(kCacheLine) ServerCounters {
   std::atomic<uint64_t> responses_by_class[6]{};  // index = status / 100 (0: none sent)
   std::atomic<uint64_t> bytes_in{0};              // from clients
   std::atomic<uint64_t> bytes_out{0};             // to clients
+  // Per exchange: from the request head complete to the end of the response (its last byte
+  // queued to the client, or the exchange's end without one), CLOCK_MONOTONIC microseconds.
+  LatencyHistogram request_latency;
   std::atomic<uint64_t> seen_generation{0};       // the zone generation this worker applied
   std::atomic<int32_t> pid{0};                    // 0: no worker in this slot
   std::atomic<uint32_t> claimed{0};  // handed to a worker by a master (Zone::claimWorkerSlot)
@@ -147,6 +159,21 @@ struct HealthRecord {
   char reason[160];                            // why the last state change happened
 };
 
+// A backend's health changes, newest last (Zone::healthHistory reads them newest first). Written
+// by the control process only (active checks, and the passive transitions it sees in its tick),
+// so one writer appends: event i lives at events[i % kHealthHistory], `count` counts every event
+// ever appended and is stored after the event (release), readers load it first (acquire).
+struct HealthEvent {
+  int64_t unix_ms;  // wall clock
+  int32_t health;   // core::Health after the change
+  char reason[120];
+};
+constexpr size_t kHealthHistory = 16;
+struct HealthHistory {
+  std::atomic<uint32_t> count{0};
+  HealthEvent events[kHealthHistory];
+};
+
 enum class SlotState : uint32_t { kFree = 0, kLive = 1, kRemoved = 2 };
 
 struct BackendSlot {
@@ -156,6 +183,7 @@ struct BackendSlot {
   std::atomic<ZoneBackendConfig*> config{nullptr};
   BackendState runtime;
   HealthRecord health;
+  HealthHistory health_history;
   // What the workers that exited counted for this backend (Zone::releaseWorkerSlot): with the
   // live workers' rows, the totals never go backwards.
   BackendCounters retired;

@@ -48,6 +48,15 @@ void appendSeconds(std::string& out, double s) {
   out += buf;
 }
 
+// `s` seconds, or `none` when it is negative (not measured).
+void appendSecondsOr(std::string& out, double s, const char* none) {
+  if (s < 0) {
+    out += none;
+  } else {
+    appendSeconds(out, s);
+  }
+}
+
 }  // namespace
 
 AccessLog::~AccessLog() {
@@ -131,14 +140,22 @@ void AccessLog::append(std::string& out, const AccessLogEntry& e, core::AccessLo
     out += num;
     appendSeconds(out, e.request_time);
     out += ",\"upstream_response_time\":";
-    if (e.upstream_time < 0)
+    appendSecondsOr(out, e.upstream_time, "null");
+    out += ",\"upstream_header_time\":";
+    appendSecondsOr(out, e.upstream_header_time, "null");
+    out += ",\"route\":";
+    if (e.route.empty()) {
       out += "null";
-    else
-      appendSeconds(out, e.upstream_time);
+    } else {
+      out += '"';
+      appendEscaped(out, e.route, true);
+      out += '"';
+    }
     out += '}';
     return;
   }
   // nginx "combined" plus: "upstream_addr" upstream_status request_time upstream_response_time
+  // upstream_header_time "route"
   out.append(e.client_ip);
   out += " - - [";
   out += when;
@@ -162,10 +179,12 @@ void AccessLog::append(std::string& out, const AccessLogEntry& e, core::AccessLo
   out += ' ';
   appendSeconds(out, e.request_time);
   out += ' ';
-  if (e.upstream_time < 0)
-    out += '-';
-  else
-    appendSeconds(out, e.upstream_time);
+  appendSecondsOr(out, e.upstream_time, "-");
+  out += ' ';
+  appendSecondsOr(out, e.upstream_header_time, "-");
+  out += " \"";
+  appendOr(out, e.route, false);
+  out += '"';
 }
 
 }  // namespace speedmimi::http

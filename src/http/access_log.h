@@ -1,5 +1,5 @@
 // The access log (DESIGN §7 access_log / access_log_format): one line per request in nginx's
-// combined format plus upstream fields, or one JSON object per line. Lines are buffered per
+// combined format plus upstream fields and the route, or one JSON object per line. Lines are buffered per
 // worker and written with one write(2) when the buffer fills or on flush() (every second and at
 // exit), so logging costs no syscall per request.
 #pragma once
@@ -28,6 +28,10 @@ struct AccessLogEntry {
   int upstream_status = 0;         // 0 when none
   double request_time = 0;         // seconds, from the first byte of the request
   double upstream_time = -1;       // seconds, from connect to the response's end; < 0: none
+  // Seconds from the start of the attempt that answered (connect, or a pooled connection taken)
+  // to its response head, as nginx's $upstream_header_time; < 0: no backend answered.
+  double upstream_header_time = -1;
+  std::string_view route;  // the route's name; empty when no route matched
 };
 
 class AccessLog {

@@ -286,6 +286,7 @@ bool ProxySession::readHead() {
     }
     return false;
   }
+  x_->head_us = ProxyContext::preciseNowUs();
   if (status == ParseStatus::kError) {
     respondError(error.status, error.reason);
     return false;
@@ -541,8 +542,9 @@ bool ProxySession::readResponseHead() {
   if (!info.informational) {
     // The backend's latency: from this attempt's start (connect or reuse) to its response head,
     // not to the end of a body whose pace the client sets.
-    x_->backend->recordLatency(
-        std::chrono::microseconds(ProxyContext::preciseNowUs() - x_->attempt_start_us));
+    x_->upstream_header_us = ProxyContext::preciseNowUs() - x_->attempt_start_us;
+    x_->backend->recordResponseHead(head.status,
+                                    std::chrono::microseconds(x_->upstream_header_us));
   }
 
   ClientResponseContext cc;
@@ -737,7 +739,10 @@ void ProxySession::releaseBackend() {
 // Exchange lifecycle
 
 void ProxySession::finishExchange() {
-  x_->upstream_end_ms = ProxyContext::nowMs();
+  // The last byte of the response is queued: the end of the exchange for its latency, the
+  // access log and the backend's time.
+  x_->end_us = ProxyContext::preciseNowUs();
+  x_->upstream_end_ms = x_->end_us / 1000;
   bool reusable = x_->response.keep_alive && x_->request_done && !ctx_.draining;
   if (x_->backend) {
     if (x_->upstream_status == 502 || x_->upstream_status == 504) {
@@ -895,17 +900,31 @@ void ProxySession::armLinger() {
 
 // Closes both connections. The session is deleted when the current callback returns.
 void ProxySession::closeNow() {
+  if (x_ && x_->head_us != 0 && !x_->counted) countExchange();  // neither logged nor counted
   if (upstream_) releaseUpstream(false);
   releaseBackend();
   client_->stopReading();
   phase_ = Phase::kDead;
 }
 
-void ProxySession::logAccess() {
+// The exchange's server counters, once: its status class (0: nothing was sent) and its
+// latency, when its request head was read.
+void ProxySession::countExchange() {
+  if (x_->counted) return;
+  x_->counted = true;
+  if (x_->end_us == 0) x_->end_us = ProxyContext::preciseNowUs();
   int cls = x_->status / 100;
   if (cls >= 0 && cls <= 5) {
     ctx_.counters->responses_by_class[cls].fetch_add(1, std::memory_order_relaxed);
   }
+  if (x_->head_us != 0) {
+    ctx_.counters->request_latency.record(
+        static_cast<uint64_t>(std::max<int64_t>(0, x_->end_us - x_->head_us)));
+  }
+}
+
+void ProxySession::logAccess() {
+  countExchange();
   if (!ctx_.access_log->enabled()) return;
   AccessLogEntry e;
   e.client_ip = real_ip_text_.empty() ? peer_text_ : real_ip_text_;
@@ -919,12 +938,14 @@ void ProxySession::logAccess() {
   e.body_bytes = x_->body_bytes_sent;
   e.upstream_addr = x_->backend ? std::string_view(x_->backend->addressText()) : "-";
   e.upstream_status = x_->upstream_status;
-  int64_t now = ProxyContext::nowMs();
+  int64_t now = x_->end_us / 1000;
   e.request_time = (now - x_->start_ms) / 1000.0;
   if (x_->upstream_start_ms >= 0) {
     e.upstream_time = ((x_->upstream_end_ms >= 0 ? x_->upstream_end_ms : now) -
                        x_->upstream_start_ms) / 1000.0;
   }
+  if (x_->upstream_header_us >= 0) e.upstream_header_time = x_->upstream_header_us / 1e6;
+  if (x_->route >= 0) e.route = ctx_.config->routes[static_cast<size_t>(x_->route)].name;
   ctx_.access_log->write(e);
 }
 

@@ -81,6 +81,14 @@ struct Exchange {
   int64_t upstream_start_ms = -1;
   int64_t upstream_end_ms = -1;
   int64_t attempt_start_us = 0;  // this attempt's start, ProxyContext::preciseNowUs()
+  // ServerCounters::request_latency: from the request head parsed (complete or malformed) to
+  // the end of the response, ProxyContext::preciseNowUs(); 0 = not yet. An exchange is counted
+  // (responses_by_class, request_latency) once, when it is logged or, if it never is (a
+  // tunnel, a response cut short, a client gone), when its connection closes.
+  int64_t head_us = 0;
+  int64_t end_us = 0;
+  bool counted = false;
+  int64_t upstream_header_us = -1;  // the answering attempt's time to its head; -1: none
   // The upstream stream's byte counts when this attempt took it (pooled streams carry theirs).
   uint64_t upstream_read_base = 0;
   uint64_t upstream_written_base = 0;
@@ -241,6 +249,7 @@ class ProxySession final : public event::StreamHandler {
   void startLinger();
   void armLinger();  // the answer is flushed: FIN, then discard until EOF or kLingerTime
   void closeNow();
+  void countExchange();
   void logAccess();
 
   static void onHeaderTimeout(evutil_socket_t, short, void* arg);

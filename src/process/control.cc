@@ -81,8 +81,8 @@ class HealthChecker {
   void onResult(bool passed, const std::string& reason) {
     const HealthCheckConfig& hc = backend_.config().health_check;
     std::string why = (passed ? "check passed: " : "check failed: ") + reason;
-    auto changed = upstream::applyProbeResult(slot_.runtime, slot_.health, passed, why,
-                                              hc.failures, hc.successes, unixMs());
+    auto changed = upstream::applyProbeResult(slot_.runtime, slot_.health, slot_.health_history,
+                                              passed, why, hc.failures, hc.successes, unixMs());
     if (changed == upstream::Health::kDown) {
       SM_WARN("backend %s of %s is down: %d consecutive failures, last: %s",
               backend_.id().c_str(), upstream_.c_str(), hc.failures, reason.c_str());
@@ -192,6 +192,7 @@ class Control {
 
  private:
   void sync();
+  void watchPassiveHealth();
   bool startApi();
   void stop();
   static void onTick(evutil_socket_t, short, void* arg);
@@ -206,6 +207,7 @@ class Control {
   event::EventPtr master_watch_;
   uint64_t generation_ = 0;
   std::map<size_t, std::unique_ptr<HealthChecker>> checkers_;  // slot index -> checker
+  upstream::PassiveHealthWatch passive_;
   // The management API (when admin.enabled): declared in this order so that the Api, which
   // holds calls of the server, goes first.
   std::unique_ptr<MasterLink> master_;
@@ -345,9 +347,26 @@ int Control::run() {
   return 0;
 }
 
+// The workers' passive checks take backends out and let them back without telling anyone: the
+// changes go into the health history (this process is its only writer) and the error log here.
+void Control::watchPassiveHealth() {
+  Zone& zone = *setup_.zone;
+  for (const auto& change : passive_.update(zone, core::monotonicMs(), unixMs())) {
+    const ZoneBackendConfig* zc = zone.slot(change.index)->config.load(std::memory_order_acquire);
+    if (change.out) {
+      SM_WARN("backend %s of %s is down: %s", zc->id, zc->upstream,
+              upstream::passiveReason(zc->max_fails, std::chrono::milliseconds(zc->fail_timeout_ms))
+                  .c_str());
+    } else {
+      SM_NOTICE("backend %s of %s is back: passive: fail_timeout over", zc->id, zc->upstream);
+    }
+  }
+}
+
 void Control::onTick(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Control*>(arg);
   self->sync();
+  self->watchPassiveHealth();
   self->setup_.zone->reclaim();
 }
 

@@ -150,13 +150,29 @@ void Backend::recordSuccess() {
   if (state_->passive_fails.load(kRelaxed) != 0) state_->passive_fails.store(0, kRelaxed);
 }
 
+namespace {
+
+uint64_t clampedUs(std::chrono::microseconds sample) {
+  return static_cast<uint64_t>(
+      std::clamp<int64_t>(sample.count(), 0, Backend::kMaxLatencySample.count()));
+}
+
+}  // namespace
+
 // A load and a store rather than a compare-and-swap loop: two workers sampling at once may lose
 // one sample, which an average over many does not notice.
 void Backend::recordLatency(std::chrono::microseconds sample) {
-  const uint64_t us =
-      static_cast<uint64_t>(std::clamp<int64_t>(sample.count(), 0, kMaxLatencySample.count()));
+  const uint64_t us = clampedUs(sample);
   const uint64_t old = state_->latency_us.load(kRelaxed);
   state_->latency_us.store(old == core::kLatencyUnmeasured ? us : (old * 4 + us) / 5, kRelaxed);
+}
+
+void Backend::recordResponseHead(int status, std::chrono::microseconds sample) {
+  recordLatency(sample);
+  core::BackendCounters& c = counters_->counters;
+  const int cls = status / 100;
+  if (cls >= 0 && cls <= 5) add(c.responses_by_class[cls], uint64_t{1});
+  c.head_time.record(clampedUs(sample));
 }
 
 std::optional<std::chrono::microseconds> Backend::latency() const {

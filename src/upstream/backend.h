@@ -94,6 +94,11 @@ class Backend {
   // kMaxLatencySample as that. Shared by every worker; concurrent samples may lose one.
   static constexpr std::chrono::microseconds kMaxLatencySample{std::chrono::hours(1)};
   void recordLatency(std::chrono::microseconds sample);
+  // An attempt got its (final) response head, `status`, after `sample` (the time recordLatency
+  // takes, which this calls): besides the EWMA, counts it in this worker's responses_by_class
+  // and head_time histogram. Per attempt, so a retried request counts once per backend that
+  // answered; while the exchange holds the backend, as recordRequest.
+  void recordResponseHead(int status, std::chrono::microseconds sample);
   // The EWMA, or nothing before the first sample (a measured 0 is a real measurement).
   std::optional<std::chrono::microseconds> latency() const;
 

@@ -1,7 +1,9 @@
 #include "upstream/health.h"
 
 #include <cstring>
+#include <string_view>
 
+#include "core/units.h"
 #include "event/timer.h"
 #include "http/parser.h"
 
@@ -28,8 +30,9 @@ const char* healthName(Health h) {
 }
 
 std::optional<Health> applyProbeResult(BackendState& state, core::HealthRecord& record,
-                                       bool passed, const std::string& reason, int failures,
-                                       int successes, int64_t now_unix_ms) {
+                                       core::HealthHistory& history, bool passed,
+                                       const std::string& reason, int failures, int successes,
+                                       int64_t now_unix_ms) {
   record.last_check_unix_ms.store(now_unix_ms, std::memory_order_relaxed);
   record.last_passed.store(passed ? 1 : 0, std::memory_order_relaxed);
   auto current = static_cast<Health>(state.health.load(std::memory_order_relaxed));
@@ -46,7 +49,59 @@ std::optional<Health> applyProbeResult(BackendState& state, core::HealthRecord& 
   if (next == current) return std::nullopt;
   storeReason(record, reason);
   state.health.store(static_cast<int>(next), std::memory_order_release);
+  core::appendHealthEvent(history, now_unix_ms, next, reason);
   return next;
+}
+
+std::string passiveReason(int max_fails, std::chrono::milliseconds fail_timeout) {
+  return "passive: " + std::to_string(max_fails) + " failures within fail_timeout " +
+         core::formatDuration(fail_timeout);
+}
+
+std::vector<PassiveHealthWatch::Change> PassiveHealthWatch::update(core::Zone& zone, int64_t now_ms,
+                                                                   int64_t now_unix_ms) {
+  // The only live backend of its upstream is never out (Backend::setSolo), whatever its state.
+  std::map<std::string_view, int> members;
+  zone.forEachLive([&](size_t, core::BackendSlot& slot) {
+    ++members[slot.config.load(std::memory_order_acquire)->upstream];
+  });
+  std::map<size_t, Seen> next;
+  std::vector<Change> changes;
+  zone.forEachLive([&](size_t index, core::BackendSlot& slot) {
+    const core::ZoneBackendConfig& zc = *slot.config.load(std::memory_order_acquire);
+    const BackendState& st = slot.runtime;
+    const bool out = members[zc.upstream] > 1 &&
+                     st.passive_down_until_ms.load(std::memory_order_relaxed) > now_ms;
+    const uint64_t incarnation = slot.incarnation.load(std::memory_order_acquire);
+    auto it = seen_.find(index);
+    bool was_out;
+    if (it != seen_.end() && it->second.incarnation == incarnation) {
+      was_out = it->second.out;
+    } else {
+      was_out = false;  // what its history says last, if anything
+      for (const core::HealthEvent& e : core::healthEvents(slot.health_history)) {
+        if (std::string_view(e.reason).starts_with("passive: ")) {
+          was_out = e.health == static_cast<int32_t>(Health::kDown);
+          break;
+        }
+      }
+    }
+    if (out != was_out) {
+      if (out) {
+        core::appendHealthEvent(
+            slot.health_history, now_unix_ms, Health::kDown,
+            passiveReason(zc.max_fails, std::chrono::milliseconds(zc.fail_timeout_ms)));
+      } else {
+        auto active = static_cast<Health>(st.health.load(std::memory_order_relaxed));
+        core::appendHealthEvent(slot.health_history, now_unix_ms, active,
+                                "passive: fail_timeout over");
+      }
+      changes.push_back({index, out});
+    }
+    next[index] = {incarnation, out};
+  });
+  seen_ = std::move(next);
+  return changes;
 }
 
 HealthProbe::HealthProbe(event_base* base, const Backend& backend, Done done)

@@ -315,6 +315,112 @@ TEST_F(ApiTest, ListsBackendsAndStats) {
   }
 }
 
+TEST_F(ApiTest, StatsShowPercentilesResponsesByClassAndTheHealthHistory) {
+  int w = zone_->claimWorkerSlot(getpid());
+  ASSERT_GE(w, 0);
+  // 100 exchanges in (0.5, 1] ms: the percentiles interpolate inside that bucket.
+  for (int i = 0; i < 100; ++i) zone_->workers()[w].request_latency.record(1'000);
+  core::BackendSlot* b1 = zone_->find("default", "backend1");
+  size_t index = static_cast<size_t>(b1 - zone_->slot(0));
+  core::BackendCounters& counters = zone_->backendCounters(static_cast<size_t>(w))[index].counters;
+  counters.responses_by_class[2] = 7;
+  counters.responses_by_class[4] = 3;
+  for (int i = 0; i < 10; ++i) counters.head_time.record(250);  // (0.1, 0.25] ms
+  core::appendHealthEvent(b1->health_history, 1'700'000'000'123, core::Health::kDown,
+                          "connect: Connection refused");
+  core::appendHealthEvent(b1->health_history, 1'700'000'060'000, core::Health::kUp, "200 OK");
+
+  std::string answer = call("GET", "/api/v1/stats/server");
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  core::JsonPtr server(json_loads(bodyOf(answer).c_str(), 0, nullptr));
+  json_t* latency = json_object_get(server.get(), "latency");
+  ASSERT_TRUE(json_is_object(latency)) << answer;
+  EXPECT_EQ(json_integer_value(json_object_get(latency, "count")), 100);
+  EXPECT_NEAR(json_number_value(json_object_get(latency, "mean_ms")), 1.0, 1e-9);
+  EXPECT_NEAR(json_number_value(json_object_get(latency, "p50_ms")), 0.75, 1e-9);
+  EXPECT_NEAR(json_number_value(json_object_get(latency, "p90_ms")), 0.95, 1e-9);
+  EXPECT_NEAR(json_number_value(json_object_get(latency, "p99_ms")), 0.995, 1e-9);
+  EXPECT_NEAR(json_number_value(json_object_get(latency, "p999_ms")), 0.9995, 1e-9);
+  for (const char* kept : {"uptime_seconds", "workers", "connections", "requests", "bytes_in",
+                           "bytes_out", "cpu_usage", "timestamp"}) {
+    EXPECT_NE(json_object_get(server.get(), kept), nullptr) << kept;
+  }
+
+  answer = call("GET", "/api/v1/stats/backend?upstream=default&backend_id=backend1");
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  core::JsonPtr data(json_loads(bodyOf(answer).c_str(), 0, nullptr));
+  json_t* b = json_object_get(data.get(), "backend");
+  json_t* responses = json_object_get(b, "responses");
+  EXPECT_EQ(json_integer_value(json_object_get(responses, "2xx")), 7) << answer;
+  EXPECT_EQ(json_integer_value(json_object_get(responses, "4xx")), 3) << answer;
+  EXPECT_EQ(json_integer_value(json_object_get(responses, "5xx")), 0) << answer;
+  EXPECT_EQ(json_object_size(responses), 5u) << answer;
+  json_t* head = json_object_get(b, "head_time");
+  EXPECT_EQ(json_integer_value(json_object_get(head, "count")), 10) << answer;
+  EXPECT_NEAR(json_number_value(json_object_get(head, "p50_ms")), 0.175, 1e-9) << answer;
+  json_t* history = json_object_get(json_object_get(b, "health"), "history");
+  ASSERT_EQ(json_array_size(history), 2u) << answer;
+  json_t* newest = json_array_get(history, 0);
+  EXPECT_STREQ(json_string_value(json_object_get(newest, "time")), "2023-11-14T22:14:20.000Z");
+  EXPECT_STREQ(json_string_value(json_object_get(newest, "status")), "up");
+  EXPECT_STREQ(json_string_value(json_object_get(newest, "reason")), "200 OK");
+  json_t* oldest = json_array_get(history, 1);
+  EXPECT_STREQ(json_string_value(json_object_get(oldest, "time")), "2023-11-14T22:13:20.123Z");
+  EXPECT_STREQ(json_string_value(json_object_get(oldest, "status")), "down");
+  EXPECT_STREQ(json_string_value(json_object_get(oldest, "reason")), "connect: Connection refused");
+  // Kept from before: the EWMA (none yet), health with its reason, the last report.
+  EXPECT_TRUE(json_is_null(json_object_get(b, "latency_ms"))) << answer;
+  EXPECT_TRUE(json_is_string(json_object_get(json_object_get(b, "health"), "reason"))) << answer;
+  EXPECT_NE(json_object_get(b, "last_report"), nullptr) << answer;
+
+  // No sample: the figures are null, not 0 ms.
+  answer = call("GET", "/api/v1/stats/backend?upstream=default&backend_id=backend2");
+  core::JsonPtr other(json_loads(bodyOf(answer).c_str(), 0, nullptr));
+  json_t* none = json_object_get(json_object_get(other.get(), "backend"), "head_time");
+  EXPECT_EQ(json_integer_value(json_object_get(none, "count")), 0) << answer;
+  EXPECT_TRUE(json_is_null(json_object_get(none, "p99_ms"))) << answer;
+  EXPECT_EQ(json_array_size(json_object_get(
+                json_object_get(json_object_get(other.get(), "backend"), "health"), "history")),
+            0u);
+  zone_->releaseWorkerSlot(static_cast<size_t>(w));
+}
+
+TEST_F(ApiTest, MetricsIsPrometheusTextBehindTheSameToken) {
+  std::string answer = call("GET", "/metrics");
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  EXPECT_NE(answer.find("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+            std::string::npos)
+      << answer;
+  EXPECT_NE(bodyOf(answer).find("\nspeedmimi_generation 3\n"), std::string::npos) << answer;
+  EXPECT_NE(bodyOf(answer).find(
+                "\nspeedmimi_backend_weight{upstream=\"default\",backend=\"backend1\"} 100\n"),
+            std::string::npos)
+      << answer;
+  EXPECT_EQ(statusOf(call("POST", "/metrics")), 405);
+
+  // With admin.auth_token: 401 without the bearer token, 200 with it.
+  api_.reset();
+  server_.reset();
+  HttpServer::Options options;
+  options.auth_token = "t0ken";
+  server_ = std::make_unique<HttpServer>(base_.get(), options);
+  ApiSetup setup;
+  setup.base = base_.get();
+  setup.zone = zone_.get();
+  setup.yaml = &yaml_;
+  setup.state_path = state_path_;
+  setup.known = known_;
+  setup.lifecycle = &lifecycle_;
+  api_ = std::make_unique<Api>(setup, *server_);
+  std::string error;
+  ASSERT_TRUE(api_->init(error)) << error;
+  int fd = testing::listenOnLoopback(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(server_->listen(fd, error)) << error;
+  EXPECT_EQ(statusOf(call("GET", "/metrics")), 401);
+  EXPECT_EQ(statusOf(call("GET", "/metrics", "", "Authorization: Bearer t0ken\r\n")), 200);
+}
+
 TEST_F(ApiTest, ReloadAndUpgradeAnswerWithTheOutcome) {
   std::string answer = call("POST", "/api/v1/reload");
   ASSERT_EQ(statusOf(answer), 200) << answer;

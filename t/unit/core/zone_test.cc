@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -408,8 +409,13 @@ TEST_F(ZoneChange, RemovedSlotIsReusedOnlyAfterReclaimWhenNoWorkerCanSeeIt) {
   BackendWorkerCounters& mine = zone_->backendCounters(0)[a_index];
   mine.counters.requests.store(77);
   mine.counters.failures.store(5);
+  mine.counters.responses_by_class[2].store(70);
+  mine.counters.head_time.record(300);
   mine.active.store(1);
   a->retired.bytes_in.store(1234);
+  a->retired.responses_by_class[5].store(3);
+  a->retired.head_time.record(90'000'000);
+  appendHealthEvent(a->health_history, 1000, Health::kDown, "check failed: status 500");
   a->runtime.latency_us.store(900);
   a->runtime.report_cpu.store(5000);
   a->runtime.health.store(2);
@@ -456,6 +462,10 @@ TEST_F(ZoneChange, RemovedSlotIsReusedOnlyAfterReclaimWhenNoWorkerCanSeeIt) {
   EXPECT_EQ(totals.requests, 0u);
   EXPECT_EQ(totals.failures, 0u);
   EXPECT_EQ(totals.bytes_in, 0u);
+  for (uint64_t n : totals.responses_by_class) EXPECT_EQ(n, 0u);
+  EXPECT_EQ(totals.head_time.count(), 0u);
+  EXPECT_EQ(totals.head_time.sum_us, 0u);
+  EXPECT_TRUE(zone_->healthHistory(a_index).empty()) << "the history of the previous tenant";
   EXPECT_EQ(mine.active.load(), 0);
   EXPECT_EQ(a->runtime.latency_us.load(), kLatencyUnmeasured);
   EXPECT_EQ(a->runtime.report_cpu.load(), 0u);
@@ -777,7 +787,6 @@ namespace {
 // released with their totals folded into the retired counters, and reused.
 TEST(ZoneWorkerSlots, ClaimedReleasedAndReusedWithTotalsKept) {
   std::string error;
-  // The default server.shm_size holds every worker slot with its row of backend counters.
   auto zone = Zone::create(ServerConfig{}.shm_size, 1, error);
   ASSERT_NE(zone, nullptr) << error;
   EXPECT_EQ(zone->workerSlotLimit(), 0u);
@@ -806,7 +815,22 @@ TEST(ZoneWorkerSlots, ClaimedReleasedAndReusedWithTotalsKept) {
   EXPECT_EQ(c, a);
   EXPECT_EQ(zone->workers()[c].requests.load(), 0u);
   EXPECT_EQ(zone->workerSlotLimit(), 2u);
-  for (size_t i = 2; i < kWorkerSlots; ++i) EXPECT_GE(zone->claimWorkerSlot(4242), 0);
+  // The default server.shm_size holds the rows of three generations of 64 workers (each row is
+  // slotCapacity() entries of per-backend counters); more workers need a larger zone.
+  size_t taken = 2;
+  while (zone->claimWorkerSlot(4242) >= 0) ++taken;
+  EXPECT_GE(taken, 3u * 64) << "worker slots with a row in the default zone";
+  EXPECT_EQ(zone->workerSlotLimit(), taken);
+  std::printf("default zone: %zu worker slots with a row of %zu backends\n", taken,
+              zone->slotCapacity());
+}
+
+// All kWorkerSlots can be handed out, given a zone large enough for their rows.
+TEST(ZoneWorkerSlots, AllTakenIsMinusOne) {
+  std::string error;
+  auto zone = Zone::create(64ull << 20, 1, error);
+  ASSERT_NE(zone, nullptr) << error;
+  for (size_t i = 0; i < kWorkerSlots; ++i) ASSERT_GE(zone->claimWorkerSlot(4242), 0) << i;
   EXPECT_EQ(zone->claimWorkerSlot(4242), -1);  // all taken
   EXPECT_EQ(zone->workerSlotLimit(), kWorkerSlots);
 }
@@ -998,6 +1022,139 @@ TEST(ZoneBackendCounters, AClaimWithoutRoomForARowFailsAndLeavesTheSlotFree) {
   EXPECT_EQ(zone->workers()[claimed].claimed.load(), 0u);
   zone->releaseWorkerSlot(0);
   EXPECT_EQ(zone->claimWorkerSlot(4242), 0) << "a slot that has its row comes back";
+}
+
+// Responses by class and head-time histograms: summed over every worker row like the other
+// counters, and moved whole into the retired totals when a worker exits, so no total of a
+// backend ever goes down.
+TEST(ZoneBackendCounters, ClassesAndHeadTimesSumOverRowsAndNeverGoDownWhenAWorkerExits) {
+  auto zone = makeZone(oneUpstream({backend("a", 8081), backend("b", 8082)}));
+  ASSERT_NE(zone, nullptr);
+  const size_t ia = indexOf(*zone, zone->find("app", "a"));
+  const size_t ib = indexOf(*zone, zone->find("app", "b"));
+  const size_t w1 = static_cast<size_t>(zone->claimWorkerSlot(4242));
+  const size_t w2 = static_cast<size_t>(zone->claimWorkerSlot(4242));
+  auto answer = [&](size_t w, size_t backend, int status, uint64_t us) {
+    BackendCounters& c = zone->backendCounters(w)[backend].counters;
+    c.responses_by_class[status / 100] += 1;
+    c.head_time.record(us);
+  };
+  answer(w1, ia, 200, 100);     // bucket 0
+  answer(w1, ia, 503, 2'000);   // bucket 4: (1 ms, 2.5 ms]
+  answer(w2, ia, 200, 101);     // bucket 1
+  answer(w2, ia, 404, 70'000'000);  // above 60 s: +Inf
+  answer(w2, ib, 200, 5'000);
+  auto expectA = [&](const BackendTotals& t) {
+    EXPECT_EQ(t.responses_by_class[2], 2u);
+    EXPECT_EQ(t.responses_by_class[4], 1u);
+    EXPECT_EQ(t.responses_by_class[5], 1u);
+    EXPECT_EQ(t.responses_by_class[0] + t.responses_by_class[1] + t.responses_by_class[3], 0u);
+    EXPECT_EQ(t.head_time.count(), 4u);
+    EXPECT_EQ(t.head_time.buckets[0], 1u);
+    EXPECT_EQ(t.head_time.buckets[1], 1u);
+    EXPECT_EQ(t.head_time.buckets[4], 1u);
+    EXPECT_EQ(t.head_time.buckets[kLatencyBuckets - 1], 1u);
+    EXPECT_EQ(t.head_time.sum_us, 100u + 2'000 + 101 + 70'000'000);
+  };
+  {
+    SCOPED_TRACE("two live workers");
+    expectA(zone->backendTotals(ia));
+  }
+  EXPECT_EQ(zone->backendTotals(ib).responses_by_class[2], 1u);
+  EXPECT_EQ(zone->backendTotals(ib).head_time.count(), 1u);
+
+  zone->releaseWorkerSlot(w2);
+  {
+    SCOPED_TRACE("w2 exited: its counts are in the retired totals");
+    expectA(zone->backendTotals(ia));
+  }
+  const BackendCounters& left = zone->backendCounters(w2)[ia].counters;
+  EXPECT_EQ(left.responses_by_class[2].load(), 0u) << "folded, not kept";
+  EXPECT_EQ(left.head_time.buckets[1].load(), 0u);
+  EXPECT_EQ(left.head_time.sum_us.load(), 0u);
+  EXPECT_EQ(zone->slot(ia)->retired.head_time.buckets[kLatencyBuckets - 1].load(), 1u);
+  EXPECT_EQ(zone->backendTotals(ib).head_time.count(), 1u);
+
+  // Its slot's next worker starts from 0 and adds on top; then everyone exits.
+  const size_t w3 = static_cast<size_t>(zone->claimWorkerSlot(4242));
+  EXPECT_EQ(w3, w2);
+  answer(w3, ia, 200, 250);
+  zone->releaseWorkerSlot(w1);
+  zone->releaseWorkerSlot(w3);
+  BackendTotals t = zone->backendTotals(ia);
+  EXPECT_EQ(t.responses_by_class[2], 3u);
+  EXPECT_EQ(t.head_time.count(), 5u);
+  EXPECT_EQ(t.head_time.buckets[1], 2u);
+  EXPECT_EQ(t.head_time.sum_us, 100u + 2'000 + 101 + 70'000'000 + 250);
+}
+
+// The server's request-latency histogram: a worker's slot starts empty, and what it recorded
+// moves into retiredCounters() when it exits.
+TEST(ZoneWorkerSlots, RequestLatencyIsFoldedIntoTheRetiredCounters) {
+  std::string error;
+  auto zone = Zone::create(kShmSize, 1, error);
+  ASSERT_NE(zone, nullptr) << error;
+  const int a = zone->claimWorkerSlot(4242);
+  const int b = zone->claimWorkerSlot(4242);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  ServerCounters* w = zone->workers();
+  w[a].request_latency.record(80);
+  w[a].request_latency.record(1'000'000);
+  w[b].request_latency.record(600);
+  auto total = [&] {
+    LatencyTotals t;
+    for (size_t i = 0; i < zone->workerSlotLimit(); ++i) t.add(w[i].request_latency);
+    t.add(zone->retiredCounters().request_latency);
+    return t;
+  };
+  EXPECT_EQ(total().count(), 3u);
+  zone->releaseWorkerSlot(static_cast<size_t>(a));
+  LatencyTotals t = total();
+  EXPECT_EQ(t.count(), 3u);
+  EXPECT_EQ(t.sum_us, 1'000'680u);
+  EXPECT_EQ(t.buckets[0], 1u);
+  EXPECT_EQ(t.buckets[latencyBucket(600)], 1u);
+  EXPECT_EQ(t.buckets[latencyBucket(1'000'000)], 1u);
+  EXPECT_EQ(zone->retiredCounters().request_latency.sum_us.load(), 1'000'080u);
+  // The slot's next worker starts from nothing; the totals keep what the first one counted.
+  w[a].request_latency.record(5);  // a stale value, cleared by the claim
+  ASSERT_EQ(zone->claimWorkerSlot(4242), a);
+  EXPECT_EQ(w[a].request_latency.sum_us.load(), 0u);
+  EXPECT_EQ(w[a].request_latency.buckets[0].load(), 0u);
+  EXPECT_EQ(total().count(), 3u);
+}
+
+// The health history is a ring of the last kHealthHistory changes, read newest first.
+TEST_F(ZoneChange, HealthHistoryKeepsTheLast16NewestFirst) {
+  const size_t i = indexOf(*zone_, zone_->find("app", "a"));
+  EXPECT_TRUE(zone_->healthHistory(i).empty());
+  BackendSlot& s = *zone_->slot(i);
+  for (int n = 1; n <= 17; ++n) {
+    appendHealthEvent(s.health_history, 1000 * n, n % 2 ? Health::kDown : Health::kUp,
+                      "event " + std::to_string(n));
+  }
+  std::vector<HealthEvent> events = zone_->healthHistory(i);
+  ASSERT_EQ(events.size(), kHealthHistory);
+  for (size_t k = 0; k < events.size(); ++k) {
+    const int n = 17 - static_cast<int>(k);  // 17, 16, ... 2: the first is gone
+    SCOPED_TRACE(n);
+    EXPECT_EQ(events[k].unix_ms, 1000 * n);
+    EXPECT_EQ(events[k].health, static_cast<int32_t>(n % 2 ? Health::kDown : Health::kUp));
+    EXPECT_EQ(std::string(events[k].reason), "event " + std::to_string(n));
+  }
+  EXPECT_TRUE(zone_->healthHistory(indexOf(*zone_, zone_->find("app", "b"))).empty());
+}
+
+TEST_F(ZoneChange, HealthHistoryCutsALongReasonAndKeepsTheFewThereAre) {
+  const size_t i = indexOf(*zone_, zone_->find("app", "a"));
+  BackendSlot& s = *zone_->slot(i);
+  appendHealthEvent(s.health_history, 1, Health::kDown, std::string(500, 'r'));
+  appendHealthEvent(s.health_history, 2, Health::kUp, "check passed: status 200");
+  std::vector<HealthEvent> events = zone_->healthHistory(i);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_STREQ(events[0].reason, "check passed: status 200");
+  EXPECT_EQ(std::string(events[1].reason), std::string(sizeof(events[1].reason) - 1, 'r'));
 }
 
 }  // namespace

@@ -31,15 +31,34 @@ class AccessLogTest : public ::testing::Test {
     e.upstream_status = 200;
     e.request_time = 0.0123;
     e.upstream_time = 0.011;
+    e.upstream_header_time = 0.0042;
+    e.route = "default";
     return e;
   }
   static constexpr time_t kNow = 1795780800;  // 2026-11-27 12:00:00 UTC
 };
 
+// combined, then "upstream_addr" upstream_status request_time upstream_response_time
+// upstream_header_time "route".
 TEST_F(AccessLogTest, CombinedFormatWithUpstreamFields) {
   EXPECT_EQ(AccessLog::format(entry(), core::AccessLogFormat::kCombined, kNow),
             "203.0.113.7 - - [27/Nov/2026:12:00:00 +0000] \"GET /index.html?q=1 HTTP/1.1\" 200 "
-            "612 \"http://example.com/\" \"curl/8.0\" \"127.0.0.1:8081\" 200 0.012 0.011");
+            "612 \"http://example.com/\" \"curl/8.0\" \"127.0.0.1:8081\" 200 0.012 0.011 0.004 "
+            "\"default\"");
+}
+
+// The time to the head is in seconds with milliseconds, as nginx's $upstream_header_time.
+TEST_F(AccessLogTest, HeaderTimeHasMillisecondsAndRouteNamesAreEscaped) {
+  AccessLogEntry e = entry();
+  e.upstream_header_time = 1.5;
+  e.route = "a \"b\"";
+  std::string line = AccessLog::format(e, core::AccessLogFormat::kCombined, kNow);
+  EXPECT_TRUE(line.ends_with(" 0.012 0.011 1.500 \"a \\\"b\\\"\"")) << line;
+  line = AccessLog::format(e, core::AccessLogFormat::kJson, kNow);
+  EXPECT_TRUE(line.ends_with(",\"upstream_header_time\":1.500,\"route\":\"a \\\"b\\\"\"}")) << line;
+  e.upstream_header_time = 0;  // a backend that answered within a millisecond
+  line = AccessLog::format(e, core::AccessLogFormat::kCombined, kNow);
+  EXPECT_TRUE(line.ends_with(" 0.011 0.000 \"a \\\"b\\\"\"")) << line;
 }
 
 TEST_F(AccessLogTest, MissingFieldsAreDashes) {
@@ -49,11 +68,28 @@ TEST_F(AccessLogTest, MissingFieldsAreDashes) {
   e.upstream_addr = "-";
   e.upstream_status = 0;
   e.upstream_time = -1;
+  e.upstream_header_time = -1;
+  e.route = "";
   e.status = 404;
   e.body_bytes = 0;
   EXPECT_EQ(AccessLog::format(e, core::AccessLogFormat::kCombined, kNow),
             "203.0.113.7 - - [27/Nov/2026:12:00:00 +0000] \"GET /index.html?q=1 HTTP/1.1\" 404 "
-            "0 \"-\" \"-\" \"-\" - 0.012 -");
+            "0 \"-\" \"-\" \"-\" - 0.012 - - \"-\"");
+  EXPECT_TRUE(AccessLog::format(e, core::AccessLogFormat::kJson, kNow)
+                  .ends_with(",\"upstream_response_time\":null,\"upstream_header_time\":null,"
+                             "\"route\":null}"));
+}
+
+// A route matched but no backend answered (503: none available, or a connect that failed).
+TEST_F(AccessLogTest, ARouteWithoutAnAnswerHasItsNameAndNoHeaderTime) {
+  AccessLogEntry e = entry();
+  e.status = 503;
+  e.upstream_addr = "-";
+  e.upstream_status = 0;
+  e.upstream_time = -1;
+  e.upstream_header_time = -1;
+  std::string line = AccessLog::format(e, core::AccessLogFormat::kCombined, kNow);
+  EXPECT_TRUE(line.ends_with(" \"-\" - 0.012 - - \"default\"")) << line;
 }
 
 TEST_F(AccessLogTest, QuotesAndControlBytesAreEscaped) {
@@ -72,7 +108,8 @@ TEST_F(AccessLogTest, JsonFormat) {
             "\"method\":\"GET\",\"uri\":\"/index.html?q=1\",\"protocol\":\"HTTP/1.1\","
             "\"status\":200,\"body_bytes_sent\":612,\"http_referer\":\"http://example.com/\","
             "\"http_user_agent\":\"a\\\"b\",\"upstream_addr\":\"127.0.0.1:8081\","
-            "\"upstream_status\":200,\"request_time\":0.012,\"upstream_response_time\":0.011}");
+            "\"upstream_status\":200,\"request_time\":0.012,\"upstream_response_time\":0.011,"
+            "\"upstream_header_time\":0.004,\"route\":\"default\"}");
 }
 
 TEST_F(AccessLogTest, OffWritesNothingAndFileGetsBufferedLines) {

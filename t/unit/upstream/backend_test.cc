@@ -257,6 +257,33 @@ TEST(BackendLatency, ZeroSamplesConvergeToZero) {
   EXPECT_EQ(b.latency()->count(), 2);
 }
 
+// A response head is counted in this worker's entry: its status class and the time to it in
+// the head-time histogram, besides the shared EWMA; informational and unknown classes too.
+TEST(BackendResponseHead, CountsTheClassAndTheHeadTimeInTheWorkersEntry) {
+  BackendState state;
+  core::BackendWorkerCounters row;
+  Backend b(configWith(), &state);
+  b.setWorkerCounters(&row);
+  b.recordResponseHead(200, microseconds(100));
+  b.recordResponseHead(204, microseconds(101));
+  b.recordResponseHead(503, microseconds(2'000));
+  b.recordResponseHead(101, microseconds(-3));  // a stepped clock: 0
+  const core::BackendCounters& c = row.counters;
+  EXPECT_EQ(c.responses_by_class[1].load(), 1u);
+  EXPECT_EQ(c.responses_by_class[2].load(), 2u);
+  EXPECT_EQ(c.responses_by_class[5].load(), 1u);
+  EXPECT_EQ(c.responses_by_class[0].load() + c.responses_by_class[3].load() +
+                c.responses_by_class[4].load(),
+            0u);
+  EXPECT_EQ(c.head_time.buckets[0].load(), 2u);  // 0 and 100 us
+  EXPECT_EQ(c.head_time.buckets[1].load(), 1u);  // 101 us
+  EXPECT_EQ(c.head_time.buckets[4].load(), 1u);  // 2 ms: (1 ms, 2.5 ms]
+  EXPECT_EQ(c.head_time.sum_us.load(), 2'201u);
+  EXPECT_EQ(&b.workerCounters(), &row.counters);
+  // The EWMA moved as recordLatency moves it: 100, then (100*4+101)/5, ...
+  EXPECT_EQ(b.latency()->count(), ((((100 * 4 + 101) / 5) * 4 + 2'000) / 5) * 4 / 5);
+}
+
 // Negative samples (a clock that stepped) count as 0; absurd ones are capped so the EWMA
 // arithmetic cannot overflow.
 TEST(BackendLatency, SamplesAreClamped) {

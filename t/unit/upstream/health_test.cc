@@ -33,11 +33,12 @@ class ApplyProbeResult : public ::testing::Test {
   // failures = 3, successes = 2 unless given.
   std::optional<Health> probe(bool passed, const std::string& reason, int64_t now = 1000,
                               int failures = 3, int successes = 2) {
-    return applyProbeResult(state_, record_, passed, reason, failures, successes, now);
+    return applyProbeResult(state_, record_, history_, passed, reason, failures, successes, now);
   }
 
   BackendState state_;
   core::HealthRecord record_;
+  core::HealthHistory history_;
 };
 
 TEST_F(ApplyProbeResult, UnknownGoesDownOnlyAfterTheConfiguredFailures) {
@@ -120,10 +121,119 @@ TEST_F(ApplyProbeResult, ALongReasonIsTruncatedAndTerminated) {
   EXPECT_EQ(std::string(record_.reason), reason.substr(0, sizeof(record_.reason) - 1));
 }
 
+// Each change, and only a change, goes into the history with its time and reason.
+TEST_F(ApplyProbeResult, EveryChangeIsAppendedToTheHistory) {
+  probe(false, "check failed: status 500", 1000, 1, 1);
+  probe(false, "check failed: timed out", 2000, 1, 1);  // still down: not a change
+  probe(true, "check passed: status 200", 3000, 1, 1);
+  std::vector<core::HealthEvent> events = core::healthEvents(history_);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].unix_ms, 3000);  // newest first
+  EXPECT_EQ(events[0].health, static_cast<int32_t>(Health::kUp));
+  EXPECT_STREQ(events[0].reason, "check passed: status 200");
+  EXPECT_EQ(events[1].unix_ms, 1000);
+  EXPECT_EQ(events[1].health, static_cast<int32_t>(Health::kDown));
+  EXPECT_STREQ(events[1].reason, "check failed: status 500");
+}
+
 TEST(HealthName, EveryStatus) {
   EXPECT_STREQ(healthName(Health::kUp), "up");
   EXPECT_STREQ(healthName(Health::kDown), "down");
   EXPECT_STREQ(healthName(Health::kUnknown), "unknown");
+}
+
+// ---------------------------------------------------------------------------------------------
+// PassiveHealthWatch: the control process records the workers' passive take-outs.
+
+class PassiveWatch : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    zone_ = core::Zone::create(4 << 20, 4, error);
+    ASSERT_NE(zone_, nullptr) << error;
+    add("app", "a");
+    add("app", "b");
+    add("solo", "s");
+  }
+  void add(const std::string& upstream, const std::string& id) {
+    core::BackendConfig b;
+    b.id = id;
+    b.host = "127.0.0.1";
+    b.port = 8080;
+    b.max_fails = 2;
+    b.fail_timeout = milliseconds(10'000);
+    core::BackendAddress address;
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&address.storage);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(8080);
+    address.length = sizeof(sockaddr_in);
+    ASSERT_TRUE(zone_->addBackend(upstream, b, address).ok());
+  }
+  core::BackendSlot& slot(const char* upstream, const char* id) {
+    return *zone_->find(upstream, id);
+  }
+  size_t indexOf(const core::BackendSlot& s) const {
+    return static_cast<size_t>(&s - zone_->slot(0));
+  }
+  std::vector<core::HealthEvent> history(const char* upstream, const char* id) const {
+    return zone_->healthHistory(static_cast<size_t>(zone_->find(upstream, id) - zone_->slot(0)));
+  }
+
+  std::unique_ptr<core::Zone> zone_;
+  PassiveHealthWatch watch_;
+};
+
+TEST_F(PassiveWatch, ATakeOutAndItsEndAreRecordedOnceEach) {
+  core::BackendSlot& a = slot("app", "a");
+  a.runtime.health.store(static_cast<int>(Health::kUp));
+  EXPECT_TRUE(watch_.update(*zone_, 1000, 50'000).empty());
+  // A worker's max_fails-th failure at 1500 takes it out until 11500.
+  a.runtime.passive_down_until_ms.store(11'500);
+  std::vector<PassiveHealthWatch::Change> changes = watch_.update(*zone_, 1600, 50'600);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].index, indexOf(a));
+  EXPECT_TRUE(changes[0].out);
+  EXPECT_TRUE(watch_.update(*zone_, 1700, 50'700).empty()) << "still out: not a change";
+  a.runtime.passive_down_until_ms.store(12'000);  // another failure while out moved it
+  EXPECT_TRUE(watch_.update(*zone_, 1800, 50'800).empty());
+  changes = watch_.update(*zone_, 12'000, 61'000);  // fail_timeout over
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_FALSE(changes[0].out);
+
+  std::vector<core::HealthEvent> events = history("app", "a");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].unix_ms, 61'000);
+  EXPECT_EQ(events[0].health, static_cast<int32_t>(Health::kUp)) << "the active checks' status";
+  EXPECT_STREQ(events[0].reason, "passive: fail_timeout over");
+  EXPECT_EQ(events[1].unix_ms, 50'600);
+  EXPECT_EQ(events[1].health, static_cast<int32_t>(Health::kDown));
+  EXPECT_STREQ(events[1].reason, "passive: 2 failures within fail_timeout 10s");
+  EXPECT_TRUE(history("app", "b").empty());
+}
+
+// The only backend of its upstream is never taken out (Backend::setSolo): nothing to record.
+TEST_F(PassiveWatch, TheOnlyBackendOfAnUpstreamHasNoPassiveEvents) {
+  slot("solo", "s").runtime.passive_down_until_ms.store(11'500);
+  EXPECT_TRUE(watch_.update(*zone_, 1600, 50'600).empty());
+  EXPECT_TRUE(history("solo", "s").empty());
+}
+
+// A new control process (a reload) starts with a new watch: it takes up from the history.
+TEST_F(PassiveWatch, ANewWatchNeitherRepeatsNorMissesAChange) {
+  slot("app", "b").runtime.passive_down_until_ms.store(11'500);
+  ASSERT_EQ(watch_.update(*zone_, 1600, 50'600).size(), 1u);
+  PassiveHealthWatch next;
+  EXPECT_TRUE(next.update(*zone_, 1700, 50'700).empty()) << "already recorded";
+  std::vector<PassiveHealthWatch::Change> changes = next.update(*zone_, 11'500, 60'500);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_FALSE(changes[0].out);
+  EXPECT_EQ(history("app", "b").size(), 2u);
+}
+
+TEST(PassiveReason, NamesTheThresholds) {
+  EXPECT_EQ(passiveReason(1, milliseconds(10'000)), "passive: 1 failures within fail_timeout 10s");
+  EXPECT_EQ(passiveReason(3, milliseconds(1'500)),
+            "passive: 3 failures within fail_timeout 1500ms");
 }
 
 // ---------------------------------------------------------------------------------------------
