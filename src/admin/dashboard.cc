@@ -572,7 +572,7 @@ input[type="number"] { width: 4.6rem; }
     for (const path of BACKEND_HISTORY) {
       const list = at(b, path);
       if (!Array.isArray(list) || !list.length) continue;
-      return 'Health changes, newest last:\n' + list.slice(-16).map((h) => {
+      return 'Health changes, newest first:\n' + list.slice(0, 16).map((h) => {
         if (h === null || typeof h !== 'object') return String(h);
         return [h.time || h.at || h.timestamp || '', h.status || h.state || h.to || '', h.reason || '']
           .filter((v) => v !== '').join(' ');
