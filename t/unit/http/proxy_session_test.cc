@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -316,6 +317,115 @@ TEST_F(ProxySessionDisconnectTest, ADisconnectUndoneAtOnceStillEndsTheTunnel) {
   readUntil(next_upstream, "\r\n\r\n");
   send(next_upstream, kSwitching);
   EXPECT_NE(readUntil(next, "\r\n\r\n").find("101"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The counters an exchange leaves behind (DESIGN §3): the worker's request latency and status
+// class once per exchange, the backend's status class and time to the head once per answer.
+
+using ProxySessionCountersTest = ProxySessionDisconnectTest;
+
+uint64_t countOf(const core::LatencyHistogram& h) {
+  core::LatencyTotals t;
+  t.add(h);
+  return t.count();
+}
+
+TEST_F(ProxySessionCountersTest, AnExchangeCountsItsLatencyOnceAndTheBackendsHeadTime) {
+  event::Fd client = connectClient();
+  send(client, "GET /a/x HTTP/1.1\r\nHost: example\r\n\r\n");
+  event::Fd upstream = acceptFrom(a_);
+  readUntil(upstream, "\r\n\r\n");
+  usleep(3'000);  // the backend takes 3 ms to answer
+  send(upstream, "HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone");
+  ASSERT_NE(readUntil(client, "done").find("done"), std::string::npos);
+
+  EXPECT_EQ(countOf(counters_.request_latency), 1u);
+  EXPECT_GE(counters_.request_latency.sum_us.load(), 3'000u);
+  EXPECT_LT(counters_.request_latency.sum_us.load(), 1'000'000u);
+  EXPECT_EQ(counters_.responses_by_class[2].load(), 1u);
+  const core::BackendCounters& a = backendOf("a")->workerCounters();
+  EXPECT_EQ(a.responses_by_class[2].load(), 1u);
+  EXPECT_EQ(countOf(a.head_time), 1u);
+  EXPECT_GE(a.head_time.sum_us.load(), 3'000u);
+  EXPECT_LE(a.head_time.sum_us.load(), counters_.request_latency.sum_us.load() + 1'000)
+      << "the head came before the end of the exchange";
+
+  // The next request on the connection is another exchange.
+  send(client, "GET /a/y HTTP/1.1\r\nHost: example\r\n\r\n");
+  readUntil(upstream, "\r\n\r\n");
+  send(upstream, "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_NE(readUntil(client, "500 Oops").find("500"), std::string::npos);
+  EXPECT_EQ(countOf(counters_.request_latency), 2u);
+  EXPECT_EQ(counters_.responses_by_class[5].load(), 1u);
+  EXPECT_EQ(a.responses_by_class[5].load(), 1u);
+  EXPECT_EQ(countOf(a.head_time), 2u);
+}
+
+// Answered by the proxy itself: the server counts it, no backend does.
+TEST_F(ProxySessionCountersTest, AnErrorOfTheProxyCountsForTheServerOnly) {
+  event::Fd client = connectClient();
+  send(client, "GET /nowhere HTTP/1.1\r\nHost: example\r\n\r\n");
+  ASSERT_EQ(readUntil(client, "\r\n\r\n").rfind("HTTP/1.1 404", 0), 0u);
+  EXPECT_EQ(counters_.responses_by_class[4].load(), 1u);
+  EXPECT_EQ(countOf(counters_.request_latency), 1u);
+  for (const char* id : {"a", "b"}) {
+    const core::BackendCounters& c = backendOf(id)->workerCounters();
+    EXPECT_EQ(countOf(c.head_time), 0u) << id;
+    for (const auto& n : c.responses_by_class) EXPECT_EQ(n.load(), 0u) << id;
+  }
+}
+
+// A tunnel is never logged, but it is counted once, when its connection closes.
+TEST_F(ProxySessionCountersTest, ATunnelIsCountedOnceWhenItEnds) {
+  event::Fd client = connectClient();
+  send(client, upgradeRequest("/a/ws"));
+  event::Fd upstream = acceptFrom(a_);
+  readUntil(upstream, "\r\n\r\n");
+  send(upstream, kSwitching);
+  ASSERT_NE(readUntil(client, "\r\n\r\n").find("101"), std::string::npos);
+  EXPECT_EQ(backendOf("a")->workerCounters().responses_by_class[1].load(), 1u);
+  EXPECT_EQ(countOf(counters_.request_latency), 0u) << "still open";
+  client.reset();
+  EXPECT_TRUE(closedWithin(upstream));
+  EXPECT_EQ(counters_.responses_by_class[1].load(), 1u);
+  EXPECT_EQ(countOf(counters_.request_latency), 1u);
+}
+
+// The access log names the route and the time the backend took to its head.
+TEST_F(ProxySessionCountersTest, TheAccessLogHasTheHeadTimeAndTheRoute) {
+  char path[] = "/tmp/speedmimi-session-log-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  std::string error;
+  ASSERT_TRUE(access_log_.open(path, core::AccessLogFormat::kCombined, error)) << error;
+  event::Fd client = connectClient();
+  send(client, "GET /b/x HTTP/1.1\r\nHost: example\r\n\r\n");
+  event::Fd upstream = acceptFrom(b_);
+  readUntil(upstream, "\r\n\r\n");
+  usleep(2'000);
+  send(upstream, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  ASSERT_NE(readUntil(client, "ok").find("ok"), std::string::npos);
+  send(client, "GET /nowhere HTTP/1.1\r\nHost: example\r\n\r\n");
+  ASSERT_NE(readUntil(client, "404").find("404"), std::string::npos);
+  access_log_.flush();
+  std::ifstream in(path);
+  std::string line, missing;
+  std::getline(in, line);
+  std::getline(in, missing);
+  unlink(path);
+  // ... "upstream_addr" 200 request_time upstream_response_time upstream_header_time "route"
+  const size_t route = line.rfind(" \"b\"");
+  ASSERT_NE(route, std::string::npos) << line;
+  EXPECT_EQ(route + 4, line.size()) << line;
+  const size_t header_at = line.rfind(' ', route - 1) + 1;
+  const double header_time = std::stod(line.substr(header_at, route - header_at));
+  EXPECT_GE(header_time, 0.002) << line;
+  EXPECT_LT(header_time, 1.0) << line;
+  // "-" - request_time - - "-": no backend, no route.
+  EXPECT_TRUE(missing.ends_with(" - - \"-\"")) << missing;
+  EXPECT_NE(missing.find(" \"-\" - 0.0"), std::string::npos) << missing;
 }
 
 }  // namespace
