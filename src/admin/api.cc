@@ -482,8 +482,7 @@ void Api::serverStats(const CallPtr& call) {
   info.generation = setup_.generation;
   info.uptime_seconds = (unixMs() - setup_.started_unix_ms) / 1000;
   info.max_conn = setup_.yaml->server.max_conn;
-  JsonPtr data = serverStatsJson(serverTotals(*setup_.zone), info, rate_, host_.current(),
-                                 core::monotonicMs());
+  JsonPtr data = serverStatsJson(serverTotals(*setup_.zone), info, rate_, host_.current());
   call->succeed(200, "server statistics", std::move(data));
 }
 

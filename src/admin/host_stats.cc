@@ -71,11 +71,14 @@ void HostStats::sample() {
   std::string text, error;
   if (core::readWholeFile(proc_ + "/stat", text, error)) {
     uint64_t busy, total;
-    if (parseCpu(text, busy, total) && total > last_total_ && last_total_ != 0) {
-      figures_.cpu_usage = 100.0 * static_cast<double>(busy - last_busy_) /
-                           static_cast<double>(total - last_total_);
+    if (parseCpu(text, busy, total)) {
+      if (last_total_ != 0 && total > last_total_ && busy >= last_busy_) {
+        figures_.cpu_usage = 100.0 * static_cast<double>(busy - last_busy_) /
+                             static_cast<double>(total - last_total_);
+      }
+      last_busy_ = busy;
+      last_total_ = total;
     }
-    if (parseCpu(text, busy, total)) last_busy_ = busy, last_total_ = total;
   }
   if (core::readWholeFile(proc_ + "/meminfo", text, error)) {
     parseMemory(text, figures_.memory_usage);

@@ -63,7 +63,7 @@ void RequestRate::sample(uint64_t total, int64_t now_ms) {
   while (!samples_.empty() && samples_.front().at_ms < now_ms - kKeepMs) samples_.pop_front();
 }
 
-double RequestRate::perSecond(int64_t window_ms, int64_t now_ms) const {
+double RequestRate::perSecond(int64_t window_ms) const {
   if (samples_.size() < 2) return 0;
   const Sample& last = samples_.back();
   // The newest sample at least `window_ms` older than the last one, else the oldest there is.
@@ -71,7 +71,6 @@ double RequestRate::perSecond(int64_t window_ms, int64_t now_ms) const {
   for (const Sample& s : samples_) {
     if (s.at_ms <= last.at_ms - window_ms) from = &s;
   }
-  (void)now_ms;
   if (last.at_ms <= from->at_ms || last.total < from->total) return 0;
   return static_cast<double>(last.total - from->total) * 1000.0 /
          static_cast<double>(last.at_ms - from->at_ms);
@@ -99,7 +98,7 @@ ServerTotals serverTotals(const core::Zone& zone) {
 }
 
 core::JsonPtr serverStatsJson(const ServerTotals& t, const ServerInfo& info,
-                              const RequestRate& rate, const HostFigures& host, int64_t now_ms) {
+                              const RequestRate& rate, const HostFigures& host) {
   core::JsonPtr out(json_object());
   json_t* o = out.get();
   json_object_set_new(o, "version", json_string(info.version.c_str()));
@@ -115,9 +114,9 @@ core::JsonPtr serverStatsJson(const ServerTotals& t, const ServerInfo& info,
   json_object_set_new(requests, "total", integer(t.requests));
   json_object_set_new(requests, "by_status_class", byClass(t.responses_by_class));
   json_t* per_second = json_object();
-  json_object_set_new(per_second, "1s", json_real(rate.perSecond(1'000, now_ms)));
-  json_object_set_new(per_second, "10s", json_real(rate.perSecond(10'000, now_ms)));
-  json_object_set_new(per_second, "60s", json_real(rate.perSecond(60'000, now_ms)));
+  json_object_set_new(per_second, "1s", json_real(rate.perSecond(1'000)));
+  json_object_set_new(per_second, "10s", json_real(rate.perSecond(10'000)));
+  json_object_set_new(per_second, "60s", json_real(rate.perSecond(60'000)));
   json_object_set_new(requests, "per_second", per_second);
   json_object_set_new(o, "requests", requests);
   json_object_set_new(o, "bytes_in", integer(t.bytes_in));

@@ -18,8 +18,8 @@ namespace speedmimi::admin {
 class RequestRate {
  public:
   void sample(uint64_t total, int64_t now_ms);
-  // 0 until two samples span the window's start.
-  double perSecond(int64_t window_ms, int64_t now_ms) const;
+  // Over the newest samples `window_ms` apart (or what there is); 0 until there are two.
+  double perSecond(int64_t window_ms) const;
 
  private:
   struct Sample {
@@ -49,7 +49,7 @@ struct ServerInfo {
   uint64_t max_conn = 0;
 };
 core::JsonPtr serverStatsJson(const ServerTotals& totals, const ServerInfo& info,
-                              const RequestRate& rate, const HostFigures& host, int64_t now_ms);
+                              const RequestRate& rate, const HostFigures& host);
 
 // A latency histogram as the answers show it: {"count", "mean_ms", "p50_ms", "p90_ms",
 // "p99_ms", "p999_ms"}, the figures null while there is no sample.

@@ -900,7 +900,7 @@ void ProxySession::armLinger() {
 
 // Closes both connections. The session is deleted when the current callback returns.
 void ProxySession::closeNow() {
-  if (x_ && x_->head_us != 0 && !x_->counted) countExchange();  // neither logged nor counted
+  if (x_ && x_->head_us != 0) countExchange();  // an exchange that was neither logged nor counted
   if (upstream_) releaseUpstream(false);
   releaseBackend();
   client_->stopReading();
