@@ -19,7 +19,6 @@ namespace {
 // checks each bound here against parseConfig too.
 using namespace limits;
 constexpr int64_t kMaxConn = kMaxInt;
-constexpr Duration kMinDuration = kPositive;  // fail_timeout, interval, timeout
 
 // Reads one key's value into the backend being built; false with `error` set.
 using Reader =
@@ -89,9 +88,10 @@ Reader text(std::string& field, bool non_empty) {
   };
 }
 
-// "10s" as in the YAML, or an integer of milliseconds; the same largest value either way.
-Reader duration(Duration& field) {
-  return [&field](const json_t* value, const std::string& path, std::string& error) {
+// "10s" as in the YAML, or an integer of milliseconds; the same largest value either way. At
+// least `min`: kPositive for the timeouts, 0 where 0 means "off" (slow_start).
+Reader duration(Duration& field, Duration min = kPositive) {
+  return [&field, min](const json_t* value, const std::string& path, std::string& error) {
     std::optional<Duration> d;
     if (json_is_string(value)) {
       d = parseDuration(std::string_view(json_string_value(value), json_string_length(value)));
@@ -101,8 +101,7 @@ Reader duration(Duration& field) {
       d = Duration{-1};  // below the minimum, whatever the magnitude
     }
     if (!d) return fail(error, path, "must be a duration such as \"10s\"");
-    if (*d < kMinDuration)
-      return fail(error, path, "must be at least " + formatDuration(kMinDuration));
+    if (*d < min) return fail(error, path, "must be at least " + formatDuration(min));
     field = *d;
     return true;
   };
@@ -165,6 +164,7 @@ bool backendFromJson(const json_t* object, const std::string& path, BackendConfi
            integer(0, kMaxConn, [&b](int64_t v) { b.max_conn = static_cast<uint64_t>(v); })},
           {"max_fails", intField(0, kMaxFails, b.max_fails)},
           {"fail_timeout", duration(b.fail_timeout)},
+          {"slow_start", duration(b.slow_start, Duration{0})},
           {"tls_verify", boolean(b.tls_verify)},
           {"keepalive", intField(0, kMaxKeepalive, b.keepalive)},
           {"health_check",
@@ -195,6 +195,7 @@ JsonPtr backendToJson(const BackendConfig& b) {
   set("max_conn", json_integer(static_cast<json_int_t>(b.max_conn)));
   set("max_fails", json_integer(b.max_fails));
   set("fail_timeout", json_string(formatDuration(b.fail_timeout).c_str()));
+  set("slow_start", json_string(formatDuration(b.slow_start).c_str()));
   set("tls_verify", json_boolean(b.tls_verify));
   set("keepalive", json_integer(b.keepalive));
   if (b.health_check.enabled) {

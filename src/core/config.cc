@@ -541,6 +541,8 @@ BackendConfig readBackend(Reader& r, Node map, const std::string& path) {
            [&](Node v, const std::string& p) { b.keepalive = r.intValue(v, p, 0, kMaxKeepalive); }},
           {"fail_timeout",
            [&](Node v, const std::string& p) { b.fail_timeout = r.duration(v, p, kPositive); }},
+          {"slow_start",
+           [&](Node v, const std::string& p) { b.slow_start = r.duration(v, p, kZero); }},
           {"tls_verify", [&](Node v, const std::string& p) { b.tls_verify = r.boolean(v, p); }},
           {"health_check",
            [&](Node v, const std::string& p) { readHealthCheck(r, v, p, b.health_check); }},

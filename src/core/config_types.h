@@ -86,6 +86,9 @@ struct BackendConfig {
   // pool closes the surplus gradually, DESIGN §4).
   int keepalive = 0;
   Duration fail_timeout{10'000};
+  // A backend that comes back (health up again, re-activated, added at run time, back from a
+  // passive take-out) ramps its weight up over this long (core/slow_start.h); 0 = at once.
+  Duration slow_start{0};
   bool tls_verify = true;
   HealthCheckConfig health_check;
   Mark mark;  // where the backend's mapping starts

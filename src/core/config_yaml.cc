@@ -266,6 +266,7 @@ void writeBackend(Document& d, const BackendConfig& b) {
   d.number("max_conn", b.max_conn);
   d.number("max_fails", b.max_fails);
   d.spelling("fail_timeout", formatDuration(b.fail_timeout));
+  d.spelling("slow_start", formatDuration(b.slow_start));
   d.boolean("tls_verify", b.tls_verify);
   d.number("keepalive", b.keepalive);
   if (b.health_check.enabled) {

@@ -213,6 +213,7 @@ bool toZoneConfig(const std::string& upstream, const BackendConfig& in,
   out.keepalive = in.keepalive;
   out.max_conn = in.max_conn;
   out.fail_timeout_ms = in.fail_timeout.count();
+  out.slow_start_ms = in.slow_start.count();
   out.active = in.active;
   out.tls_verify = in.tls_verify;
   out.health_enabled = in.health_check.enabled;
@@ -242,6 +243,7 @@ BackendConfig fromZoneConfig(const ZoneBackendConfig& in) {
   out.max_fails = in.max_fails;
   out.keepalive = in.keepalive;
   out.fail_timeout = Duration(in.fail_timeout_ms);
+  out.slow_start = Duration(in.slow_start_ms);
   out.tls_verify = in.tls_verify;
   out.health_check.enabled = in.health_enabled;
   out.health_check.path = in.health_path;

@@ -140,6 +140,7 @@ struct ZoneBackendConfig {
   int32_t health_successes;
   uint64_t max_conn;
   int64_t fail_timeout_ms;
+  int64_t slow_start_ms;
   int64_t health_interval_ms;
   int64_t health_timeout_ms;
   bool active;

@@ -16,7 +16,7 @@ auto addressAndCheck(const core::BackendConfig& b) {
 }
 
 auto otherSettings(const core::BackendConfig& b) {
-  return std::tie(b.name, b.weight, b.active, b.max_conn, b.max_fails, b.fail_timeout,
+  return std::tie(b.name, b.weight, b.active, b.max_conn, b.max_fails, b.fail_timeout, b.slow_start,
                   b.keepalive, b.tls_verify);
 }
 

@@ -250,6 +250,13 @@ TEST_F(StateFileTest, TestAndDumpReplayTheStateFile) {
   EXPECT_THAT(dump.out, HasSubstr("speedmimi: configuration file " + proxy->configPath() +
                                   " test is successful\n"));
 
+  // A slow_start set over the API is in the effective configuration.
+  writeState(*proxy, R"({"version": 1, "backends": [{"upstream": "app", "id": "b1",)"
+                     R"( "updated": {"slow_start": "20s"}}]})");
+  dump = proxy->runCommand({"-T"});
+  EXPECT_EQ(dump.exit_code, 0) << dump.err;
+  EXPECT_THAT(dump.out, HasSubstr("    fail_timeout: 10s\n    slow_start: 20s\n"));
+
   writeState(*proxy, stateRemoving("b1"));
   dump = proxy->runCommand({"-T"});
   EXPECT_EQ(dump.exit_code, 0) << dump.err;

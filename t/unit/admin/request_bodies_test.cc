@@ -40,6 +40,39 @@ TEST(RequestBodies, AddBodyOfTheOriginalReadme) {
   EXPECT_TRUE(add.backend.active);
 }
 
+TEST(RequestBodies, SlowStartInAddAndUpdateBodies) {
+  AddBody add;
+  std::string error;
+  ASSERT_TRUE(readAddBody(parsed(R"({"upstream": "u", "backend": {"host": "::1", "port": 81,
+      "slow_start": "30s"}})")
+                              .get(),
+                          add, error))
+      << error;
+  EXPECT_EQ(add.backend.slow_start, std::chrono::milliseconds(30'000));
+  ASSERT_TRUE(readAddBody(
+      parsed(R"({"upstream": "u", "backend": {"host": "::1", "port": 81}})").get(), add, error))
+      << error;
+  EXPECT_EQ(add.backend.slow_start, std::chrono::milliseconds(0)) << "off by default";
+  EXPECT_FALSE(readAddBody(parsed(R"({"upstream": "u", "backend": {"host": "::1", "port": 81,
+      "slow_start": -5}})")
+                               .get(),
+                           add, error));
+  EXPECT_EQ(error, "backend.slow_start: must be at least 0s");
+
+  UpdateBody update;
+  ASSERT_TRUE(readUpdateBody(parsed(R"({"upstream": "u", "backend": {"id": "b",
+      "slow_start": 0}})")
+                                 .get(),
+                             update, error))
+      << error;
+  EXPECT_EQ(core::jsonText(update.fields.get()), R"({"slow_start":0})");
+  EXPECT_FALSE(readUpdateBody(parsed(R"({"upstream": "u", "backend": {"id": "b",
+      "slow_start": "later"}})")
+                                  .get(),
+                              update, error));
+  EXPECT_EQ(error, R"(backend.slow_start: must be a duration such as "10s")");
+}
+
 TEST(RequestBodies, AddBodyWithoutIdGetsHostAndPort) {
   AddBody add;
   std::string error;

@@ -34,6 +34,7 @@ BackendConfig unusual() {
   b.max_conn = 700;
   b.max_fails = 7;
   b.fail_timeout = milliseconds(1500);
+  b.slow_start = milliseconds(30'000);
   b.tls_verify = false;
   b.keepalive = 17;
   b.health_check.enabled = true;
@@ -56,6 +57,7 @@ void expectSame(const BackendConfig& a, const BackendConfig& b) {
   EXPECT_EQ(a.max_conn, b.max_conn);
   EXPECT_EQ(a.max_fails, b.max_fails);
   EXPECT_EQ(a.fail_timeout, b.fail_timeout);
+  EXPECT_EQ(a.slow_start, b.slow_start);
   EXPECT_EQ(a.tls_verify, b.tls_verify);
   EXPECT_EQ(a.keepalive, b.keepalive);
   EXPECT_EQ(a.health_check.enabled, b.health_check.enabled);
@@ -69,7 +71,8 @@ void expectSame(const BackendConfig& a, const BackendConfig& b) {
 TEST(BackendJson, ReadsEveryKey) {
   JsonPtr object = parse(R"({"id": "b7", "name": "Backend Seven", "host": "10.0.0.7",
       "port": 8087, "weight": 70, "scheme": "https", "active": false, "max_conn": 700,
-      "max_fails": 7, "fail_timeout": "1500ms", "tls_verify": false, "keepalive": 17,
+      "max_fails": 7, "fail_timeout": "1500ms", "slow_start": "30s", "tls_verify": false,
+      "keepalive": 17,
       "health_check": {"path": "/ping", "interval": "2s", "timeout": 250, "failures": 4,
                        "successes": 2}})");
   BackendConfig b;
@@ -111,6 +114,21 @@ TEST(BackendJson, DurationsAreYamlTextOrMilliseconds) {
     JsonPtr object = parse(std::string(R"({"fail_timeout": )") + c.json + "}");
     ASSERT_TRUE(backendFromJson(object.get(), "backend", b, error)) << c.json << ": " << error;
     EXPECT_EQ(b.fail_timeout.count(), c.ms) << c.json;
+  }
+}
+
+// slow_start is a duration too, where 0 means off.
+TEST(BackendJson, SlowStartIsADurationFromZero) {
+  const struct {
+    const char* json;
+    long long ms;
+  } kCases[] = {{R"("0s")", 0}, {"0", 0}, {R"("1500ms")", 1'500}, {R"("2m")", 120'000}, {"1", 1}};
+  for (const auto& c : kCases) {
+    BackendConfig b = unusual();
+    std::string error;
+    JsonPtr object = parse(std::string(R"({"slow_start": )") + c.json + "}");
+    ASSERT_TRUE(backendFromJson(object.get(), "backend", b, error)) << c.json << ": " << error;
+    EXPECT_EQ(b.slow_start.count(), c.ms) << c.json;
   }
 }
 
@@ -181,6 +199,10 @@ TEST(BackendJson, RefusesEachBadValueWithItsFieldPathAndChangesNothing) {
       {R"({"fail_timeout": "0s"})", "backend.fail_timeout: must be at least 1ms"},
       {R"({"fail_timeout": 0})", "backend.fail_timeout: must be at least 1ms"},
       {R"({"fail_timeout": -5})", "backend.fail_timeout: must be at least 1ms"},
+      {R"({"slow_start": -1})", "backend.slow_start: must be at least 0s"},
+      {R"({"slow_start": "-1s"})", R"(backend.slow_start: must be a duration such as "10s")"},
+      {R"({"slow_start": "soon"})", R"(backend.slow_start: must be a duration such as "10s")"},
+      {R"({"slow_start": null})", R"(backend.slow_start: must be a duration such as "10s")"},
       {R"({"tls_verify": "no"})", "backend.tls_verify: must be true or false"},
       {R"({"keepalive": -1})", "backend.keepalive: must be an integer 0..1000000"},
       {R"({"keepalive": 1000001})", "backend.keepalive: must be an integer 0..1000000"},
@@ -233,11 +255,11 @@ TEST(BackendJson, WritesEveryKeyWithItsEffectiveValue) {
   EXPECT_EQ(jsonText(backendToJson(b).get()),
             R"({"id":"backend1","name":"","host":"127.0.0.1","port":8081,"weight":1,)"
             R"("scheme":"http","active":true,"max_conn":0,"max_fails":1,"fail_timeout":"10s",)"
-            R"("tls_verify":true,"keepalive":0})");
+            R"("slow_start":"0s","tls_verify":true,"keepalive":0})");
   EXPECT_EQ(jsonText(backendToJson(unusual()).get()),
             R"({"id":"b7","name":"Backend Seven","host":"10.0.0.7","port":8087,"weight":70,)"
             R"("scheme":"https","active":false,"max_conn":700,"max_fails":7,)"
-            R"("fail_timeout":"1500ms","tls_verify":false,"keepalive":17,)"
+            R"("fail_timeout":"1500ms","slow_start":"30s","tls_verify":false,"keepalive":17,)"
             R"("health_check":{"path":"/ping","interval":"2s","timeout":"250ms","failures":4,)"
             R"("successes":2}})");
 }
@@ -276,6 +298,7 @@ TEST(BackendJson, AcceptsExactlyWhatTheYamlAccepts) {
       {"max_fails", {"0", "1000"}, {"-1", "1001"}},
       {"keepalive", {"0", "1000000"}, {"-1", "1000001"}},
       {"fail_timeout", {"\"1ms\"", "\"2147483647s\""}, {"\"0ms\"", "\"2147483648s\""}},
+      {"slow_start", {"\"0s\"", "\"2147483647s\""}, {"\"2147483648s\""}},
       {"health_check.interval", {"\"1ms\"", "\"2147483647s\""}, {"\"0s\"", "\"2147483648s\""}},
       {"health_check.timeout", {"\"1ms\""}, {"\"0ms\""}},
       {"health_check.failures", {"1", "1000"}, {"0", "1001"}},

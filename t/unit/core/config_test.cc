@@ -179,6 +179,7 @@ TEST(Config, EveryDefaultOfTheDesign) {
   EXPECT_EQ(b.max_fails, 1);
   EXPECT_EQ(b.keepalive, 0);
   EXPECT_EQ(b.fail_timeout, milliseconds(10'000));
+  EXPECT_EQ(b.slow_start, milliseconds(0));
   EXPECT_TRUE(b.tls_verify);
   EXPECT_FALSE(b.health_check.enabled);
   EXPECT_EQ(b.mark.line, 3);
@@ -268,6 +269,7 @@ backends:
       max_conn: 7
       max_fails: 0
       fail_timeout: 2m
+      slow_start: 30s
       tls_verify: false
       keepalive: 64
       health_check: {path: /up, interval: 2s, timeout: 500ms, failures: 5, successes: 2}
@@ -341,6 +343,7 @@ admin:
   EXPECT_EQ(b.max_fails, 0);
   EXPECT_EQ(b.keepalive, 64);
   EXPECT_EQ(b.fail_timeout, milliseconds(120'000));
+  EXPECT_EQ(b.slow_start, milliseconds(30'000));
   EXPECT_FALSE(b.tls_verify);
   EXPECT_TRUE(b.health_check.enabled);
   EXPECT_EQ(b.health_check.path, "/up");
@@ -606,6 +609,14 @@ TEST(ConfigErrors, BackendValues) {
        "t.yaml:5:37: 'backends.u[0].keepalive': -1 is out of range 0..1000000"},
       {head + "    - {host: h, port: 1, fail_timeout: 0s}\n",
        "t.yaml:5:40: 'backends.u[0].fail_timeout': must be at least 1ms"},
+      {head + "    - {host: h, port: 1, slow_start: soon}\n",
+       "t.yaml:5:38: 'backends.u[0].slow_start': invalid duration 'soon' (expected a whole "
+       "number with ms, s, m or h, e.g. 30s)"},
+      {head + "    - {host: h, port: 1, slow_start: -1s}\n",
+       "t.yaml:5:38: 'backends.u[0].slow_start': invalid duration '-1s' (expected a whole "
+       "number with ms, s, m or h, e.g. 30s)"},
+      {head + "    - {host: h, port: 1, slow_start: [1s]}\n",
+       "t.yaml:5:38: 'backends.u[0].slow_start': expected a duration, got a sequence"},
       {head + "    - {id: \"\", host: h, port: 1}\n",
        "t.yaml:5:12: 'backends.u[0].id': must not be empty"},
       {head + "    - {host: h, port: 1, health_check: {failures: 0}}\n",

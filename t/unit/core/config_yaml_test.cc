@@ -89,6 +89,7 @@ void expectSameConfig(const Config& a, const Config& b) {
       EXPECT_EQ(x.max_conn, y.max_conn);
       EXPECT_EQ(x.max_fails, y.max_fails);
       EXPECT_EQ(x.fail_timeout, y.fail_timeout);
+      EXPECT_EQ(x.slow_start, y.slow_start);
       EXPECT_EQ(x.tls_verify, y.tls_verify);
       EXPECT_EQ(x.health_check.enabled, y.health_check.enabled);
       EXPECT_EQ(x.health_check.path, y.health_check.path);
@@ -188,6 +189,7 @@ backends:
       max_conn: 7
       max_fails: 0
       fail_timeout: 2500ms
+      slow_start: 1500ms
       tls_verify: false
       health_check: {path: "/up?x=1&y=#2", interval: 2s, timeout: 500ms, failures: 5, successes: 2}
     - {host: "::1", port: 8081}
@@ -283,8 +285,9 @@ TEST(ConfigToYaml, DefaultsAreWrittenOut) {
             "    max_conn: 0\n"
             "    max_fails: 1\n"
             "    fail_timeout: 10s\n"
+            "    slow_start: 0s\n"
             "    tls_verify: true\n"
-      "    keepalive: 0\n"
+            "    keepalive: 0\n"
             "routing:\n"
             "  r:\n"
             "    path: /\n"
@@ -389,7 +392,8 @@ TEST(EmitConfig, EventsCarryTheValuesTypes) {
       "\"a.key\" } ] \"protocols\" ~[\"TLSv1.2\" \"TLSv1.3\" ] } "
       "\"backends\" {\"u\" [{\"id\" \"true\" \"name\" \"\" \"host\" \"127.0.0.1\" \"port\" #8081 "
       "\"weight\" #1 \"scheme\" \"http\" \"active\" ?true \"max_conn\" #0 \"max_fails\" #1 "
-      "\"fail_timeout\" =10s \"tls_verify\" ?true \"keepalive\" #0 \"health_check\" {\"path\" "
+      "\"fail_timeout\" =10s \"slow_start\" =0s \"tls_verify\" ?true \"keepalive\" #0 "
+      "\"health_check\" {\"path\" "
       "\"/health\" \"interval\" =90s \"timeout\" =5s \"failures\" #3 \"successes\" #1 } } ] } "
       "\"routing\" {\"r\" {\"path\" \"/\" \"host\" \"\" \"upstream\" \"u\" \"load_balancer\" "
       "\"weight\" \"protocols\" ~{\"sse\" \"random\" } \"retries\" #1 } } "

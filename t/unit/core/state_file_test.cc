@@ -98,7 +98,8 @@ TEST(StateOverlay, AnUpdateAfterAnAddIsAppliedToTheAddedBackend) {
       "    {\"upstream\": \"app\", \"id\": \"b3\", \"added\": {\"id\": \"b3\", \"name\": \"\", "
       "\"host\": \"127.0.0.1\", \"port\": 8083, \"weight\": 50, \"scheme\": \"http\", "
       "\"active\": false, \"max_conn\": 0, \"max_fails\": 1, \"fail_timeout\": \"10s\", "
-      "\"tls_verify\": true, \"keepalive\": 0, \"health_check\": {\"path\": \"/up\", "
+      "\"slow_start\": \"0s\", \"tls_verify\": true, \"keepalive\": 0, \"health_check\": "
+      "{\"path\": \"/up\", "
       "\"interval\": \"30s\", \"timeout\": \"5s\", \"failures\": 3, \"successes\": 1}}}\n"
       "  ]\n"
       "}\n");
@@ -503,6 +504,29 @@ TEST_F(StateFileTest, ApplyStateFileReplaysTheFileOntoTheYaml) {
   write(R"({"version": 1, "backends": [{"upstream": "app", "id": "zz", "updated": {}}]})");
   applyStateFile(y, path_, kKnown, &notes);
   EXPECT_EQ(notes.size(), 1u);
+}
+
+// An update of slow_start over the API survives a restart: saved, read back and replayed onto
+// the YAML; and an added backend keeps its own.
+TEST_F(StateFileTest, AnUpdatedSlowStartSurvivesARestart) {
+  StateOverlay o;
+  o.updated("app", "b1", parse(R"({"slow_start": "20s"})").get());
+  BackendConfig added = backend("b3", 8083);
+  added.slow_start = std::chrono::milliseconds(1'500);
+  o.added("app", added);
+  std::string error;
+  ASSERT_TRUE(saveStateFile(path_, o, error)) << error;
+  const Config effective = applyStateFile(yaml(), path_, kKnown);
+  ASSERT_NE(findBackend(effective, "app", "b1"), nullptr);
+  EXPECT_EQ(findBackend(effective, "app", "b1")->slow_start, std::chrono::milliseconds(20'000));
+  EXPECT_EQ(findBackend(effective, "app", "b2")->slow_start, std::chrono::milliseconds(0));
+  ASSERT_NE(findBackend(effective, "app", "b3"), nullptr);
+  EXPECT_EQ(findBackend(effective, "app", "b3")->slow_start, std::chrono::milliseconds(1'500));
+  // Turned off again later: the merged entry says 0s.
+  o.updated("app", "b1", parse(R"({"slow_start": 0})").get());
+  ASSERT_TRUE(saveStateFile(path_, o, error)) << error;
+  EXPECT_EQ(findBackend(applyStateFile(yaml(), path_, kKnown), "app", "b1")->slow_start,
+            std::chrono::milliseconds(0));
 }
 
 TEST_F(StateFileTest, ApplyStateFileBlamesTheStateFileForWhatItBreaks) {

@@ -48,6 +48,7 @@ Config twoUpstreams() {
   full.max_conn = 12;
   full.max_fails = 4;
   full.fail_timeout = milliseconds(2500);
+  full.slow_start = milliseconds(45'000);
   full.tls_verify = false;
   full.health_check.enabled = true;
   full.health_check.path = "/status/ready";
@@ -86,6 +87,7 @@ void expectSameConfig(const BackendConfig& want, const BackendConfig& got) {
   EXPECT_EQ(got.max_conn, want.max_conn);
   EXPECT_EQ(got.max_fails, want.max_fails);
   EXPECT_EQ(got.fail_timeout, want.fail_timeout);
+  EXPECT_EQ(got.slow_start, want.slow_start);
   EXPECT_EQ(got.tls_verify, want.tls_verify);
   EXPECT_EQ(got.health_check.enabled, want.health_check.enabled);
   EXPECT_EQ(got.health_check.path, want.health_check.path);

@@ -101,6 +101,8 @@ TEST(PlanBackendChanges, WhichChangesForgetHealth) {
        Action::kUpdateHealth},
       {"check failures", [](BackendConfig& b) { b.health_check.failures = 9; },
        Action::kUpdateHealth},
+      {"slow_start", [](BackendConfig& b) { b.slow_start = milliseconds(30'000); },
+       Action::kUpdate},
       {"nothing", [](BackendConfig&) {}, Action::kKeep},
   };
   for (const Case& c : cases) {
