@@ -24,6 +24,7 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/core/log_test.cc \
 	t/unit/core/shm_test.cc \
 	t/unit/core/slab_test.cc \
+	t/unit/core/slow_start_test.cc \
 	t/unit/core/state_file_test.cc \
 	t/unit/core/units_test.cc \
 	t/unit/core/zone_test.cc \

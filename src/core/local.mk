@@ -11,6 +11,7 @@ libspeedmimi_la_SOURCES += \
 	src/core/log.cc src/core/log.h \
 	src/core/shm.cc src/core/shm.h \
 	src/core/slab.cc src/core/slab.h \
+	src/core/slow_start.h \
 	src/core/state_file.cc src/core/state_file.h \
 	src/core/text_mark.h \
 	src/core/units.cc src/core/units.h \

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <new>
 
+#include "core/clock.h"
 #include "core/log.h"
 
 namespace speedmimi::core {
@@ -43,8 +44,9 @@ struct ZoneHeader {
 // The leading number counts changes that keep every size (5: BackendState::disconnect_epoch,
 // in the padding of a cache line), and is bumped as well when sizes change in ways the xor of
 // sizes might not tell apart (6: latency histograms, responses by class, health history; also
-// the rows of BackendWorkerCounters, whose size the formula does not hold).
-constexpr uint64_t kLayout = (uint64_t{6} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
+// the rows of BackendWorkerCounters, whose size the formula does not hold; 7:
+// BackendState::ramp_start_ms, in the padding of a cache line).
+constexpr uint64_t kLayout = (uint64_t{7} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
                              (sizeof(ZoneHeader) << 32) ^ (sizeof(BackendSlot) << 16) ^
                              sizeof(ZoneBackendConfig);
 
@@ -482,7 +484,7 @@ ZoneBackendConfig* Zone::newBlock(const std::string& upstream, const BackendConf
 }
 
 ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& config,
-                              const BackendAddress& address) {
+                              const BackendAddress& address, Arrival arrival) {
   ChangeResult v = validate(upstream, config);
   if (!v.ok()) return v;
   WriteLock lock(*header_);
@@ -505,6 +507,7 @@ ChangeResult Zone::addBackend(const std::string& upstream, const BackendConfig& 
     new (&s.health) HealthRecord();
     s.health_history.~HealthHistory();
     new (&s.health_history) HealthHistory();
+    if (arrival == Arrival::kComeback) s.runtime.ramp_start_ms.store(monotonicMs(), kRelaxed);
     // Every worker let go of the previous tenant (reclaim), so no row entry is being written.
     clear(s.retired);
     for (size_t w = 0; w < kWorkerSlots; ++w) {
@@ -575,6 +578,8 @@ ChangeResult Zone::updateBackend(const std::string& upstream, const BackendConfi
   }
   // Readers copy the block they loaded; the old one is freed once no worker can hold it.
   ZoneBackendConfig* old = s->config.exchange(block, std::memory_order_acq_rel);
+  // Before the generation: a worker that sees the backend active sees its ramp.
+  if (!old->active && config.active) s->runtime.ramp_start_ms.store(monotonicMs(), kRelaxed);
   publish();
   retire(old);
   return {200, "backend \"" + config.id + "\" updated in upstream \"" + upstream + "\""};

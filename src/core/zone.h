@@ -110,12 +110,17 @@ class Zone {
   // The live backend `id` of `upstream`, or nullptr.
   BackendSlot* find(const std::string& upstream, const std::string& id) const;
 
+  // How a backend enters the zone: with the server (the backends of its first start, which
+  // take their full weight at once) or as one that comes back (added over the API or by a
+  // reload: its slow start begins, BackendState::ramp_start_ms).
+  enum class Arrival { kAtStart, kComeback };
+
   // Structural changes, made by the master (start, reload) and the control process (API,
   // reclaim). Each takes the zone's writer lock (process-shared and robust: a writer killed
   // while holding it does not wedge the others) and publishes a new generation. `config` is
   // validated like the YAML (ids, ports, weights...); `address` was resolved by the caller.
   ChangeResult addBackend(const std::string& upstream, const BackendConfig& config,
-                          const BackendAddress& address);
+                          const BackendAddress& address, Arrival arrival = Arrival::kComeback);
   ChangeResult removeBackend(const std::string& upstream, const std::string& id);
   // Whether addBackend / updateBackend would accept `config` (values, string lengths), without
   // changing anything; and how many backends can still be added.
@@ -123,7 +128,8 @@ class Zone {
                      const BackendAddress& address) const;
   size_t freeSlots() const;
   // Replaces the configuration of a live backend. Its runtime state (counters, EWMA, report)
-  // is kept; `reset_health` also forgets its health (the address or the check changed).
+  // is kept; `reset_health` also forgets its health (the address or the check changed). An
+  // inactive backend made active again comes back: its slow start begins now.
   ChangeResult updateBackend(const std::string& upstream, const BackendConfig& config,
                              const BackendAddress& address, bool reset_health = false);
 

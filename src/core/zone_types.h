@@ -54,6 +54,12 @@ struct BackendState {
   // backend (UpstreamSet::takeDisconnected). A count, not a flag, so that a disconnect followed
   // at once by a re-activation still closes them. 0 for a new backend.
   std::atomic<uint64_t> disconnect_epoch{0};
+  // When the backend last came back, core::monotonicMs() (the same clock in every process); 0 =
+  // never since it entered the zone with the server. Its slow start ramps from here, or from the
+  // end of its last passive take-out if that is later (core/slow_start.h). Stored by the control
+  // process (health up again, an API add or re-activation) and the master (a reload's add or
+  // re-activation).
+  std::atomic<int64_t> ramp_start_ms{0};
 };
 
 // Per-request counters of one backend: as one worker counted them, or (BackendSlot::retired)

@@ -81,8 +81,9 @@ class HealthChecker {
   void onResult(bool passed, const std::string& reason) {
     const HealthCheckConfig& hc = backend_.config().health_check;
     std::string why = (passed ? "check passed: " : "check failed: ") + reason;
-    auto changed = upstream::applyProbeResult(slot_.runtime, slot_.health, slot_.health_history,
-                                              passed, why, hc.failures, hc.successes, unixMs());
+    auto changed =
+        upstream::applyProbeResult(slot_.runtime, slot_.health, slot_.health_history, passed, why,
+                                   hc.failures, hc.successes, unixMs(), core::monotonicMs());
     if (changed == upstream::Health::kDown) {
       SM_WARN("backend %s of %s is down: %d consecutive failures, last: %s",
               backend_.id().c_str(), upstream_.c_str(), hc.failures, reason.c_str());

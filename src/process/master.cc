@@ -326,7 +326,9 @@ bool Master::setUp() {
 }
 
 // The zone inherited from the old binary of an upgrade (runtime state survives), or a new one.
-// Either way every configured backend is in it afterwards, matched by (upstream, id).
+// Either way every configured backend is in it afterwards, matched by (upstream, id). The
+// backends of a new zone start with the server (no slow start); those that a new binary adds
+// to an inherited zone come back, as a reload's do.
 bool Master::openZone(std::string& error) {
   const ServerConfig& server = first_config_.server;
   if (const char* inherited = getenv(kZoneEnvironment)) {
@@ -338,13 +340,15 @@ bool Master::openZone(std::string& error) {
       error.clear();
     }
   }
+  Zone::Arrival arrival = Zone::Arrival::kComeback;
   if (!zone_) {
     size_t backends = 0;
     for (const auto& [name, list] : first_config_.backends) backends += list.size();
     zone_ = Zone::create(server.shm_size, backends, error);
     if (!zone_) return false;
+    arrival = Zone::Arrival::kAtStart;
   }
-  return upstream::syncBackends(*zone_, first_config_, error);
+  return upstream::syncBackends(*zone_, first_config_, error, nullptr, arrival);
 }
 
 // Everything a generation needs that can fail, done before anything changes: its listening

@@ -75,7 +75,7 @@ std::vector<CurrentBackend> currentBackends(const core::Zone& zone) {
 }
 
 bool syncBackends(core::Zone& zone, const core::Config& next, std::string& error,
-                  std::vector<BackendChange>* applied) {
+                  std::vector<BackendChange>* applied, core::Zone::Arrival arrival) {
   using Action = BackendChange::Action;
   std::vector<BackendChange> plan = planBackendChanges(currentBackends(zone), next);
   std::vector<core::BackendAddress> addresses(plan.size());
@@ -102,7 +102,9 @@ bool syncBackends(core::Zone& zone, const core::Config& next, std::string& error
     switch (c.action) {
       case Action::kKeep: continue;
       case Action::kRemove: r = zone.removeBackend(c.upstream, c.config.id); break;
-      case Action::kAdd: r = zone.addBackend(c.upstream, c.config, addresses[i]); break;
+      case Action::kAdd:
+        r = zone.addBackend(c.upstream, c.config, addresses[i], arrival);
+        break;
       case Action::kUpdate:
       case Action::kUpdateHealth:
         r = zone.updateBackend(c.upstream, c.config, addresses[i],

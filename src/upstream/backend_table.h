@@ -47,8 +47,10 @@ std::vector<CurrentBackend> currentBackends(const core::Zone& zone);
 // zone cannot hold, more new backends than free slots: the whole change fails and nothing is
 // changed), then applies planBackendChanges() to the zone. False with `error` (only a slab
 // exhausted midway can still fail after the first change: what was applied stays, and is
-// valid).
+// valid). Added backends enter as `arrival` says: kAtStart when the server starts with a
+// clean zone, kComeback on a reload (their slow start begins).
 bool syncBackends(core::Zone& zone, const core::Config& next, std::string& error,
-                  std::vector<BackendChange>* applied = nullptr);
+                  std::vector<BackendChange>* applied = nullptr,
+                  core::Zone::Arrival arrival = core::Zone::Arrival::kComeback);
 
 }  // namespace speedmimi::upstream

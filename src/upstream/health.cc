@@ -32,7 +32,7 @@ const char* healthName(Health h) {
 std::optional<Health> applyProbeResult(BackendState& state, core::HealthRecord& record,
                                        core::HealthHistory& history, bool passed,
                                        const std::string& reason, int failures, int successes,
-                                       int64_t now_unix_ms) {
+                                       int64_t now_unix_ms, int64_t now_ms) {
   record.last_check_unix_ms.store(now_unix_ms, std::memory_order_relaxed);
   record.last_passed.store(passed ? 1 : 0, std::memory_order_relaxed);
   auto current = static_cast<Health>(state.health.load(std::memory_order_relaxed));
@@ -48,6 +48,8 @@ std::optional<Health> applyProbeResult(BackendState& state, core::HealthRecord& 
   }
   if (next == current) return std::nullopt;
   storeReason(record, reason);
+  // Before the health: a worker that sees it up sees its ramp.
+  if (current == Health::kDown) state.ramp_start_ms.store(now_ms, std::memory_order_relaxed);
   state.health.store(static_cast<int>(next), std::memory_order_release);
   core::appendHealthEvent(history, now_unix_ms, next, reason);
   return next;

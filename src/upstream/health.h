@@ -22,11 +22,13 @@ namespace speedmimi::upstream {
 // Applies one probe result to a backend's record: `failures` consecutive failures take it down,
 // `successes` consecutive passes bring it up (an unknown backend becomes up or down the same
 // way). Returns the new status when it changed, and then stores `reason` in the record and
-// appends the change to `history`.
+// appends the change to `history` at `now_unix_ms` (wall clock). A backend that was down and is
+// up again came back: its slow start begins at `now_ms` (core::monotonicMs). Unknown to up is
+// no comeback: an unknown backend was taking its full share already.
 std::optional<Health> applyProbeResult(BackendState& state, core::HealthRecord& record,
                                        core::HealthHistory& history, bool passed,
                                        const std::string& reason, int failures, int successes,
-                                       int64_t now_unix_ms);
+                                       int64_t now_unix_ms, int64_t now_ms);
 
 // Passive health as the control process follows it (DESIGN §6). Workers take a backend out by
 // storing BackendState::passive_down_until_ms (Backend::recordFailure); the control process,

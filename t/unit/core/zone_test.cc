@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
+
 namespace speedmimi::core {
 namespace {
 
@@ -116,7 +118,7 @@ std::unique_ptr<Zone> createZone(const Config& config, std::string& error) {
   if (!zone) return nullptr;
   for (const auto& [name, list] : config.backends) {
     for (const BackendConfig& b : list) {
-      ChangeResult r = zone->addBackend(name, b, address(b));
+      ChangeResult r = zone->addBackend(name, b, address(b), Zone::Arrival::kAtStart);
       if (!r.ok()) {
         error = r.message;
         return nullptr;
@@ -521,6 +523,49 @@ TEST_F(ZoneChange, UpdateSwapsTheConfigAndKeepsTheRuntimeState) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Slow start: when a backend comes back (BackendState::ramp_start_ms, core::monotonicMs)
+
+TEST_F(ZoneChange, BackendsOfTheFirstStartHaveNoComeBack) {
+  for (const char* id : {"a", "b"}) {
+    EXPECT_EQ(zone_->find("app", id)->runtime.ramp_start_ms.load(), 0) << id;
+  }
+}
+
+TEST_F(ZoneChange, AnAddedBackendComesBackWhenItIsAdded) {
+  const int64_t before = monotonicMs();
+  ASSERT_EQ(addTo(*zone_, "app", backend("c", 8083)).status, 201);
+  const int64_t after = monotonicMs();
+  const int64_t mark = zone_->find("app", "c")->runtime.ramp_start_ms.load();
+  EXPECT_GE(mark, before);
+  EXPECT_LE(mark, after);
+  EXPECT_GT(mark, 0);
+}
+
+TEST_F(ZoneChange, ReactivationComesBackAndOtherUpdatesDoNot) {
+  BackendSlot* a = zone_->find("app", "a");
+  ASSERT_EQ(updateIn(*zone_, "app", backend("a", 8081, 5)).status, 200);
+  EXPECT_EQ(a->runtime.ramp_start_ms.load(), 0) << "active before and after";
+
+  for (bool disconnect : {false, true}) {
+    SCOPED_TRACE(disconnect ? "disconnected" : "updated to inactive");
+    if (disconnect) {
+      ASSERT_EQ(zone_->disconnectBackend("app", "a").status, 200);
+    } else {
+      BackendConfig inactive = backend("a", 8081);
+      inactive.active = false;
+      ASSERT_EQ(updateIn(*zone_, "app", inactive).status, 200);
+    }
+    a->runtime.ramp_start_ms.store(0);
+    const int64_t before = monotonicMs();
+    ASSERT_EQ(updateIn(*zone_, "app", backend("a", 8081)).status, 200);
+    const int64_t after = monotonicMs();
+    EXPECT_GE(a->runtime.ramp_start_ms.load(), before);
+    EXPECT_LE(a->runtime.ramp_start_ms.load(), after);
+  }
+  EXPECT_EQ(zone_->find("app", "b")->runtime.ramp_start_ms.load(), 0) << "others untouched";
+}
+
+// ---------------------------------------------------------------------------------------------
 // Disconnect
 
 TEST_F(ZoneChange, DisconnectMakesTheBackendInactiveAndBumpsItsEpochInOneGeneration) {
@@ -911,7 +956,8 @@ TEST(ZoneFalseSharing, SharedBackendStateKeepsWrittenFieldsApartFromReadMostlyOn
     for (const void* read_mostly :
          {static_cast<const void*>(&st.health), static_cast<const void*>(&st.passive_fails),
           static_cast<const void*>(&st.passive_down_until_ms),
-          static_cast<const void*>(&st.report_time_ms)}) {
+          static_cast<const void*>(&st.report_time_ms),
+          static_cast<const void*>(&st.ramp_start_ms)}) {
       EXPECT_NE(lineOf(read_mostly), active);
       EXPECT_NE(lineOf(read_mostly), latency);
     }

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
+
 namespace speedmimi::upstream {
 namespace {
 
@@ -161,6 +163,37 @@ TEST(SyncBackends, KeepsRuntimeStateOfKeptBackends) {
   EXPECT_NE(error.find("no-such-host.invalid"), std::string::npos) << error;
   EXPECT_EQ(zone->generation(), generation);
   EXPECT_EQ(keep->config.load()->weight, 7);
+}
+
+// Slow start: the backends of a first start (a clean zone) take their full weight at once; a
+// backend new in a reload, or made active again by one, comes back and ramps; a kept or
+// updated one does not.
+TEST(SyncBackends, ABackendNewInAReloadOrReactivatedByOneStartsItsSlowStart) {
+  std::string error;
+  auto zone = core::Zone::create(4 << 20, 4, error);
+  ASSERT_NE(zone, nullptr) << error;
+  Config first;
+  first.backends["app"] = {backend("a", 8081), backend("off", 8082)};
+  first.backends["app"][1].active = false;
+  ASSERT_TRUE(syncBackends(*zone, first, error, nullptr, core::Zone::Arrival::kAtStart)) << error;
+  core::BackendSlot* a = zone->find("app", "a");
+  core::BackendSlot* off = zone->find("app", "off");
+  ASSERT_TRUE(a && off);
+  EXPECT_EQ(a->runtime.ramp_start_ms.load(), 0);
+  EXPECT_EQ(off->runtime.ramp_start_ms.load(), 0);
+
+  Config second;
+  second.backends["app"] = {backend("a", 8081, 5), backend("off", 8082), backend("new", 8083)};
+  const int64_t before = core::monotonicMs();
+  ASSERT_TRUE(syncBackends(*zone, second, error)) << error;  // a reload
+  const int64_t after = core::monotonicMs();
+  EXPECT_EQ(a->runtime.ramp_start_ms.load(), 0) << "a weight change is no comeback";
+  for (const char* id : {"off", "new"}) {
+    SCOPED_TRACE(id);
+    const int64_t mark = zone->find("app", id)->runtime.ramp_start_ms.load();
+    EXPECT_GE(mark, before);
+    EXPECT_LE(mark, after);
+  }
 }
 
 // A value the zone cannot hold fails the whole change before the first step: the removal

@@ -30,12 +30,14 @@ class ApplyProbeResult : public ::testing::Test {
  protected:
   Health health() const { return static_cast<Health>(state_.health.load()); }
   void setHealth(Health h) { state_.health.store(static_cast<int>(h)); }
-  // failures = 3, successes = 2 unless given.
+  // failures = 3, successes = 2 unless given; the monotonic clock is mono_now_ms_.
   std::optional<Health> probe(bool passed, const std::string& reason, int64_t now = 1000,
                               int failures = 3, int successes = 2) {
-    return applyProbeResult(state_, record_, history_, passed, reason, failures, successes, now);
+    return applyProbeResult(state_, record_, history_, passed, reason, failures, successes, now,
+                            mono_now_ms_);
   }
 
+  int64_t mono_now_ms_ = 500'000;
   BackendState state_;
   core::HealthRecord record_;
   core::HealthHistory history_;
@@ -73,6 +75,33 @@ TEST_F(ApplyProbeResult, DownComesBackUpAfterTheConfiguredPasses) {
   EXPECT_EQ(health(), Health::kUp);
   EXPECT_STREQ(record_.reason, "status 301");
   EXPECT_EQ(record_.consecutive_failures.load(), 0);
+}
+
+// Slow start: down -> up is a comeback, marked at the monotonic clock of the probe that brought
+// the backend up (not at the first pass, and not at the wall clock).
+TEST_F(ApplyProbeResult, UpAgainAfterDownStartsTheSlowStart) {
+  for (int i = 0; i < 3; ++i) probe(false, "status 503");
+  ASSERT_EQ(health(), Health::kDown);
+  mono_now_ms_ = 700'000;
+  probe(true, "status 200", 9'000);
+  EXPECT_EQ(state_.ramp_start_ms.load(), 0) << "one pass of the 2 needed";
+  mono_now_ms_ = 700'250;
+  ASSERT_EQ(probe(true, "status 200", 9'250), Health::kUp);
+  EXPECT_EQ(state_.ramp_start_ms.load(), 700'250);
+  mono_now_ms_ = 800'000;
+  probe(true, "status 200", 9'500);
+  EXPECT_EQ(state_.ramp_start_ms.load(), 700'250) << "staying up is no new comeback";
+}
+
+// An unknown backend (the first checks after a start) was taking its full share: unknown -> up
+// starts no ramp, nor does going down.
+TEST_F(ApplyProbeResult, UnknownToUpAndGoingDownStartNoSlowStart) {
+  probe(true, "status 200");
+  ASSERT_EQ(probe(true, "status 200"), Health::kUp);
+  EXPECT_EQ(state_.ramp_start_ms.load(), 0);
+  for (int i = 0; i < 3; ++i) probe(false, "status 500");
+  ASSERT_EQ(health(), Health::kDown);
+  EXPECT_EQ(state_.ramp_start_ms.load(), 0);
 }
 
 TEST_F(ApplyProbeResult, APassResetsTheFailureCount) {
