@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "core/slow_start.h"
 #include "upstream/balancer.h"
 
 namespace speedmimi::upstream {
@@ -27,8 +28,14 @@ std::unique_ptr<Balancer> makeLeastLatencyBalancer(Random& random);
 
 // The configured weight, never below 1: the config validates 1..10000, and a zero must not make
 // a backend unpickable (or divide by zero) in the weighted algorithms.
-inline int64_t weightOf(const Backend& b) {
+inline int64_t configuredWeightOf(const Backend& b) {
   return std::max(1, b.weight());
+}
+
+// The weight every weighted algorithm uses for `b` at `now_ms` (PickContext::now_ms): the
+// configured one, ramped up while b's slow start runs (core/slow_start.h). At least 1.
+inline int64_t weightOf(const Backend& b, int64_t now_ms) {
+  return core::slowStartWeight(configuredWeightOf(b), b.config().slow_start, b.state(), now_ms);
 }
 
 // In-flight requests across all workers, never negative: the counter is incremented and

@@ -18,6 +18,15 @@
 // Ketama rather than Maglev because Maglev only approximately keeps the other backends' keys in
 // place on removal, while the ring does so exactly.
 //
+// Slow start (core/slow_start.h) does not touch the ring, whose points follow the configured
+// weights: a client whose owner is ramping stays with it when an admission hash of the client's
+// key and the owner's id (independent of any ring position) mod 10000 is below
+// 10000 * w_eff / weight, and otherwise goes where it would go if the owner were out, the
+// fallback above. So the owner keeps w_eff / weight of its clients, the same ones on every pick
+// and in every worker; the share grows with w_eff and an admitted client is never turned away
+// again during the ramp; a turned-away client stays where it was while the backend was out. When
+// every candidate is ramping and turns the client away, the ring's nearest candidate takes it.
+//
 // Points of a backend of weight w (1..10000):  kPointsPerWeight * min(w, kMaxPointWeight),
 // i.e. 20 * min(w, 320): 20 for weight 1, at most 6,400 (75 KiB). Shares follow the weights
 // exactly in expectation up to weight 320; heavier backends count as 320, because the ring's
@@ -87,7 +96,13 @@ uint64_t probeHash(uint64_t key, int i) {
 // A function of this backend's weight alone (see the top of the file), so that no backend's
 // points change when another one comes or goes.
 uint64_t pointCount(const Backend& b) {
-  return kPointsPerWeight * static_cast<uint64_t>(std::min(weightOf(b), kMaxPointWeight));
+  return kPointsPerWeight * static_cast<uint64_t>(std::min(configuredWeightOf(b), kMaxPointWeight));
+}
+
+// The draw of client `key` for the backend whose id hashes to `id_hash`: 0..kAdmissionScale-1.
+constexpr uint64_t kAdmissionScale = 10'000;
+uint64_t admissionDraw(uint64_t key, uint64_t id_hash) {
+  return mix64(key ^ mix64(id_hash ^ kGolden)) % kAdmissionScale;
 }
 
 class IpHashBalancer final : public Balancer {
@@ -96,16 +111,22 @@ class IpHashBalancer final : public Balancer {
   Backend* pick(const PickContext& ctx) override;
 
  private:
-  void placePoints(const std::vector<uint64_t>& id_hashes, size_t count);
+  void placePoints(size_t count);
   void sortBuckets();
   bool pointBefore(uint64_t hash, uint32_t owner, size_t point) const;
   size_t successor(uint64_t probe) const;
   size_t nearestPoint(uint64_t key) const;
-  Backend* nearestCandidate(uint64_t key, const PickContext& ctx) const;
-  size_t nextCandidatePoint(size_t point, const PickContext& ctx) const;
-  bool anyCandidate(const PickContext& ctx) const;
+  bool admits(uint32_t owner, uint64_t key, int64_t now_ms) const;
+  // `takes(owner)` says whether the backend at that position may take the client.
+  template <typename Takes>
+  Backend* nearestTaker(uint64_t key, const Takes& takes) const;
+  template <typename Takes>
+  size_t nextTakerPoint(size_t point, const Takes& takes) const;
+  template <typename Takes>
+  bool anyTaker(const Takes& takes) const;
 
   std::vector<Backend*> backends_;
+  std::vector<uint64_t> id_hash_;       // hashId of each backend's id, by position
   std::vector<uint64_t> point_hash_;    // sorted ascending; equal hashes by owner id
   std::vector<uint32_t> point_owner_;   // position in backends_ of each point
   std::vector<uint32_t> bucket_start_;  // first point of each bucket; one extra = point count
@@ -114,25 +135,25 @@ class IpHashBalancer final : public Balancer {
 
 void IpHashBalancer::reset(std::span<Backend* const> backends) {
   backends_.assign(backends.begin(), backends.end());
-  std::vector<uint64_t> id_hashes;
+  id_hash_.clear();
   size_t count = 0;
   for (const Backend* b : backends_) {
-    id_hashes.push_back(hashId(b->id()));
+    id_hash_.push_back(hashId(b->id()));
     count += pointCount(*b);
   }
-  placePoints(id_hashes, count);
+  placePoints(count);
   sortBuckets();
 }
 
 // Counting sort of all points into about one bucket per point (at most 2^kMaxBucketBits):
 // bucket b holds the points whose top bits equal b, in no particular order yet.
-void IpHashBalancer::placePoints(const std::vector<uint64_t>& id_hashes, size_t count) {
+void IpHashBalancer::placePoints(size_t count) {
   const int bits = std::clamp(static_cast<int>(std::bit_width(count)), 1, kMaxBucketBits);
   bucket_shift_ = 64 - bits;
   bucket_start_.assign((size_t{1} << bits) + 1, 0);
   for (size_t i = 0; i < backends_.size(); ++i) {
     for (uint64_t j = 0; j < pointCount(*backends_[i]); ++j) {
-      ++bucket_start_[(pointHash(id_hashes[i], j) >> bucket_shift_) + 1];
+      ++bucket_start_[(pointHash(id_hash_[i], j) >> bucket_shift_) + 1];
     }
   }
   for (size_t b = 1; b < bucket_start_.size(); ++b) bucket_start_[b] += bucket_start_[b - 1];
@@ -141,7 +162,7 @@ void IpHashBalancer::placePoints(const std::vector<uint64_t>& id_hashes, size_t 
   point_owner_.resize(count);
   for (size_t i = 0; i < backends_.size(); ++i) {
     for (uint64_t j = 0; j < pointCount(*backends_[i]); ++j) {
-      const uint64_t hash = pointHash(id_hashes[i], j);
+      const uint64_t hash = pointHash(id_hash_[i], j);
       const uint32_t point = next[hash >> bucket_shift_]++;
       point_hash_[point] = hash;
       point_owner_[point] = static_cast<uint32_t>(i);
@@ -203,25 +224,43 @@ size_t IpHashBalancer::nearestPoint(uint64_t key) const {
 Backend* IpHashBalancer::pick(const PickContext& ctx) {
   if (point_hash_.empty()) return nullptr;
   const uint64_t key = hashAddress(ctx.client_ip);
-  Backend* owner = backends_[point_owner_[nearestPoint(key)]];
-  if (isCandidate(*owner, ctx)) return owner;
-  // The O(N) check spares kProbes laps of the ring when everything is down.
-  return anyCandidate(ctx) ? nearestCandidate(key, ctx) : nullptr;
+  const uint32_t owner = point_owner_[nearestPoint(key)];
+  auto candidate = [&](uint32_t i) { return isCandidate(*backends_[i], ctx); };
+  auto takes = [&](uint32_t i) { return candidate(i) && admits(i, key, ctx.now_ms); };
+  if (takes(owner)) return backends_[owner];
+  // The O(N) checks spare kProbes laps of the ring when nobody takes the client.
+  if (anyTaker(takes)) return nearestTaker(key, takes);
+  return anyTaker(candidate) ? nearestTaker(key, candidate) : nullptr;
 }
 
-bool IpHashBalancer::anyCandidate(const PickContext& ctx) const {
-  return std::any_of(backends_.begin(), backends_.end(),
-                     [&](const Backend* b) { return isCandidate(*b, ctx); });
+// Does the backend at `owner` keep client `key` at `now_ms`? Always, but during its slow start
+// (see the top of the file).
+bool IpHashBalancer::admits(uint32_t owner, uint64_t key, int64_t now_ms) const {
+  const Backend& b = *backends_[owner];
+  const int64_t weight = configuredWeightOf(b);
+  const int64_t ramped = weightOf(b, now_ms);
+  if (ramped >= weight) return true;
+  const auto draw = static_cast<int64_t>(admissionDraw(key, id_hash_[owner]));
+  return draw * weight < static_cast<int64_t>(kAdmissionScale) * ramped;
 }
 
-// nearestPoint() among the points of candidates only: what the mapping would be without the
-// others. Requires a candidate.
-Backend* IpHashBalancer::nearestCandidate(uint64_t key, const PickContext& ctx) const {
+template <typename Takes>
+bool IpHashBalancer::anyTaker(const Takes& takes) const {
+  for (uint32_t i = 0; i < backends_.size(); ++i) {
+    if (takes(i)) return true;
+  }
+  return false;
+}
+
+// nearestPoint() among the points of backends that take the client only: what the mapping
+// would be without the others. Requires one.
+template <typename Takes>
+Backend* IpHashBalancer::nearestTaker(uint64_t key, const Takes& takes) const {
   size_t best = 0;
   uint64_t best_distance = UINT64_MAX;
   for (int i = 0; i < kProbes; ++i) {
     const uint64_t probe = probeHash(key, i);
-    const size_t point = nextCandidatePoint(successor(probe), ctx);
+    const size_t point = nextTakerPoint(successor(probe), takes);
     const uint64_t distance = point_hash_[point] - probe;
     if (i == 0 || distance < best_distance) {
       best = point;
@@ -231,20 +270,21 @@ Backend* IpHashBalancer::nearestCandidate(uint64_t key, const PickContext& ctx) 
   return backends_[point_owner_[best]];
 }
 
-// The first point at or after `point`, wrapping, whose owner is a candidate. Requires one; every
-// backend has a point, so one lap finds it. Runs of one rejected owner are skipped without
+// The first point at or after `point`, wrapping, whose owner takes the client. Requires one;
+// every backend has a point, so one lap finds it. Runs of one rejected owner are skipped without
 // re-checking it.
-size_t IpHashBalancer::nextCandidatePoint(size_t point, const PickContext& ctx) const {
+template <typename Takes>
+size_t IpHashBalancer::nextTakerPoint(size_t point, const Takes& takes) const {
   const size_t count = point_hash_.size();
   uint32_t rejected = UINT32_MAX;
   for (size_t k = 0; k < count; ++k) {
     const size_t at = (point + k) % count;
     const uint32_t owner = point_owner_[at];
     if (owner == rejected) continue;
-    if (isCandidate(*backends_[owner], ctx)) return at;
+    if (takes(owner)) return at;
     rejected = owner;
   }
-  return point;  // unreachable while a candidate exists
+  return point;  // unreachable while a taker exists
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // "least_connections_weight": the candidate with the smallest active / weight (in-flight
-// requests across all workers over the configured weight). Ratios are compared by cross
-// multiplication in 128 bits, so no precision is lost and nothing overflows. Ties are broken by
-// smooth weighted round robin among the tied backends only.
+// requests across all workers over the configured weight, ramped during a slow start). Ratios
+// are compared by cross multiplication in 128 bits, so no precision is lost and nothing
+// overflows. Ties are broken by smooth weighted round robin among the tied backends only.
 #include <vector>
 
 #include "upstream/lb_internal.h"
@@ -23,6 +23,7 @@ class LeastConnectionsWeightBalancer final : public Balancer {
   void reset(std::span<Backend* const> backends) override {
     backends_.assign(backends.begin(), backends.end());
     active_.assign(backends_.size(), kNotCandidate);
+    weight_.assign(backends_.size(), 1);
     smooth_.reset(backends_.size());
   }
 
@@ -30,11 +31,10 @@ class LeastConnectionsWeightBalancer final : public Balancer {
     const ptrdiff_t least = snapshotLeast(ctx);
     if (least < 0) return nullptr;
     const int64_t least_active = active_[least];
-    const int64_t least_weight = weightOf(*backends_[least]);
+    const int64_t least_weight = weight_[least];
     const ptrdiff_t best = smooth_.pick([&](size_t i) -> int64_t {
       if (active_[i] == kNotCandidate) return 0;
-      const int64_t weight = weightOf(*backends_[i]);
-      return ratioEqual(active_[i], weight, least_active, least_weight) ? weight : 0;
+      return ratioEqual(active_[i], weight_[i], least_active, least_weight) ? weight_[i] : 0;
     });
     return best < 0 ? nullptr : backends_[best];  // `least` ties with itself, so best >= 0
   }
@@ -42,17 +42,17 @@ class LeastConnectionsWeightBalancer final : public Balancer {
  private:
   static constexpr int64_t kNotCandidate = -1;
 
-  // Records every backend's active count (kNotCandidate for non-candidates) so that both passes
-  // see the same numbers while other workers change the shared counters. Returns the position
-  // of one backend with the least ratio, or -1 when there is no candidate.
+  // Records every backend's active count (kNotCandidate for non-candidates) and weight so that
+  // both passes see the same numbers while other processes change the shared state. Returns the
+  // position of one backend with the least ratio, or -1 when there is no candidate.
   ptrdiff_t snapshotLeast(const PickContext& ctx) {
     ptrdiff_t least = -1;
     for (size_t i = 0; i < backends_.size(); ++i) {
       const Backend& b = *backends_[i];
       active_[i] = isCandidate(b, ctx) ? activeOf(b) : kNotCandidate;
       if (active_[i] == kNotCandidate) continue;
-      if (least < 0 ||
-          ratioLess(active_[i], weightOf(b), active_[least], weightOf(*backends_[least]))) {
+      weight_[i] = weightOf(b, ctx.now_ms);
+      if (least < 0 || ratioLess(active_[i], weight_[i], active_[least], weight_[least])) {
         least = static_cast<ptrdiff_t>(i);
       }
     }
@@ -60,7 +60,9 @@ class LeastConnectionsWeightBalancer final : public Balancer {
   }
 
   std::vector<Backend*> backends_;
-  std::vector<int64_t> active_;  // per-pick scratch, sized by reset() so pick() never allocates
+  // Per-pick scratch, sized by reset() so pick() never allocates.
+  std::vector<int64_t> active_;
+  std::vector<int64_t> weight_;
   SmoothWeighted smooth_;
 };
 

@@ -5,8 +5,8 @@
 //
 //     effective = weight / ((active + 1) * (1 + 4 * u^2))
 //
-// where `weight` is the configured weight, `active` the requests in flight to the backend across
-// all workers, and `u` in [0, 1] its utilization from the last report:
+// where `weight` is the configured weight (ramped during a slow start), `active` the requests in
+// flight to the backend across all workers, and `u` in [0, 1] its utilization from the last report:
 //
 //     u = min(1, max(cpu, memory) / 100 + min(load_avg_1, 10) / 100)
 //
@@ -52,7 +52,7 @@ int64_t effectiveWeight(const Backend& b, int64_t now_ms) {
   const double u = utilizationOf(b.state(), now_ms) / 10'000.0;
   const double penalty = 1.0 + kPenaltySlope * u * u;
   const double divisor = static_cast<double>(activeOf(b) + 1) * penalty;
-  const double effective = static_cast<double>(weightOf(b)) * kFixedPointScale / divisor;
+  const double effective = static_cast<double>(weightOf(b, now_ms)) * kFixedPointScale / divisor;
   return std::max<int64_t>(1, std::llround(effective));
 }
 

@@ -1,7 +1,7 @@
 // "weight": nginx's smooth weighted round robin over the configured weights. Over any window of
 // sum(weights) picks with a constant set of candidates, each gets exactly its weight's share;
 // weights 5, 1, 1 give a a b a c a a. A backend that is not a candidate is skipped and its
-// current weight left as it is.
+// current weight left as it is. During a backend's slow start its weight is the ramped one.
 #include <vector>
 
 #include "upstream/lb_internal.h"
@@ -19,7 +19,7 @@ class WeightBalancer final : public Balancer {
   Backend* pick(const PickContext& ctx) override {
     const ptrdiff_t best = smooth_.pick([&](size_t i) -> int64_t {
       const Backend& b = *backends_[i];
-      return isCandidate(b, ctx) ? weightOf(b) : 0;
+      return isCandidate(b, ctx) ? weightOf(b, ctx.now_ms) : 0;
     });
     return best < 0 ? nullptr : backends_[best];
   }

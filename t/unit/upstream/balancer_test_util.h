@@ -207,6 +207,111 @@ inline void expectSkipsUnavailable(std::string_view name) {
   }
 }
 
+// Slow start: `slowStart(ms)` tweaks a backend's config, `cameBackAt` marks the moment it came
+// back (health up, re-activated or added), as the control process stores it.
+constexpr int64_t kSlowStartMs = 10'000;
+inline TestPool::Tweak slowStart(int64_t ms = kSlowStartMs) {
+  return [ms](core::BackendConfig& c) { c.slow_start = core::Duration(ms); };
+}
+inline void cameBackAt(Backend& b, int64_t at_ms) {
+  b.state().ramp_start_ms.store(at_ms);
+}
+
+// Two backends of weight 100, "a" and "b" with slow_start 10 s; "b" came back at kNowMs (with
+// `came_back`), else it started with the server.
+inline void addRampPair(TestPool& pool, bool came_back = true) {
+  pool.add("a", 100);
+  Backend& b = pool.add("b", 100, slowStart());
+  if (came_back) cameBackAt(b, kNowMs);
+}
+
+// addRampPair's pool and balancer `name` over it (nullptr, with a failure, for an unknown name).
+struct RampPair {
+  explicit RampPair(std::string_view name, bool came_back = true) {
+    addRampPair(pool, came_back);
+    balancer = makeReset(name, random, pool.pointers());
+  }
+  TestPool pool;
+  SplitMixRandom random{1};
+  std::unique_ptr<Balancer> balancer;
+};
+
+// For a balancer whose picks follow smooth weighted round robin over the (ramped) weights when
+// every backend is idle (weight, least_connections_weight, performance): with addRampPair, b's
+// weight is 10 at +1 s (10 of 110 picks), 50 at +5 s (50 of 150), and 100 from +10 s on; the
+// same balancer is used throughout, each window of sum(weights) picks being exact.
+inline void expectSmoothRamp(std::string_view name) {
+  RampPair ramp(name);
+  ASSERT_NE(ramp.balancer, nullptr);
+  const struct {
+    int64_t at_ms;
+    int picks;
+    int want_b;
+  } windows[] = {{1'000, 110, 10}, {5'000, 150, 50}, {10'000, 200, 100}, {60'000, 200, 100}};
+  for (const auto& w : windows) {
+    SCOPED_TRACE("+" + std::to_string(w.at_ms) + " ms");
+    const auto counts = countPicks(*ramp.balancer, contextAt(kNowMs + w.at_ms), w.picks);
+    EXPECT_EQ(counts.count("b") ? counts.at("b") : 0, w.want_b);
+    EXPECT_EQ(counts.at("a"), w.picks - w.want_b);
+  }
+}
+
+// The same balancer with b of the first start (no come-back): full shares at once; and with b
+// back from a passive take-out that ended at kNowMs (no mark: the end of the window is the
+// start): 10 of 110 at +1 s.
+inline void expectNoRampAtFirstStartAndOneAfterAPassiveTakeOut(std::string_view name) {
+  {
+    SCOPED_TRACE("first start");
+    RampPair ramp(name, /*came_back=*/false);
+    ASSERT_NE(ramp.balancer, nullptr);
+    EXPECT_EQ(countPicks(*ramp.balancer, contextAt(kNowMs + 1'000), 200).at("b"), 100);
+  }
+  {
+    SCOPED_TRACE("passive take-out over");
+    RampPair ramp(name, /*came_back=*/false);
+    ASSERT_NE(ramp.balancer, nullptr);
+    ramp.pool["b"].state().passive_down_until_ms.store(kNowMs);
+    EXPECT_EQ(countPicks(*ramp.balancer, contextAt(kNowMs - 1), 50).count("b"), 0u) << "still out";
+    EXPECT_EQ(countPicks(*ramp.balancer, contextAt(kNowMs + 1'000), 110).at("b"), 10);
+  }
+}
+
+// For a balancer that draws by weight (random, least_latency): with addRampPair and `draws`
+// whose first 200 picks draw 0..199 (in whatever order the algorithm consumes them), b gets
+// the 10 that land on 100..109 modulo 110 at +1 s (weights 100 and 10), the 100 from 100 on
+// after the ramp (weights 100 and 100), and as many at +1 s when b started with the server.
+inline void expectDrawnRamp(std::string_view name, const std::vector<uint64_t>& draws) {
+  const struct {
+    const char* what;
+    bool came_back;
+    int64_t at_ms;
+    int want_b;
+  } cases[] = {{"ramping", true, 1'000, 10},
+               {"after the ramp", true, kSlowStartMs, 100},
+               {"first start", false, 1'000, 100}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    TestPool pool;
+    addRampPair(pool, c.came_back);
+    ScriptedRandom random(draws);
+    auto balancer = makeReset(name, random, pool.pointers());
+    ASSERT_NE(balancer, nullptr);
+    auto counts = countPicks(*balancer, contextAt(kNowMs + c.at_ms), 200);
+    EXPECT_EQ(counts["b"], c.want_b);
+    EXPECT_EQ(counts["a"], 200 - c.want_b);
+  }
+}
+
+// For a balancer that ignores weights (round_robin, least_connections): slow start does not
+// apply, idle backends share the picks equally at once.
+inline void expectNoSlowStart(std::string_view name) {
+  RampPair ramp(name);
+  ASSERT_NE(ramp.balancer, nullptr);
+  const auto counts = countPicks(*ramp.balancer, contextAt(kNowMs + 1), 100);
+  EXPECT_EQ(counts.at("a"), 50);
+  EXPECT_EQ(counts.at("b"), 50);
+}
+
 inline void expectNullWhenNoneAvailable(std::string_view name) {
   TestPool pool;
   pool.add("a", 1, [](core::BackendConfig& c) { c.active = false; });

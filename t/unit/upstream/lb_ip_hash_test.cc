@@ -285,5 +285,60 @@ TEST(LbIpHash, NullWhenNoneAvailable) {
   expectNullWhenNoneAvailable("ip_hash");
 }
 
+// Slow start without touching the ring: a ramping backend keeps w_eff / weight of its clients
+// (10% at +1 s of 10 s, 50% at +5 s), the same ones on every pick and a growing set; the clients
+// it turns away go where they went while it was out (the mapping without it); nobody else moves;
+// after the ramp the mapping is the full one again.
+TEST(LbIpHash, SlowStartKeepsAGrowingShareOfItsClientsAndMovesNobodyElse) {
+  TestPool pool;
+  pool.add("b1", 100);
+  pool.add("b2", 100);
+  cameBackAt(pool.add("b3", 100, slowStart()), kNowMs);
+  pool.add("b4", 100);
+  SplitMixRandom random(1);
+  const auto ips = clients(21);
+  auto balancer = makeReset("ip_hash", random, pool.pointers());
+  const auto full = mapping(*balancer, ips, contextAt(kNowMs + kSlowStartMs));
+  auto without = makeReset("ip_hash", random, pool.pointers({"b3"}));
+  const auto out = mapping(*without, ips);
+  const int owned = shares(full)["b3"];
+  ASSERT_GT(owned, kClients / 5);
+
+  std::vector<std::string> previous(ips.size());
+  for (const auto& [at_ms, percent] : {std::pair{1'000, 10}, std::pair{5'000, 50}}) {
+    SCOPED_TRACE("+" + std::to_string(at_ms) + " ms");
+    const auto ramping = mapping(*balancer, ips, contextAt(kNowMs + at_ms));
+    EXPECT_EQ(mapping(*balancer, ips, contextAt(kNowMs + at_ms)), ramping) << "deterministic";
+    int kept = 0;
+    for (size_t i = 0; i < ips.size(); ++i) {
+      if (ramping[i] == "b3") {
+        ++kept;
+        EXPECT_EQ(full[i], "b3") << "only its own clients";
+      } else {
+        EXPECT_EQ(ramping[i], full[i] == "b3" ? out[i] : full[i]) << "client " << i;
+        EXPECT_NE(previous[i], "b3") << "client " << i << " admitted earlier, turned away now";
+      }
+    }
+    EXPECT_NEAR(kept * 100.0 / owned, percent, 3.0) << kept << " of " << owned;
+    previous = ramping;
+  }
+  EXPECT_EQ(mapping(*balancer, ips, contextAt(kNowMs + kSlowStartMs + 1)), full);
+
+  TestPool first_start;
+  for (const char* id : {"b1", "b2", "b3", "b4"}) first_start.add(id, 100, slowStart());
+  auto unramped = makeReset("ip_hash", random, first_start.pointers());
+  EXPECT_EQ(mapping(*unramped, ips, contextAt(kNowMs + 1'000)), full) << "no ramp at first start";
+}
+
+// When every candidate is ramping and turns a client away, the ring's choice takes it: a
+// backend alone is always picked.
+TEST(LbIpHash, SlowStartNeverLeavesAClientWithoutABackend) {
+  TestPool pool;
+  cameBackAt(pool.add("only", 100, slowStart()), kNowMs);
+  SplitMixRandom random(1);
+  auto balancer = makeReset("ip_hash", random, pool.pointers());
+  EXPECT_EQ(shares(mapping(*balancer, clients(3, 1'000), contextAt(kNowMs + 1)))["only"], 1'000);
+}
+
 }  // namespace
 }  // namespace speedmimi::upstream

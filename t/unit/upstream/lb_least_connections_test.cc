@@ -85,5 +85,10 @@ TEST(LbLeastConnections, NullWhenNoneAvailable) {
   expectNullWhenNoneAvailable("least_connections");
 }
 
+// Unweighted, so slow start does not apply: idle backends rotate at once.
+TEST(LbLeastConnections, SlowStartDoesNotApply) {
+  expectNoSlowStart("least_connections");
+}
+
 }  // namespace
 }  // namespace speedmimi::upstream

@@ -104,5 +104,27 @@ TEST(LbLeastConnectionsWeight, NullWhenNoneAvailable) {
   expectNullWhenNoneAvailable("least_connections_weight");
 }
 
+// Slow start: idle backends tie, so the ramped weights share the picks exactly.
+TEST(LbLeastConnectionsWeight, SlowStartRampsTheWeightOfABackendThatCameBack) {
+  expectSmoothRamp("least_connections_weight");
+}
+
+TEST(LbLeastConnectionsWeight, SlowStartNotAtFirstStartButAfterAPassiveTakeOut) {
+  expectNoRampAtFirstStartAndOneAfterAPassiveTakeOut("least_connections_weight");
+}
+
+// The ratio uses the ramped weight: b with 1 in flight at weight 10 (1/10) loses to a with 5 at
+// weight 100 (5/100), and wins once its ramp is over (1/100).
+TEST(LbLeastConnectionsWeight, SlowStartRatioUsesTheRampedWeight) {
+  TestPool pool;
+  addRampPair(pool);
+  pool.setActive("a", 5);
+  pool.setActive("b", 1);
+  SplitMixRandom random(1);
+  auto balancer = makeReset("least_connections_weight", random, pool.pointers());
+  EXPECT_EQ(pickSequence(*balancer, contextAt(kNowMs + 1'000), 3), "aaa");
+  EXPECT_EQ(pickSequence(*balancer, contextAt(kNowMs + 10'000), 3), "bbb");
+}
+
 }  // namespace
 }  // namespace speedmimi::upstream

@@ -143,5 +143,16 @@ TEST(LbLeastLatency, NullWhenNoneAvailable) {
   expectNullWhenNoneAvailable("least_latency");
 }
 
+// Slow start: both choices are drawn by the ramped weights. Both backends unmeasured and idle
+// tie, so the first draw wins: first draws 0..199, second draws 0.
+TEST(LbLeastLatency, SlowStartRampsTheWeightOfABackendThatCameBack) {
+  std::vector<uint64_t> draws;
+  for (uint64_t i = 0; i < 200; ++i) {
+    draws.push_back(i);
+    draws.push_back(0);
+  }
+  expectDrawnRamp("least_latency", draws);
+}
+
 }  // namespace
 }  // namespace speedmimi::upstream

@@ -113,5 +113,15 @@ TEST(LbPerformance, NullWhenNoneAvailable) {
   expectNullWhenNoneAvailable(kName);
 }
 
+// Slow start: without reports or connections the effective weights are the ramped weights
+// (x 2^20), shared exactly by smooth weighted round robin.
+TEST(LbPerformance, SlowStartRampsTheWeightOfABackendThatCameBack) {
+  expectSmoothRamp("performance");
+}
+
+TEST(LbPerformance, SlowStartNotAtFirstStartButAfterAPassiveTakeOut) {
+  expectNoRampAtFirstStartAndOneAfterAPassiveTakeOut("performance");
+}
+
 }  // namespace
 }  // namespace speedmimi::upstream

@@ -61,5 +61,12 @@ TEST(LbRandom, NullWhenNoneAvailable) {
   expectNullWhenNoneAvailable("random");
 }
 
+// Slow start: one draw per pick maps onto the ramped weights, a (100) then b.
+TEST(LbRandom, SlowStartRampsTheWeightOfABackendThatCameBack) {
+  std::vector<uint64_t> draws;
+  for (uint64_t v = 0; v < 200; ++v) draws.push_back(v);
+  expectDrawnRamp("random", draws);
+}
+
 }  // namespace
 }  // namespace speedmimi::upstream

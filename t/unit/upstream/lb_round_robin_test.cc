@@ -65,5 +65,10 @@ TEST(LbRoundRobin, NullWhenNoneAvailable) {
   expectNullWhenNoneAvailable("round_robin");
 }
 
+// Weights are ignored, so is slow start: a backend that just came back gets its turn at once.
+TEST(LbRoundRobin, SlowStartDoesNotApply) {
+  expectNoSlowStart("round_robin");
+}
+
 }  // namespace
 }  // namespace speedmimi::upstream

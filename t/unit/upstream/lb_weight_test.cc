@@ -93,5 +93,29 @@ TEST(LbWeight, NullWhenNoneAvailable) {
   expectNullWhenNoneAvailable("weight");
 }
 
+// Slow start: exact shares over whole windows of the ramped weights.
+TEST(LbWeight, SlowStartRampsTheWeightOfABackendThatCameBack) {
+  expectSmoothRamp("weight");
+}
+
+TEST(LbWeight, SlowStartNotAtFirstStartButAfterAPassiveTakeOut) {
+  expectNoRampAtFirstStartAndOneAfterAPassiveTakeOut("weight");
+}
+
+// weights 5 and 5, b back 2 s ago of 10: b weighs ceil(5 * 0.2) = 1, as weights 5, 1 would.
+TEST(LbWeight, SlowStartSequenceIsThatOfTheRampedWeights) {
+  TestPool pool;
+  pool.add("a", 5);
+  cameBackAt(pool.add("b", 5, slowStart()), kNowMs);
+  SplitMixRandom random(1);
+  auto ramping = makeReset("weight", random, pool.pointers());
+  TestPool fixed;
+  fixed.add("a", 5);
+  fixed.add("b", 1);
+  auto reference = makeReset("weight", random, fixed.pointers());
+  EXPECT_EQ(pickSequence(*ramping, contextAt(kNowMs + 2'000), 12),
+            pickSequence(*reference, contextAt(), 12));
+}
+
 }  // namespace
 }  // namespace speedmimi::upstream
