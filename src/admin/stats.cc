@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/backend_json.h"
+#include "core/slow_start.h"
 
 namespace speedmimi::admin {
 namespace {
@@ -157,6 +158,10 @@ core::JsonPtr backendStateJson(const core::Zone& zone, size_t index, const core:
   json_object_set_new(o, "upstream", json_string(zc->upstream));
 
   const core::BackendState& st = slot.runtime;
+  // What the weighted balancers use now: `weight`, or less during a slow start.
+  json_object_set_new(o, "effective_weight",
+                      json_integer(core::slowStartWeight(
+                          zc->weight, core::Duration(zc->slow_start_ms), st, now_ms)));
   json_t* health = json_object();
   HealthView view = healthView(slot, now_ms);
   json_object_set_new(health, "status", json_string(view.status));

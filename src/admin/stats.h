@@ -55,7 +55,8 @@ core::JsonPtr serverStatsJson(const ServerTotals& totals, const ServerInfo& info
 // "p99_ms", "p999_ms"}, the figures null while there is no sample.
 core::JsonPtr latencyJson(const core::LatencyTotals& h);
 
-// One backend: `settings` (backendToJson of its config) plus health (with its history of
+// One backend: `settings` (backendToJson of its config), its effective_weight (the weight the
+// weighted balancers use now, below `weight` during a slow start), health (with its history of
 // changes), connections, requests, failures, responses by class, bytes, the head-time
 // percentiles, the latency EWMA and the last report with its age. `now_ms` is
 // core::monotonicMs().

@@ -381,9 +381,10 @@ TEST_F(ApiBackends, ReadmeCallsVerbatim) {
     json_t* b = backendWithId(after.get({"backends"}), "backend1");
     ASSERT_NE(b, nullptr) << after.body();
     EXPECT_EQ(json_integer_value(json_object_get(b, "weight")), 200);
+    EXPECT_EQ(json_integer_value(json_object_get(b, "effective_weight")), 200) << "no slow start";
     for (const char* field :
          {"id", "name", "host", "port", "scheme", "active", "max_conn", "max_fails", "fail_timeout",
-          "tls_verify", "keepalive", "health_check"}) {
+          "slow_start", "tls_verify", "keepalive", "health_check"}) {
       EXPECT_TRUE(json_equal(json_object_get(b, field), json_object_get(before.get(), field)) ||
                   (!json_object_get(b, field) && !json_object_get(before.get(), field)))
           << field << " changed: " << dump(json_object_get(before.get(), field)) << " -> "
@@ -551,6 +552,15 @@ TEST_F(ApiBackends, AddedBackendServesFromBothWorkersAtOnce) {
 // ---------------------------------------------------------------------------------------------
 // 3. A weight update is followed exactly: smooth WRR over whole windows.
 
+// One GET on `client`'s keep-alive connection: the body of a 200 (the backend's id), else what
+// went wrong.
+std::string bodyOn(Client& client, const std::string& target) {
+  if (!client.sendRaw(get(target))) return "error: " + client.error();
+  auto r = client.readResponse(Millis(5000));
+  if (!r) return "error: " + client.error();
+  return r->status == 200 ? r->body : "status " + std::to_string(r->status);
+}
+
 TEST_F(ApiBackends, UpdateWeightSharesFollow) {
   FakeBackend a(identify("a")), b(identify("b"));
   Proxy* proxy =
@@ -558,12 +568,7 @@ TEST_F(ApiBackends, UpdateWeightSharesFollow) {
   ASSERT_NE(proxy, nullptr);
 
   Client client(proxy->port());
-  auto one = [&](const std::string& target) -> std::string {
-    if (!client.sendRaw(get(target))) return "error: " + client.error();
-    auto r = client.readResponse(Millis(5000));
-    if (!r) return "error: " + client.error();
-    return r->status == 200 ? r->body : "status " + std::to_string(r->status);
-  };
+  auto one = [&](const std::string& target) { return bodyOn(client, target); };
   // One pick before: the balancer is in the middle of a window when the weights change.
   EXPECT_EQ(one("/warm"), "a");
 
@@ -579,6 +584,56 @@ TEST_F(ApiBackends, UpdateWeightSharesFollow) {
   EXPECT_EQ(countTargets(a, "/w/"), 30u);
   EXPECT_EQ(countTargets(b, "/w/"), 10u);
   EXPECT_EQ(a.connectionCount() + b.connectionCount(), 2) << "the keep-alive connection broke";
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3b. Slow start: a backend added with slow_start 2 s gets a small share of the requests at
+//     first (its weight ramps from 1 of 100) and half of them, as its weight says, once the
+//     API shows its effective weight at the full weight.
+
+TEST_F(ApiBackends, AddedBackendWithSlowStartRampsUpToItsShare) {
+  FakeBackend a(identify("a")), b(identify("b"));
+  Proxy* proxy = startProxy(apiProxy({{"app", {spec("a", a, 100)}}}, "app", "weight", 1));
+  ASSERT_NE(proxy, nullptr);
+  Client client(proxy->port());
+  auto one = [&](const std::string& target) { return bodyOn(client, target); };
+  ASSERT_EQ(one("/warm"), "a");
+
+  Answer add = call(*proxy, "POST", "/api/v1/backends/add",
+                    R"({"upstream": "app", "backend": {"id": "b", "host": "127.0.0.1", "port": )" +
+                        std::to_string(b.port()) + R"(, "weight": 100, "slow_start": "2s"}})");
+  ASSERT_EQ(add.status(), 201) << add.body();
+  EXPECT_STREQ(json_string_value(add.get({"backend", "slow_start"})), "2s") << add.body();
+  EXPECT_LE(json_integer_value(add.get({"backend", "effective_weight"})), 10) << add.body();
+
+  // The first 200 ms after the answer: b's weight is at most ceil(100 * 0.2 / 2) = 10 of 110.
+  std::map<std::string, int> early;
+  const Deadline ramp_start(Millis(200));
+  for (int i = 0; i < 2'000 && !ramp_start.expired(); ++i) {
+    ++early[one("/early/" + std::to_string(i))];
+  }
+  const int early_total = early["a"] + early["b"];
+  EXPECT_EQ(early.size(), 2u) << "only answers from a and b: " << ::testing::PrintToString(early);
+  ASSERT_GE(early_total, 20) << ::testing::PrintToString(early);
+  EXPECT_LT(early["b"] * 100, early_total * 25) << ::testing::PrintToString(early);
+
+  // Once the API says the ramp is over (2 s, with a margin), b gets its half.
+  int64_t effective = 0;
+  const bool over = waitFor(
+      [&] {
+        Answer shown = call(*proxy, "GET", "/api/v1/stats/backend?upstream=app&backend_id=b");
+        effective = json_integer_value(shown.get({"backend", "effective_weight"}));
+        return effective == 100;
+      },
+      Millis(5'000), Millis(50));
+  ASSERT_TRUE(over) << "effective_weight " << effective << " 5 s after the add";
+  std::map<std::string, int> late;
+  for (int i = 0; i < 200; ++i) ++late[one("/late/" + std::to_string(i))];
+  EXPECT_EQ(late["a"] + late["b"], 200) << ::testing::PrintToString(late);
+  EXPECT_NEAR(late["b"], 100, 10) << ::testing::PrintToString(late);
+  std::cout << "API> slow start: b got " << early["b"] << " of " << early_total
+            << " requests in the first 200 ms, " << late["b"] << " of 200 after the ramp"
+            << std::endl;
 }
 
 // ---------------------------------------------------------------------------------------------

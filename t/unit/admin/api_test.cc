@@ -9,6 +9,7 @@
 
 #include "admin/http_server.h"
 #include "core/atomic_file.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "event/handles.h"
 #include "loopback.h"
@@ -198,6 +199,85 @@ TEST_F(ApiTest, DisconnectMakesTheBackendInactiveAndIsPersisted) {
                 R"({"upstream": "default", "backend": {"id": "backend1", "active": true}})");
   ASSERT_EQ(statusOf(answer), 200) << answer;
   EXPECT_TRUE(backend("backend1")->active);
+}
+
+// Backend `id` of an answer: its "backend" (add, update, stats of one backend) or the one with
+// that id in its "backends" (GET backends, stats of an upstream); null if none.
+core::JsonPtr answeredBackend(const std::string& answer, const std::string& id) {
+  core::JsonPtr body(json_loads(bodyOf(answer).c_str(), 0, nullptr));
+  if (!body) return nullptr;
+  if (json_t* one = json_object_get(body.get(), "backend")) return core::JsonPtr(json_incref(one));
+  size_t i;
+  json_t* b;
+  json_array_foreach(json_object_get(body.get(), "backends"), i, b) {
+    const char* bid = json_string_value(json_object_get(b, "id"));
+    if (bid && id == bid) return core::JsonPtr(json_incref(b));
+  }
+  return nullptr;
+}
+
+int64_t integerAt(const core::JsonPtr& object, const char* key) {
+  return json_integer_value(json_object_get(object.get(), key));
+}
+
+// slow_start is a setting of the API's backends (partial update included, persisted), and the
+// answers show the weight the balancers use now beside the configured one.
+TEST_F(ApiTest, SlowStartIsASettingAndEffectiveWeightShowsTheRamp) {
+  std::string answer = call("PUT", "/api/v1/backends/update",
+                            R"({"upstream": "default", "backend": {"id": "backend1",
+                            "slow_start": "10s"}})");
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  EXPECT_EQ(backend("backend1")->slow_start_ms, 10'000);
+  EXPECT_EQ(backend("backend1")->weight, 100) << "partial";
+  EXPECT_NE(stateFile().find(R"({"slow_start": "10s"})"), std::string::npos) << stateFile();
+  core::JsonPtr b = answeredBackend(answer, "backend1");
+  ASSERT_TRUE(b) << answer;
+  EXPECT_STREQ(json_string_value(json_object_get(b.get(), "slow_start")), "10s");
+  EXPECT_EQ(integerAt(b, "effective_weight"), 100) << "a backend of the start: no ramp";
+
+  // Re-activation after a disconnect is a comeback.
+  ASSERT_EQ(
+      statusOf(call("POST", "/api/v1/backends/disconnect?upstream=default&backend_id=backend1")),
+      200);
+  answer = call("PUT", "/api/v1/backends/update",
+                R"({"upstream": "default", "backend": {"id": "backend1", "active": true}})");
+  ASSERT_EQ(statusOf(answer), 200) << answer;
+  core::BackendSlot* slot = zone_->find("default", "backend1");
+  EXPECT_GT(slot->runtime.ramp_start_ms.load(), 0);
+  EXPECT_LT(integerAt(answeredBackend(answer, "backend1"), "effective_weight"), 100) << answer;
+  // Half way: 50 of 100 (51 if a millisecond passes between the store and the answer).
+  slot->runtime.ramp_start_ms.store(core::monotonicMs() - 5'000);
+  for (const char* target :
+       {"/api/v1/backends?upstream=default", "/api/v1/stats/backend?upstream=default",
+        "/api/v1/stats/backend?upstream=default&backend_id=backend1"}) {
+    SCOPED_TRACE(target);
+    answer = call("GET", target);
+    b = answeredBackend(answer, "backend1");
+    ASSERT_TRUE(b) << answer;
+    EXPECT_EQ(integerAt(b, "weight"), 100);
+    EXPECT_GE(integerAt(b, "effective_weight"), 50);
+    EXPECT_LE(integerAt(b, "effective_weight"), 52);
+  }
+
+  // An added backend comes back when it is added.
+  answer = call("POST", "/api/v1/backends/add",
+                R"({"upstream": "default", "backend": {"id": "backend3", "host": "127.0.0.1",
+                "port": 8083, "weight": 50, "slow_start": 60000}})");
+  ASSERT_EQ(statusOf(answer), 201) << answer;
+  EXPECT_EQ(backend("backend3")->slow_start_ms, 60'000);
+  EXPECT_GT(zone_->find("default", "backend3")->runtime.ramp_start_ms.load(), 0);
+  EXPECT_LE(integerAt(answeredBackend(answer, "backend3"), "effective_weight"), 2) << answer;
+  EXPECT_NE(stateFile().find(R"("slow_start": "1m")"), std::string::npos) << stateFile();
+
+  // And the effective configuration shows the settings.
+  answer = call("GET", "/api/v1/config");
+  EXPECT_NE(bodyOf(answer).find(R"("slow_start": "1m")"), std::string::npos) << answer;
+  EXPECT_NE(bodyOf(answer).find(R"("slow_start": "10s")"), std::string::npos) << answer;
+
+  answer = call("PUT", "/api/v1/backends/update",
+                R"({"upstream": "default", "backend": {"id": "backend1", "slow_start": "1.5s"}})");
+  EXPECT_EQ(statusOf(answer), 400) << answer;
+  EXPECT_NE(answer.find("backend.slow_start: must be a duration"), std::string::npos) << answer;
 }
 
 TEST_F(ApiTest, AStateFileThatCannotBeWrittenFailsTheCallAndChangesNothing) {
