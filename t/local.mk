@@ -86,6 +86,7 @@ t_integration_integration_tests_SOURCES = \
 	t/integration/proxy_process_test.cc \
 	t/integration/proxy_streaming_test.cc \
 	t/integration/response_hazards_test.cc \
+	t/integration/retry_policy_test.cc \
 	t/integration/retry_test.cc \
 	t/integration/upstream_pool_test.cc \
 	t/integration/service_test.cc \
