@@ -56,6 +56,7 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/upstream/lb_random_test.cc \
 	t/unit/upstream/lb_round_robin_test.cc \
 	t/unit/upstream/lb_weight_test.cc \
+	t/unit/upstream/retry_budget_test.cc \
 	t/unit/upstream/upstream_set_test.cc
 
 # Helpers: a fake backend that records exact bytes, and the demo backend for `make demo`.
@@ -86,6 +87,7 @@ t_integration_integration_tests_SOURCES = \
 	t/integration/proxy_process_test.cc \
 	t/integration/proxy_streaming_test.cc \
 	t/integration/response_hazards_test.cc \
+	t/integration/retry_policy_test.cc \
 	t/integration/retry_test.cc \
 	t/integration/upstream_pool_test.cc \
 	t/integration/service_test.cc \

@@ -74,6 +74,12 @@ void serverFamilies(Exposition& out, const core::Zone& zone, const MetricsInfo& 
   out.sample("speedmimi_connections_active", {}, t.active_connections);
   out.family("speedmimi_requests_total", "counter", "Client requests received.");
   out.sample("speedmimi_requests_total", {}, t.requests);
+  out.family("speedmimi_retries_total", "counter",
+             "Attempts at another backend after an attempt failed (routing retry_on).");
+  out.sample("speedmimi_retries_total", {}, t.retries);
+  out.family("speedmimi_retries_refused_total", "counter",
+             "Retries refused by the route's retry_budget.");
+  out.sample("speedmimi_retries_refused_total", {}, t.retries_refused);
   out.family("speedmimi_responses_total", "counter", "Responses sent to clients, by status class.");
   for (size_t i = 1; i <= 5; ++i) {
     out.sample("speedmimi_responses_total", {{"code", statusClassName(i)}},

@@ -83,6 +83,8 @@ ServerTotals serverTotals(const core::Zone& zone) {
     t.active_connections += c.active_connections.load(kRelaxed);
     t.accepted += c.accepted.load(kRelaxed);
     t.requests += c.requests.load(kRelaxed);
+    t.retries += c.retries.load(kRelaxed);
+    t.retries_refused += c.retries_refused.load(kRelaxed);
     for (size_t i = 0; i < 6; ++i) t.responses_by_class[i] += c.responses_by_class[i].load(kRelaxed);
     t.bytes_in += c.bytes_in.load(kRelaxed);
     t.bytes_out += c.bytes_out.load(kRelaxed);
@@ -114,6 +116,8 @@ core::JsonPtr serverStatsJson(const ServerTotals& t, const ServerInfo& info,
   json_t* requests = json_object();
   json_object_set_new(requests, "total", integer(t.requests));
   json_object_set_new(requests, "by_status_class", byClass(t.responses_by_class));
+  json_object_set_new(requests, "retries", integer(t.retries));
+  json_object_set_new(requests, "retries_refused", integer(t.retries_refused));
   json_t* per_second = json_object();
   json_object_set_new(per_second, "1s", json_real(rate.perSecond(1'000)));
   json_object_set_new(per_second, "10s", json_real(rate.perSecond(10'000)));

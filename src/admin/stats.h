@@ -34,6 +34,8 @@ struct ServerTotals {
   int64_t active_connections = 0;
   uint64_t accepted = 0;
   uint64_t requests = 0;
+  uint64_t retries = 0;
+  uint64_t retries_refused = 0;
   uint64_t responses_by_class[6] = {};
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;

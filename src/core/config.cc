@@ -25,6 +25,7 @@
 #include <fstream>
 #include <functional>
 #include <initializer_list>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <memory>
@@ -563,6 +564,38 @@ void readBackends(Reader& r, Node map, Config& config) {
   });
 }
 
+std::string retryConditionNames() {
+  std::string out;
+  for (const RetryCondition& c : kRetryConditions) {
+    out += (out.empty() ? "" : ", ") + std::string(c.name);
+  }
+  return out;
+}
+
+// routing.NAME.retry_on: a list of condition names, each at most once; empty turns retries off.
+uint32_t readRetryOn(Reader& r, Node list, const std::string& path) {
+  uint32_t bits = 0;
+  std::map<uint32_t, std::string> first_path;
+  r.forEachItem(list, path, [&](Node item, const std::string& item_path) {
+    const std::string name = r.string(item, item_path);
+    const auto condition = std::find_if(std::begin(kRetryConditions), std::end(kRetryConditions),
+                                        [&](const RetryCondition& c) { return name == c.name; });
+    if (condition == std::end(kRetryConditions)) {
+      r.failValue(
+          item, item_path,
+          "unknown retry condition " + quoted(name) + " (one of " + retryConditionNames() + ")");
+    }
+    const auto [it, inserted] = first_path.emplace(condition->bit, item_path);
+    if (!inserted) {
+      r.failValue(
+          item, item_path,
+          "retry condition " + quoted(name) + " is repeated (first at " + quoted(it->second) + ")");
+    }
+    bits |= condition->bit;
+  });
+  return bits;
+}
+
 RouteConfig readRoute(Reader& r, Node map, const std::string& name) {
   RouteConfig route;
   route.name = name;
@@ -596,6 +629,12 @@ RouteConfig readRoute(Reader& r, Node map, const std::string& name) {
            }},
           {"retries",
            [&](Node v, const std::string& p) { route.retries = r.intValue(v, p, 0, kMaxRetries); }},
+          {"retry_on",
+           [&](Node v, const std::string& p) { route.retry_on = readRetryOn(r, v, p); }},
+          {"retry_budget",
+           [&](Node v, const std::string& p) {
+             route.retry_budget = r.intValue(v, p, 0, kMaxRetryBudget);
+           }},
       });
   return route;
 }
@@ -768,6 +807,13 @@ void validateRoute(const Config& config, const RouteConfig& route, const KnownNa
   }
   if (route.retries < 0 || route.retries > kMaxRetries) {
     failAtPath(config, path + ".retries", route.mark, outOfRange(route.retries, 0, kMaxRetries));
+  }
+  if ((route.retry_on & ~kRetryOnAll) != 0) {
+    failAtPath(config, path + ".retry_on", route.mark, "holds an unknown retry condition");
+  }
+  if (route.retry_budget < 0 || route.retry_budget > kMaxRetryBudget) {
+    failAtPath(config, path + ".retry_budget", route.mark,
+               outOfRange(route.retry_budget, 0, kMaxRetryBudget));
   }
 }
 

@@ -15,6 +15,7 @@ constexpr int64_t kMaxPort = 65535;
 constexpr int64_t kMinWeight = 1;
 constexpr int64_t kMaxWeight = 10000;
 constexpr int64_t kMaxRetries = 10;
+constexpr int64_t kMaxRetryBudget = 100;  // percent
 constexpr int64_t kMaxWorkers = 256;  // core::kMaxWorkers: the zone has slots for 3 x this
 constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();  // max_conn
 constexpr int64_t kMaxFails = 1000;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -94,6 +95,39 @@ struct BackendConfig {
   Mark mark;  // where the backend's mapping starts
 };
 
+// routing.*.retry_on: the outcomes of an attempt after which another backend is tried (DESIGN
+// §4, README), as bits of RouteConfig::retry_on.
+enum RetryOn : uint32_t {
+  kRetryConnectFailure = 1u << 0,   // refused, unreachable, an error or timeout while connecting
+  kRetryReset = 1u << 1,            // reset, broken pipe or EOF before any response byte
+  kRetryTimeout = 1u << 2,          // connect, request write, or no response byte in read_timeout
+  kRetryInvalidResponse = 1u << 3,  // a malformed or ambiguously framed response head
+  kRetry5xx = 1u << 4,              // the backend's status, before any byte reached the client
+  kRetry502 = 1u << 5,
+  kRetry503 = 1u << 6,
+  kRetry504 = 1u << 7,
+};
+
+// Each condition's name in the configuration, in the order of the bits.
+struct RetryCondition {
+  const char* name;
+  RetryOn bit;
+};
+inline constexpr RetryCondition kRetryConditions[] = {
+    {"connect-failure", kRetryConnectFailure},
+    {"reset", kRetryReset},
+    {"timeout", kRetryTimeout},
+    {"invalid-response", kRetryInvalidResponse},
+    {"5xx", kRetry5xx},
+    {"502", kRetry502},
+    {"503", kRetry503},
+    {"504", kRetry504},
+};
+inline constexpr uint32_t kRetryOnAll = (1u << std::size(kRetryConditions)) - 1;
+// nginx's `proxy_next_upstream error timeout invalid_header`.
+inline constexpr uint32_t kRetryOnDefault =
+    kRetryConnectFailure | kRetryReset | kRetryTimeout | kRetryInvalidResponse;
+
 struct RouteConfig {
   std::string name;
   std::string path = "/";
@@ -103,6 +137,12 @@ struct RouteConfig {
   // protocol class ("websocket", "sse", "http", "https") -> balancer name
   std::map<std::string, std::string> protocols;
   int retries = 1;
+  // RetryOn bits. Idempotent requests are retried on any of them; the others only on
+  // kRetryConnectFailure (they never reached a backend).
+  uint32_t retry_on = kRetryOnDefault;
+  // Percent 0..100: retries in flight on the upstream stay within this share of its requests in
+  // flight (at least upstream::RetryBudget::kMinRetries), counted per worker.
+  int retry_budget = 20;
   Mark mark;
 };
 

@@ -311,6 +311,13 @@ void writeRouting(Document& d, const Config& config) {
     for (const auto& [protocol, balancer] : route.protocols) d.text(protocol, balancer);
     d.events().endMapping();
     d.number("retries", route.retries);
+    d.key("retry_on");
+    d.events().beginSequence(Style::kFlow);
+    for (const RetryCondition& c : kRetryConditions) {
+      if ((route.retry_on & c.bit) != 0) d.events().spelling(c.name);
+    }
+    d.events().endSequence();
+    d.number("retry_budget", route.retry_budget);
     d.events().endMapping();
   }
   d.events().endMapping();

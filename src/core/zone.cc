@@ -44,9 +44,9 @@ struct ZoneHeader {
 // The leading number counts changes that keep every size (5: BackendState::disconnect_epoch,
 // in the padding of a cache line), and is bumped as well when sizes change in ways the xor of
 // sizes might not tell apart (6: latency histograms, responses by class, health history; also
-// the rows of BackendWorkerCounters, whose size the formula does not hold; 7:
-// BackendState::ramp_start_ms, in the padding of a cache line).
-constexpr uint64_t kLayout = (uint64_t{7} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
+// the rows of BackendWorkerCounters, whose size the formula does not hold; 7: the retry
+// counters of ServerCounters; 8: BackendState::ramp_start_ms, in the padding of a cache line).
+constexpr uint64_t kLayout = (uint64_t{8} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
                              (sizeof(ZoneHeader) << 32) ^ (sizeof(BackendSlot) << 16) ^
                              sizeof(ZoneBackendConfig);
 
@@ -328,6 +328,8 @@ int Zone::claimWorkerSlot(pid_t owner) {
     c.active_connections.store(0, kRelaxed);
     c.accepted.store(0, kRelaxed);
     c.requests.store(0, kRelaxed);
+    c.retries.store(0, kRelaxed);
+    c.retries_refused.store(0, kRelaxed);
     for (auto& n : c.responses_by_class) n.store(0, kRelaxed);
     c.bytes_in.store(0, kRelaxed);
     c.bytes_out.store(0, kRelaxed);
@@ -350,6 +352,8 @@ void Zone::releaseWorkerSlot(size_t worker) {
   ServerCounters& r = header_->retired_workers;
   r.accepted.fetch_add(c.accepted.exchange(0, kRelaxed), kRelaxed);
   r.requests.fetch_add(c.requests.exchange(0, kRelaxed), kRelaxed);
+  r.retries.fetch_add(c.retries.exchange(0, kRelaxed), kRelaxed);
+  r.retries_refused.fetch_add(c.retries_refused.exchange(0, kRelaxed), kRelaxed);
   r.bytes_in.fetch_add(c.bytes_in.exchange(0, kRelaxed), kRelaxed);
   r.bytes_out.fetch_add(c.bytes_out.exchange(0, kRelaxed), kRelaxed);
   for (size_t i = 0; i < 6; ++i) {

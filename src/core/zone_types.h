@@ -116,6 +116,8 @@ struct alignas(kCacheLine) ServerCounters {
   std::atomic<int64_t> active_connections{0};
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> retries{0};               // attempts at another backend after a failed one
+  std::atomic<uint64_t> retries_refused{0};       // retries the route's retry_budget refused
   std::atomic<uint64_t> responses_by_class[6]{};  // index = status / 100 (0: none sent)
   std::atomic<uint64_t> bytes_in{0};              // from clients
   std::atomic<uint64_t> bytes_out{0};             // to clients

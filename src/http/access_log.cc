@@ -57,6 +57,20 @@ void appendSecondsOr(std::string& out, double s, const char* none) {
   }
 }
 
+// "502, 200": each attempt's status, "-" for one without.
+void appendStatuses(std::string& out, std::span<const int> statuses) {
+  char num[16];
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    if (i > 0) out += ", ";
+    if (statuses[i] == 0) {
+      out += '-';
+      continue;
+    }
+    snprintf(num, sizeof(num), "%d", statuses[i]);
+    out += num;
+  }
+}
+
 }  // namespace
 
 AccessLog::~AccessLog() {
@@ -136,8 +150,15 @@ void AccessLog::append(std::string& out, const AccessLogEntry& e, core::AccessLo
     appendEscaped(out, e.user_agent, true);
     out += "\",\"upstream_addr\":\"";
     appendEscaped(out, e.upstream_addr, true);
-    snprintf(num, sizeof(num), "\",\"upstream_status\":%d,\"request_time\":", e.upstream_status);
-    out += num;
+    out += "\",\"upstream_status\":";
+    if (e.upstream_status.empty()) {
+      out += "null";
+    } else {
+      out += '"';
+      appendStatuses(out, e.upstream_status);
+      out += '"';
+    }
+    out += ",\"request_time\":";
     appendSeconds(out, e.request_time);
     out += ",\"upstream_response_time\":";
     appendSecondsOr(out, e.upstream_time, "null");
@@ -172,10 +193,11 @@ void AccessLog::append(std::string& out, const AccessLogEntry& e, core::AccessLo
   out += "\" \"";
   appendOr(out, e.upstream_addr, false);
   out += "\" ";
-  if (e.upstream_status)
-    out += std::to_string(e.upstream_status);
-  else
+  if (e.upstream_status.empty()) {
     out += '-';
+  } else {
+    appendStatuses(out, e.upstream_status);
+  }
   out += ' ';
   appendSeconds(out, e.request_time);
   out += ' ';

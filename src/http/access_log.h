@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -24,8 +25,12 @@ struct AccessLogEntry {
   uint64_t body_bytes = 0;  // response body bytes sent to the client
   std::string_view referer;
   std::string_view user_agent;
-  std::string_view upstream_addr;  // "-" when no backend was used
-  int upstream_status = 0;         // 0 when none
+  // Every backend tried, in order, ", " between them, as nginx's $upstream_addr; "-" when none.
+  std::string_view upstream_addr;
+  // Each attempt's outcome, in the same order, as nginx's $upstream_status: the status of its
+  // response head, 502 or 504 for an attempt that failed without one, 0 for one cut short
+  // without either (written "-"). Empty when no backend was tried.
+  std::span<const int> upstream_status;
   double request_time = 0;         // seconds, from the first byte of the request
   double upstream_time = -1;       // seconds, from connect to the response's end; < 0: none
   // Seconds from the start of the attempt that answered (connect, or a pooled connection taken)

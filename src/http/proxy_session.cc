@@ -57,6 +57,26 @@ bool isIdempotent(std::string_view method) {
          method == "PUT" || method == "DELETE";
 }
 
+// What a backend's response status counts as for retry_on (core::RetryOn bits).
+uint32_t statusConditions(int status) {
+  if (status < 500 || status > 599) return 0;
+  uint32_t bits = core::kRetry5xx;
+  if (status == 502) bits |= core::kRetry502;
+  if (status == 503) bits |= core::kRetry503;
+  if (status == 504) bits |= core::kRetry504;
+  return bits;
+}
+
+// Passive health (DESIGN §6) after a response head: the backend's own 502 or 504 counts as a
+// failure, any other status as a success.
+void recordAnswer(upstream::Backend& backend, int status, int64_t now_ms) {
+  if (status == 502 || status == 504) {
+    backend.recordFailure(now_ms);
+  } else {
+    backend.recordSuccess();
+  }
+}
+
 }  // namespace
 
 int64_t ProxyContext::nowMs() { return core::monotonicMs(); }
@@ -96,15 +116,15 @@ void ProxyContext::giveBack(std::unique_ptr<Exchange> x) {
     return;
   }
   // A clean exchange that keeps its buffers' capacity.
-  std::vector<const upstream::Backend*> tried = std::move(x->tried);
-  std::string out_head = std::move(x->out_head), log_fields = std::move(x->log_fields);
+  std::string out_head = std::move(x->out_head), log_fields = std::move(x->log_fields),
+              upstream_addrs = std::move(x->upstream_addrs);
   *x = Exchange{};
-  tried.clear();
   out_head.clear();
   log_fields.clear();
-  x->tried = std::move(tried);
+  upstream_addrs.clear();
   x->out_head = std::move(out_head);
   x->log_fields = std::move(log_fields);
+  x->upstream_addrs = std::move(upstream_addrs);
   spare_exchanges.push_back(std::move(x));
 }
 
@@ -338,7 +358,12 @@ bool ProxySession::beginExchange(const RequestHead& head, const RequestInfo& inf
   appendUpstreamRequestHead(head, info, fwd, x_->out_head);
   evbuffer_drain(client_->input(), head.head_length);  // views into the head end here
 
-  connectUpstream();
+  upstream::Backend* backend = pickBackend();
+  if (!backend) {
+    respondError(503, "no backend available");
+  } else {
+    startAttempt(backend, false);
+  }
   return phase_ == Phase::kIdle;
 }
 
@@ -413,27 +438,33 @@ bool ProxySession::forwardChunkedRequest() {
 // ---------------------------------------------------------------------------------------------
 // Upstream side
 
-// Picks a backend (excluding those already tried) and sends the request to it, reusing an idle
-// pooled connection when there is one, unless `fresh`.
-void ProxySession::connectUpstream(bool fresh) {
+upstream::Backend* ProxySession::pickBackend() {
   upstream::PickContext pick;
   pick.client_ip = real_ip_;
   pick.now_ms = ProxyContext::nowMs();
-  pick.exclude = x_->tried;
+  pick.exclude = std::span<const upstream::Backend* const>(x_->tried, x_->tried_count);
   ctx_.upstreams->refresh();  // one load unless the zone changed
-  upstream::Backend* backend =
-      ctx_.upstreams->balancer(static_cast<size_t>(x_->route), x_->protocol).pick(pick);
-  if (!backend) {
-    // A retry that finds no other backend answers with what the last attempt got.
-    if (x_->failed_status != 0) return respondError(x_->failed_status, "no other backend to retry");
-    return respondError(503, "no backend available");
-  }
+  return ctx_.upstreams->balancer(static_cast<size_t>(x_->route), x_->protocol).pick(pick);
+}
 
+void ProxySession::startAttempt(upstream::Backend* backend, bool fresh) {
   x_->backend = backend;
-  x_->tried.push_back(backend);
+  // Bounded: a retry needs tried_count <= retries, at most kMaxRetries.
+  if (x_->tried_count == Exchange::kMaxAttempts) std::abort();
+  x_->tried[x_->tried_count] = backend;
+  x_->tried_status[x_->tried_count] = 0;
+  ++x_->tried_count;
+  if (ctx_.access_log->enabled()) {
+    x_->upstream_addrs_last = x_->upstream_addrs.size();
+    if (!x_->upstream_addrs.empty()) x_->upstream_addrs += ", ";
+    x_->upstream_addrs += backend->addressText();
+  }
   x_->upstream_got_bytes = false;
+  x_->upstream_status = 0;
+  x_->upstream_header_us = -1;
   backend->acquire();
   x_->backend_held = true;
+  retryBudget().attemptStarted(x_->retry_attempt);
   backend->recordRequest();
   if (x_->upstream_start_ms < 0) x_->upstream_start_ms = ProxyContext::nowMs();
   x_->attempt_start_us = ProxyContext::preciseNowUs();
@@ -450,6 +481,7 @@ void ProxySession::connectUpstream(bool fresh) {
     if (!upstream_) {
       SM_ERROR("socket() for backend %s failed: %s", backend->addressText().c_str(),
                std::strerror(errno));
+      x_->tried_status[x_->tried_count - 1] = 502;
       return respondError(502, "cannot create a socket");
     }
   }
@@ -545,6 +577,8 @@ bool ProxySession::readResponseHead() {
     x_->upstream_header_us = ProxyContext::preciseNowUs() - x_->attempt_start_us;
     x_->backend->recordResponseHead(head.status,
                                     std::chrono::microseconds(x_->upstream_header_us));
+    x_->tried_status[x_->tried_count - 1] = head.status;
+    if (retriedOnStatus(head.status)) return false;
   }
 
   ClientResponseContext cc;
@@ -554,6 +588,7 @@ bool ProxySession::readResponseHead() {
     // 1xx (100 Continue...) goes to HTTP/1.1 clients as is; another head follows.
     if (x_->client_minor >= 1) {
       writeResponseHead(head, info, cc);
+      x_->interim_sent = true;
       flushClient();
     }
     evbuffer_drain(in, head.head_length);
@@ -585,6 +620,22 @@ bool ProxySession::readResponseHead() {
   }
   if (info.framing == BodyFraming::kNone) x_->response_done = true;
   if (info.event_stream) upstream_->startReading(ctx_.config->server.idle_timeout);
+  return true;
+}
+
+// A final response head with a status that retry_on lists, while a retry may go to another
+// backend (picked before anything is dropped): that response is dropped unread with its
+// connection, and the request goes to the other backend. False: forward it as it is.
+bool ProxySession::retriedOnStatus(int status) {
+  if (!mayRetry(statusConditions(status))) return false;
+  upstream::Backend* next = retryBackend();
+  if (!next) return false;
+  SM_WARN("backend %s (%s) answered %d to client %s; retrying at %s",
+          x_->backend->addressText().c_str(), x_->backend->id().c_str(), status, peer_text_.c_str(),
+          next->addressText().c_str());
+  recordAnswer(*x_->backend, status, ProxyContext::nowMs());
+  releaseUpstream(false);  // the rest of that response is never read: never pooled
+  retryAt(next);
   return true;
 }
 
@@ -670,17 +721,69 @@ bool ProxySession::isStale(UpstreamFailure failure) const {
   return x_->idempotent || !fully_written;
 }
 
-// Another backend, up to the route's `retries`: for a connect failure, refusal, reset or close
-// before any byte of the response, while no body byte has been sent (DESIGN §4). A timeout on an
-// established connection is a 504, never retried: the backend may still be working on it.
-bool ProxySession::canRetry(UpstreamFailure failure) const {
-  if (failure == UpstreamFailure::kTimeout || failure == UpstreamFailure::kBadResponse) {
-    return false;
+// A reset or a timeout counts only before the first response byte: after it, the backend has
+// begun an answer (it got the request), and a response head that then breaks is none of
+// retry_on's conditions. A failure before the connection was established is a connect failure
+// whatever its errno; a connect timeout is a timeout too.
+uint32_t ProxySession::failureConditions(UpstreamFailure failure, bool connected) const {
+  switch (failure) {
+    case UpstreamFailure::kConnectTimeout:
+      return core::kRetryConnectFailure | core::kRetryTimeout;
+    case UpstreamFailure::kTimeout:
+      return x_->upstream_got_bytes ? 0u : uint32_t{core::kRetryTimeout};
+    case UpstreamFailure::kBadResponse:
+      return core::kRetryInvalidResponse;
+    case UpstreamFailure::kClosed:
+    case UpstreamFailure::kReset:
+    case UpstreamFailure::kSocketError:
+      if (!connected) return core::kRetryConnectFailure;
+      return x_->upstream_got_bytes ? 0u : uint32_t{core::kRetryReset};
   }
-  if (x_->response_started || x_->upstream_got_bytes) return false;
-  if (x_->body_moved) return false;  // the body is gone from our buffers
-  int retries = ctx_.config->routes[static_cast<size_t>(x_->route)].retries;
-  return static_cast<int>(x_->tried.size()) <= retries;
+  return 0;
+}
+
+// A request that is not idempotent is retried only when it never reached a backend (a connect
+// failure); an idempotent one on any condition the route lists. Never once part of the response
+// reached the client (it would see two answers), nor once a body byte left our buffers (we keep
+// no copy to send again).
+bool ProxySession::mayRetry(uint32_t conditions) const {
+  const core::RouteConfig& r = route();
+  const uint32_t listed = r.retry_on & (x_->idempotent ? ~0u : core::kRetryConnectFailure);
+  if ((conditions & listed) == 0) return false;
+  if (x_->response_started || x_->interim_sent || x_->body_moved) return false;
+  return static_cast<int>(x_->tried_count) <= r.retries;
+}
+
+upstream::Backend* ProxySession::retryBackend() {
+  upstream::Backend* next = pickBackend();
+  if (!next) return nullptr;
+  if (!retryBudget().allowsRetry(route().retry_budget, x_->retry_attempt)) {
+    ctx_.counters->retries_refused.fetch_add(1, std::memory_order_relaxed);
+    SM_WARN("retry budget of route %s (%d%%) exhausted on this worker; not retrying client %s",
+            route().name.c_str(), route().retry_budget, peer_text_.c_str());
+    return nullptr;
+  }
+  return next;
+}
+
+void ProxySession::retryAt(upstream::Backend* next) {
+  releaseBackend();
+  x_->retry_attempt = true;
+  ctx_.counters->retries.fetch_add(1, std::memory_order_relaxed);
+  startAttempt(next, false);
+}
+
+void ProxySession::forgetAttempt() {
+  --x_->tried_count;
+  if (ctx_.access_log->enabled()) x_->upstream_addrs.resize(x_->upstream_addrs_last);
+}
+
+const core::RouteConfig& ProxySession::route() const {
+  return ctx_.config->routes[static_cast<size_t>(x_->route)];
+}
+
+upstream::RetryBudget& ProxySession::retryBudget() const {
+  return ctx_.upstreams->retryBudget(static_cast<size_t>(x_->route));
 }
 
 // The backend failed before the exchange completed: retry, answer `status`, or cut the client.
@@ -690,21 +793,21 @@ void ProxySession::upstreamFailed(int status, UpstreamFailure failure, const cha
   SM_LOG(stale ? core::LogLevel::kInfo : core::LogLevel::kError,
          "%s while proxying to backend %s (%s) for client %s", why,
          backend->addressText().c_str(), backend->id().c_str(), peer_text_.c_str());
-  bool was_connected = upstream_ && upstream_->connected();
+  const bool connected = upstream_ && upstream_->connected();
   releaseUpstream(false);
-  x_->failed_status = status;
   if (stale) {
     // On a new connection: the other idle ones may have been closed too.
     x_->stale_retried = true;
-    x_->tried.pop_back();
+    forgetAttempt();
     releaseBackend();  // before the pick, which may choose this backend again
-    return connectUpstream(true);
+    upstream::Backend* again = pickBackend();
+    if (!again) return respondError(status, "no backend left to retry a stale connection");
+    return startAttempt(again, true);
   }
+  if (!x_->response_head_done) x_->tried_status[x_->tried_count - 1] = status;
   backend->recordFailure(ProxyContext::nowMs());
-  // A non-idempotent request is retried only when it never reached the backend.
-  if (canRetry(failure) && (x_->idempotent || !was_connected)) {
-    releaseBackend();
-    return connectUpstream();
+  if (mayRetry(failureConditions(failure, connected))) {
+    if (upstream::Backend* next = retryBackend()) return retryAt(next);
   }
   if (x_->response_started) {
     // Part of the response is out: the client must see a truncated message, never a new one.
@@ -733,6 +836,7 @@ void ProxySession::releaseBackend() {
   if (!x_ || !x_->backend_held) return;
   x_->backend_held = false;
   x_->backend->release();
+  retryBudget().attemptEnded(x_->retry_attempt);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -744,13 +848,7 @@ void ProxySession::finishExchange() {
   x_->end_us = ProxyContext::preciseNowUs();
   x_->upstream_end_ms = x_->end_us / 1000;
   bool reusable = x_->response.keep_alive && x_->request_done && !ctx_.draining;
-  if (x_->backend) {
-    if (x_->upstream_status == 502 || x_->upstream_status == 504) {
-      x_->backend->recordFailure(x_->upstream_end_ms);
-    } else {
-      x_->backend->recordSuccess();
-    }
-  }
+  if (x_->backend) recordAnswer(*x_->backend, x_->upstream_status, x_->upstream_end_ms);
   releaseUpstream(reusable);
   logAccess();
   releaseBackend();
@@ -936,8 +1034,8 @@ void ProxySession::logAccess() {
   e.minor_version = x_->client_minor;
   e.status = x_->status;
   e.body_bytes = x_->body_bytes_sent;
-  e.upstream_addr = x_->backend ? std::string_view(x_->backend->addressText()) : "-";
-  e.upstream_status = x_->upstream_status;
+  e.upstream_addr = x_->upstream_addrs.empty() ? std::string_view("-") : x_->upstream_addrs;
+  e.upstream_status = std::span<const int>(x_->tried_status, x_->tried_count);
   int64_t now = x_->end_us / 1000;
   e.request_time = (now - x_->start_ms) / 1000.0;
   if (x_->upstream_start_ms >= 0) {

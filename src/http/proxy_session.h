@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/cidr.h"
+#include "core/config_limits.h"
 #include "core/config_types.h"
 #include "core/zone_types.h"
 #include "event/stream.h"
@@ -58,7 +59,21 @@ struct Exchange {
   // read it.
   upstream::Backend* backend = nullptr;
   bool backend_held = false;
-  std::vector<const upstream::Backend*> tried;
+  // The attempts so far, one per backend tried (the transparent retry of a stale connection
+  // takes the place of its attempt): the balancers never pick these again, and the access log
+  // shows each one's outcome ($upstream_status): its response head's status, 502/504 when it
+  // failed without one, 0 while it has neither. A retry needs tried_count <= retries, so there
+  // are at most kMaxRetries + 1.
+  static constexpr size_t kMaxAttempts = core::limits::kMaxRetries + 1;
+  const upstream::Backend* tried[kMaxAttempts] = {};
+  int tried_status[kMaxAttempts] = {};
+  size_t tried_count = 0;
+  bool retry_attempt = false;  // the current attempt is a retry (in the route's RetryBudget)
+  // The attempts' backend addresses, ", " between them ($upstream_addr), kept only while the
+  // access log is on: a backend tried earlier may be freed before the exchange is logged.
+  // The current attempt's part starts at upstream_addrs_last (its separator included).
+  std::string upstream_addrs;
+  size_t upstream_addrs_last = 0;
   // Set by onBackendsDisconnected while this exchange waited for `backend`'s response head:
   // should that response open a tunnel or an event stream, the client gets a 503 instead.
   const upstream::Backend* disconnected = nullptr;
@@ -66,6 +81,7 @@ struct Exchange {
   bool stale_retried = false;  // the one transparent retry of a stale connection is used
   bool response_head_done = false;
   bool response_started = false;  // bytes of the response reached the client output
+  bool interim_sent = false;      // a 1xx response reached the client output: no more retries
   bool response_done = false;
   bool upstream_reusable = false;
   bool upstream_got_bytes = false;
@@ -75,7 +91,6 @@ struct Exchange {
   bool rechunk_response = false;  // chunked to an HTTP/1.1 client
   int status = 0;
   int upstream_status = 0;
-  int failed_status = 0;  // 502/504 of the last failed attempt, for a retry that finds none
   uint64_t body_bytes_sent = 0;
   int64_t start_ms = 0;
   int64_t upstream_start_ms = -1;
@@ -222,8 +237,12 @@ class ProxySession final : public event::StreamHandler {
 
   // Upstream side.
   void onUpstreamEvent(event::StreamEvent ev);
-  // `fresh`: open a new connection even if the pool has one (the retry of a stale connection).
-  void connectUpstream(bool fresh = false);
+  // The backend for the exchange's next attempt, none of those tried; nullptr when none is
+  // available.
+  upstream::Backend* pickBackend();
+  // Sends the request to `backend` (an attempt; Exchange::retry_attempt says whether it is a
+  // retry), on an idle pooled connection unless `fresh` (the retry of a stale connection).
+  void startAttempt(upstream::Backend* backend, bool fresh);
   void sendRequestHead();
   void processResponse();
   bool readResponseHead();
@@ -232,7 +251,23 @@ class ProxySession final : public event::StreamHandler {
   void forwardResponseBody();
   void upstreamFailed(int status, UpstreamFailure failure, const char* why);
   bool isStale(UpstreamFailure failure) const;
-  bool canRetry(UpstreamFailure failure) const;
+  // What a failed attempt counts as for retry_on (core::RetryOn bits).
+  uint32_t failureConditions(UpstreamFailure failure, bool connected) const;
+  // Whether the current attempt, whose outcome counts as `conditions`, may be retried by the
+  // route's retry_on, retries and the rules of DESIGN §4 (nothing of the response reached the
+  // client, no body byte left our buffers).
+  bool mayRetry(uint32_t conditions) const;
+  // Once mayRetry: the backend to retry at (picked first, before anything is discarded), or
+  // nullptr when there is none or the retry budget refuses (a refusal is counted).
+  upstream::Backend* retryBackend();
+  bool retriedOnStatus(int status);
+  // Ends the current attempt and starts a retry at `next`.
+  void retryAt(upstream::Backend* next);
+  // Drops the current attempt from the list (the stale connection it used is not the backend's
+  // answer).
+  void forgetAttempt();
+  const core::RouteConfig& route() const;
+  upstream::RetryBudget& retryBudget() const;
   void releaseUpstream(bool reusable);
   void releaseBackend();
 

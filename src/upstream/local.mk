@@ -13,4 +13,5 @@ libspeedmimi_la_SOURCES += \
 	src/upstream/lb_random.cc \
 	src/upstream/lb_round_robin.cc \
 	src/upstream/lb_weight.cc \
+	src/upstream/retry_budget.h \
 	src/upstream/upstream_set.cc src/upstream/upstream_set.h

@@ -27,6 +27,7 @@ UpstreamSet::UpstreamSet(const core::Config& config, core::Zone& zone, Random& r
       rb.by_protocol[p] = balancer.get();
       balancers_.push_back(std::move(balancer));
     }
+    rb.budget = &budgets_[route.upstream];
     routes_.push_back(rb);
   }
   rebuild();

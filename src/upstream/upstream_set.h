@@ -14,6 +14,7 @@
 #include "upstream/backend.h"
 #include "upstream/balancer.h"
 #include "upstream/connection_pool.h"
+#include "upstream/retry_budget.h"
 
 namespace speedmimi::upstream {
 
@@ -43,6 +44,10 @@ class UpstreamSet {
     return *routes_[route].by_protocol[static_cast<size_t>(protocol)];
   }
 
+  // The retry budget of the route's upstream on this worker; routes to the same upstream share
+  // it. Valid as long as the set.
+  RetryBudget& retryBudget(size_t route) const { return *routes_[route].budget; }
+
   // Every backend of the view (live ones), in slot order.
   std::vector<Backend*> backends() const;
 
@@ -69,6 +74,7 @@ class UpstreamSet {
   };
   struct RouteBalancers {
     std::array<Balancer*, kProtocolCount> by_protocol{};
+    RetryBudget* budget = nullptr;  // in budgets_
   };
 
   void rebuild();
@@ -87,6 +93,7 @@ class UpstreamSet {
   std::vector<Backend*> disconnected_;               // see takeDisconnected; no duplicates
   std::vector<std::unique_ptr<Balancer>> balancers_;  // owned; RouteBalancers point in here
   std::vector<RouteBalancers> routes_;
+  std::map<std::string, RetryBudget> budgets_;  // upstream name -> budget; nodes never move
 };
 
 }  // namespace speedmimi::upstream

@@ -601,6 +601,63 @@ TEST_F(ApiConfig, PutConfigAddsARouteKeepsBakAndHonoursIfMatch) {
   EXPECT_EQ(spare.requestCount(), spare_before);
 }
 
+// A route's retry_on and retry_budget as GET /api/v1/config and -T show them (the list, in its
+// order of conditions), as a PUT sets them (and the next request obeys), and a PUT with an
+// unknown condition refused at its index.
+TEST_F(ApiConfig, PutConfigSetsTheRetryPolicy) {
+  FakeBackend failing(FakeBackend::fixed(503, "failing")), healthy(identify("healthy"));
+  ASSERT_TRUE(failing.ok() && healthy.ok());
+  ProxyOptions options = ProxyOptions::forBackends({failing.port(), healthy.port()});
+  options.backends["app"][0].weight = 10000;  // the first pick
+  options.routes[0].retry_on = std::vector<std::string>{"503", "reset"};
+  options.api = true;
+  Proxy* proxy = startProxy(options);
+  ASSERT_NE(proxy, nullptr);
+  ASSERT_TRUE(apiAnswers(*proxy));
+
+  Proxy::CommandResult shown = proxy->runCommand({"-T"});
+  EXPECT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_THAT(shown.out, HasSubstr("    retry_on: [reset, 503]\n    retry_budget: 20\n"));
+  // The route "main" of GET /api/v1/config, compact.
+  auto shownRoute = [&] {
+    Json j = bodyJson(proxy->api("GET", "/api/v1/config"));
+    return j ? dumpJson(json_object_get(
+                   json_object_get(json_object_get(j.get(), "config"), "routing"), "main"))
+             : "";
+  };
+  EXPECT_THAT(shownRoute(), HasSubstr(R"("retry_budget":20,"retry_on":["reset","503"])"));
+  EXPECT_EQ(fetchMany(proxy->port(), 2), (std::map<std::string, int>{{"healthy", 2}}));
+
+  auto got = proxy->api("GET", "/api/v1/config");
+  Json answer = bodyJson(got);
+  ASSERT_TRUE(answer);
+  Json config(json_deep_copy(json_object_get(answer.get(), "config")));
+  json_t* route = json_object_get(json_object_get(config.get(), "routing"), "main");
+  ASSERT_TRUE(json_is_object(route)) << got->body;
+
+  json_object_set_new(route, "retry_on", json_pack("[sss]", "reset", "timeout", "foo"));
+  Json bad_body(json_pack("{s:O}", "config", config.get()));
+  auto refused = proxy->api("PUT", "/api/v1/config", dumpJson(bad_body.get()));
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status, 400) << describe(refused);
+  if (Json j = bodyJson(refused)) {
+    EXPECT_EQ(stringField(j.get(), "error"),
+              "config.routing.main.retry_on[2]: unknown retry condition 'foo' (one of "
+              "connect-failure, reset, timeout, invalid-response, 5xx, 502, 503, 504)");
+  }
+
+  // No status retries: the 503 reaches the client.
+  json_object_set_new(route, "retry_on", json_pack("[ss]", "timeout", "connect-failure"));
+  json_object_set_new(route, "retry_budget", json_integer(50));
+  Json body(json_pack("{s:O}", "config", config.get()));
+  auto put = proxy->api("PUT", "/api/v1/config", dumpJson(body.get()));
+  ASSERT_TRUE(put && put->status == 200) << describe(put) << "\n" << proxy->errorLog();
+  EXPECT_THAT(shownRoute(),
+              HasSubstr(R"("retry_budget":50,"retry_on":["connect-failure","timeout"])"));
+  EXPECT_THAT(readFile(proxy->configPath()), HasSubstr("retry_on: [connect-failure, timeout]"));
+  EXPECT_EQ(fetchMany(proxy->port(), 2), (std::map<std::string, int>{{"status 503: failing", 2}}));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. The original README's shape: sections left out keep their values (the token stays).
 

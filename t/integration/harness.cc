@@ -1130,6 +1130,15 @@ Handler FakeBackend::closeConnection() {
   return [](const Request&, Responder& out) { out.closeAfter(); };
 }
 
+Handler FakeBackend::resetConnection() {
+  return [](const Request&, Responder& out) {
+    linger reset{1, 0};
+    setsockopt(out.stream().fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    out.stream().close();
+    out.closeAfter();
+  };
+}
+
 Handler FakeBackend::garbage(std::string bytes) {
   return [bytes](const Request&, Responder& out) {
     out.send(bytes);
@@ -1218,6 +1227,12 @@ std::string ProxyOptions::toYaml() const {
       }
     }
     if (r.retries >= 0) y << "    retries: " << r.retries << "\n";
+    if (r.retry_on) {
+      y << "    retry_on: [";
+      for (size_t i = 0; i < r.retry_on->size(); ++i) y << (i ? ", " : "") << (*r.retry_on)[i];
+      y << "]\n";
+    }
+    if (r.retry_budget >= 0) y << "    retry_budget: " << r.retry_budget << "\n";
   }
   if (!api) {
     y << "grpc:\n  enabled: false\n";

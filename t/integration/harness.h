@@ -354,6 +354,7 @@ class FakeBackend {
   static Handler delayed(Millis delay, Handler then);
   static Handler hang();             // never answers; holds the connection until the backend stops
   static Handler closeConnection();  // closes without answering
+  static Handler resetConnection();  // resets the connection (SO_LINGER 0) without answering
   static Handler garbage(std::string bytes = "this is not HTTP at all\r\n\r\n");
 
  private:
@@ -423,6 +424,8 @@ struct RouteSpec {
   std::string host;                              // "" = any
   std::map<std::string, std::string> protocols;  // protocol class -> balancer; empty = not written
   int retries = -1;                              // -1 = not written
+  std::optional<std::vector<std::string>> retry_on;  // not written when unset
+  int retry_budget = -1;                             // -1 = not written
 };
 
 struct ProxyOptions {

@@ -2,8 +2,6 @@
 // byte, on a reused connection) gets one transparent retry, on a new connection; never after a
 // timeout, never for a non-idempotent request already written. Each test warms the pool with a
 // known number of idle connections, then counts what the backend saw on each of them.
-#include <sys/socket.h>
-
 #include "harness.h"
 
 namespace speedmimi::test {
@@ -27,16 +25,6 @@ Handler byTarget(Handler warm, Handler then) {
 
 Handler warmAnswer() {
   return FakeBackend::delayed(kWarmDelay, FakeBackend::fixed(200, "warm"));
-}
-
-// Reads the next request, then resets the connection (SO_LINGER 0) without answering.
-Handler resetConnection() {
-  return [](const Request&, Responder& out) {
-    linger reset{1, 0};
-    setsockopt(out.stream().fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-    out.stream().close();
-    out.closeAfter();
-  };
 }
 
 // Answers the warm-up, then stays idle in the proxy's pool until the next request arrives and
@@ -171,7 +159,7 @@ TEST_F(RetryTest, AGetOnAStalePooledConnectionIsRetriedOnceOnANewConnection) {
 // stale retry on a new connection. That one is not stale (not reused), and `retries` allows no
 // other attempt, so the client gets 502. The other two idle connections are never tried.
 TEST_F(RetryTest, AResetOnEveryConnectionGivesTwoAttemptsWithRetriesZero) {
-  FakeBackend backend(byTarget(warmAnswer(), resetConnection()));
+  FakeBackend backend(byTarget(warmAnswer(), FakeBackend::resetConnection()));
   Proxy* proxy = startFor(backend, 0);
   ASSERT_NE(proxy, nullptr);
   warmPool(*proxy, backend, 3);

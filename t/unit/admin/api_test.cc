@@ -403,6 +403,8 @@ TEST_F(ApiTest, StatsShowPercentilesResponsesByClassAndTheHealthHistory) {
   ASSERT_GE(w, 0);
   // 100 exchanges in (0.5, 1] ms: the percentiles interpolate inside that bucket.
   for (int i = 0; i < 100; ++i) zone_->workers()[w].request_latency.record(1'000);
+  zone_->workers()[w].retries = 5;
+  zone_->workers()[w].retries_refused = 2;
   core::BackendSlot* b1 = zone_->find("default", "backend1");
   size_t index = static_cast<size_t>(b1 - zone_->slot(0));
   core::BackendCounters& counters = zone_->backendCounters(static_cast<size_t>(w))[index].counters;
@@ -424,6 +426,9 @@ TEST_F(ApiTest, StatsShowPercentilesResponsesByClassAndTheHealthHistory) {
   EXPECT_NEAR(json_number_value(json_object_get(latency, "p90_ms")), 0.95, 1e-9);
   EXPECT_NEAR(json_number_value(json_object_get(latency, "p99_ms")), 0.995, 1e-9);
   EXPECT_NEAR(json_number_value(json_object_get(latency, "p999_ms")), 0.9995, 1e-9);
+  json_t* requests = json_object_get(server.get(), "requests");
+  EXPECT_EQ(json_integer_value(json_object_get(requests, "retries")), 5) << answer;
+  EXPECT_EQ(json_integer_value(json_object_get(requests, "retries_refused")), 2) << answer;
   for (const char* kept : {"uptime_seconds", "workers", "connections", "requests", "bytes_in",
                            "bytes_out", "cpu_usage", "timestamp"}) {
     EXPECT_NE(json_object_get(server.get(), kept), nullptr) << kept;

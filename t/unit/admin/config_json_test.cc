@@ -139,7 +139,9 @@ routing:
     load_balancer: ip_hash
     protocols: {websocket: random, sse: least_latency, http: round_robin, https: performance}
     retries: 0
-  "null": {path: "/a b", upstream: "8080", retries: 10}
+    retry_on: [connect-failure, 502, "503", 5xx]
+    retry_budget: 100
+  "null": {path: "/a b", upstream: "8080", retries: 10, retry_on: [], retry_budget: 0}
   "yes": {path: /t, upstream: "true", load_balancer: least_connections}
 admin:
   enabled: false
@@ -218,6 +220,9 @@ TEST(ConfigToJson, EveryKeyRoundTrips) {
           R"("null":{"path":"/a b","host":"","upstream":"8080")",
           R"("protocols":{"http":"round_robin","https":"performance","sse":"least_latency","websocket":"random"})",
           R"("allow":["10.1.0.0/16","::1/128"])",
+          // In the order of the conditions, whatever the order written.
+          R"("retries":0,"retry_on":["connect-failure","5xx","502","503"],"retry_budget":100)",
+          R"("retries":10,"retry_on":[],"retry_budget":0)",
       }) {
     EXPECT_NE(text.find(expected), std::string::npos) << expected << "\n" << text;
   }
@@ -244,7 +249,8 @@ TEST(ConfigToJson, ShowsEveryEffectiveValueWithItsType) {
       R"("scheme":"http","active":true,"max_conn":0,"max_fails":1,"fail_timeout":"10s",)"
       R"("slow_start":"0s","tls_verify":true,)"
       R"("keepalive":0}]},"routing":{"default":{"path":"/","host":"","upstream":"default",)"
-      R"("load_balancer":"least_connections_weight","protocols":{},"retries":1}},)"
+      R"("load_balancer":"least_connections_weight","protocols":{},"retries":1,)"
+      R"("retry_on":["connect-failure","reset","timeout","invalid-response"],"retry_budget":20}},)"
       R"("admin":{"enabled":true,"host":"127.0.0.1","port":9090,"auth_token":"",)"
       R"("allow":["127.0.0.1/32","::1/128"]}})");
   // A health_check block appears where the backend has one.
@@ -374,6 +380,19 @@ TEST(ConfigFromJson, ErrorsNameTheFieldPath) {
       {R"({"backends": {"default": [)" + backend +
            R"(]}, "routing": {"default": {"upstream": "default", "protocols": {"sse": "x"}}}})",
        "config.routing.default.protocols.sse: 'x' is not a known load balancer"},
+      {R"({"backends": {"default": [)" + backend +
+           R"(]}, "routing": {"default": {"upstream": "default", )"
+           R"("retry_on": ["reset", "5xx", "foo"]}}})",
+       "config.routing.default.retry_on[2]: unknown retry condition 'foo' (one of "
+       "connect-failure, reset, timeout, invalid-response, 5xx, 502, 503, 504)"},
+      {R"({"backends": {"default": [)" + backend +
+           R"(]}, "routing": {"default": {"upstream": "default", )"
+           R"("retry_on": ["reset", "timeout", "reset"]}}})",
+       "config.routing.default.retry_on[2]: retry condition 'reset' is repeated (first at "
+       "'routing.default.retry_on[0]')"},
+      {R"({"backends": {"default": [)" + backend +
+           R"(]}, "routing": {"default": {"upstream": "default", "retry_budget": 101}}})",
+       "config.routing.default.retry_budget: 101 is out of range 0..100"},
       {withBackend(R"({"id": "b", "port": 8081})"),
        "config.backends.default[0]: key 'host' is required"},
       {withBackend(backend, R"(, "admin": {"host": "0.0.0.0"})"),
@@ -439,7 +458,7 @@ TEST(ConfigEtag, StableForEqualConfigsWhateverTheKeyOrder) {
   // A fixed value: the first 64 bits of the SHA-256 of the canonical text, the same in every
   // process and on every machine (`sha256sum` of configToJson's text with sorted keys). It
   // changes when a key is added to the configuration; recompute it then.
-  EXPECT_EQ(etag, "\"1f53d05f0ce2086a\"");
+  EXPECT_EQ(etag, "\"d9e0e477e4ce3bf9\"");
 
   // The same configuration written with keys and routes in other orders.
   const JsonPtr a = parseJson(R"({
@@ -479,6 +498,8 @@ TEST(ConfigEtag, DiffersWhenAnyValueDiffers) {
       [](Config& c) { c.backends.erase("8080"); },
       [](Config& c) { c.routes[0].protocols.erase("sse"); },
       [](Config& c) { c.routes[1].retries = 9; },
+      [](Config& c) { c.routes[0].retry_on &= ~core::kRetry502; },
+      [](Config& c) { c.routes[1].retry_budget = 1; },
       [](Config& c) { c.admin.auth_token = "s3cr3t: #y"; },
   };
   for (size_t i = 0; i < changes.size(); ++i) {

@@ -208,12 +208,15 @@ TEST_F(MetricsTest, ServerCountersGiveExactLines) {
   wa.accepted = 5;
   wa.active_connections = 2;
   wa.requests = 9;
+  wa.retries = 4;
+  wa.retries_refused = 1;
   wa.responses_by_class[2] = 6;
   wa.responses_by_class[4] = 3;
   wa.bytes_in = 1000;
   wa.bytes_out = 20000;
   wb.accepted = 1;
   wb.requests = 3;
+  wb.retries = 2;
   wb.responses_by_class[5] = 2;
   wb.responses_by_class[0] = 1;  // none sent: not a class of its own in the exposition
   wb.bytes_in = 1;
@@ -223,6 +226,8 @@ TEST_F(MetricsTest, ServerCountersGiveExactLines) {
   zone_->workers()[c].requests = 100;
   zone_->workers()[c].responses_by_class[2] = 100;
   zone_->workers()[c].accepted = 10;
+  zone_->workers()[c].retries = 30;
+  zone_->workers()[c].retries_refused = 7;
   zone_->releaseWorkerSlot(c);
 
   std::string text = render();
@@ -234,6 +239,8 @@ TEST_F(MetricsTest, ServerCountersGiveExactLines) {
            "speedmimi_connections_accepted_total 16",
            "speedmimi_connections_active 2",
            "speedmimi_requests_total 112",
+           "speedmimi_retries_total 36",
+           "speedmimi_retries_refused_total 8",
            "speedmimi_responses_total{code=\"1xx\"} 0",
            "speedmimi_responses_total{code=\"2xx\"} 106",
            "speedmimi_responses_total{code=\"3xx\"} 0",
@@ -246,6 +253,8 @@ TEST_F(MetricsTest, ServerCountersGiveExactLines) {
   }
   EXPECT_EQ(linesStarting(text, "speedmimi_responses_total{").size(), 5u) << text;
   EXPECT_TRUE(hasLine(text, "# TYPE speedmimi_requests_total counter")) << text;
+  EXPECT_TRUE(hasLine(text, "# TYPE speedmimi_retries_total counter")) << text;
+  EXPECT_TRUE(hasLine(text, "# TYPE speedmimi_retries_refused_total counter")) << text;
   EXPECT_TRUE(hasLine(text, "# TYPE speedmimi_connections_active gauge")) << text;
 }
 

@@ -192,6 +192,8 @@ TEST(Config, EveryDefaultOfTheDesign) {
   EXPECT_EQ(r.load_balancer, "weight");
   EXPECT_TRUE(r.protocols.empty());
   EXPECT_EQ(r.retries, 1);
+  EXPECT_EQ(r.retry_on, kRetryConnectFailure | kRetryReset | kRetryTimeout | kRetryInvalidResponse);
+  EXPECT_EQ(r.retry_budget, 20);
   EXPECT_EQ(r.mark.line, 5);
   EXPECT_EQ(r.mark.column, 6);
 
@@ -283,7 +285,9 @@ routing:
     load_balancer: ip_hash
     protocols: {websocket: random, sse: least_latency, http: round_robin, https: performance}
     retries: 0
-  rest: {path: /, upstream: empty, retries: 10}
+    retry_on: [connect-failure, reset, timeout, invalid-response, 5xx, 502, 503, 504]
+    retry_budget: 100
+  rest: {path: /, upstream: empty, retries: 10, retry_on: [], retry_budget: 0}
 admin:
   enabled: true
   host: 0.0.0.0
@@ -364,9 +368,13 @@ admin:
                                                               {"http", "round_robin"},
                                                               {"https", "performance"}}));
   EXPECT_EQ(ws.retries, 0);
+  EXPECT_EQ(ws.retry_on, kRetryOnAll);
+  EXPECT_EQ(ws.retry_budget, 100);
   EXPECT_EQ(c.routes[1].name, "rest");
   EXPECT_EQ(c.routes[1].upstream, "empty");
   EXPECT_EQ(c.routes[1].retries, 10);
+  EXPECT_EQ(c.routes[1].retry_on, 0u);
+  EXPECT_EQ(c.routes[1].retry_budget, 0);
 
   EXPECT_TRUE(c.admin.enabled);
   EXPECT_EQ(c.admin.host, "0.0.0.0");
@@ -650,6 +658,25 @@ TEST(ConfigErrors, RouteValues) {
        "t.yaml:4:29: 'routing.r.retries': 11 is out of range 0..10"},
       {head + "  r: {upstream: u, retries: -1}\n",
        "t.yaml:4:29: 'routing.r.retries': -1 is out of range 0..10"},
+      {head + "  r:\n    upstream: u\n    retry_on: [reset, timeout, foo]\n",
+       "t.yaml:6:32: 'routing.r.retry_on[2]': unknown retry condition 'foo' (one of "
+       "connect-failure, reset, timeout, invalid-response, 5xx, 502, 503, 504)"},
+      {head + "  r:\n    upstream: u\n    retry_on: [5xx, 502, 5xx]\n",
+       "t.yaml:6:26: 'routing.r.retry_on[2]': retry condition '5xx' is repeated (first at "
+       "'routing.r.retry_on[0]')"},
+      {head + "  r: {upstream: u, retry_on: reset}\n",
+       "t.yaml:4:30: 'routing.r.retry_on': expected a sequence, got 'reset'"},
+      {head + "  r: {upstream: u, retry_on: [[reset]]}\n",
+       "t.yaml:4:31: 'routing.r.retry_on[0]': expected a scalar, got a sequence"},
+      {head + "  r: {upstream: u, retry_on: [Reset]}\n",
+       "t.yaml:4:31: 'routing.r.retry_on[0]': unknown retry condition 'Reset' (one of "
+       "connect-failure, reset, timeout, invalid-response, 5xx, 502, 503, 504)"},
+      {head + "  r: {upstream: u, retry_budget: 101}\n",
+       "t.yaml:4:34: 'routing.r.retry_budget': 101 is out of range 0..100"},
+      {head + "  r: {upstream: u, retry_budget: -1}\n",
+       "t.yaml:4:34: 'routing.r.retry_budget': -1 is out of range 0..100"},
+      {head + "  r: {upstream: u, retry_budget: 20%}\n",
+       "t.yaml:4:34: 'routing.r.retry_budget': expected an integer, got '20%'"},
       {head + "  r: {upstream: \"\"}\n", "t.yaml:4:17: 'routing.r.upstream': must not be empty"},
       // Cross-checks: at the value refused; a missing key or a clash of two routes at the route.
       {head + "  r: {path: /}\n", "t.yaml:4:6: 'routing.r': key 'upstream' is required"},
@@ -974,6 +1001,10 @@ TEST(ValidateConfig, ConfigsWithoutPositions) {
             "api: 'routing.r.path': must start with '/', got 'x'");
   EXPECT_EQ(errorAfter([](Config& c) { c.routes[0].retries = 11; }),
             "api: 'routing.r.retries': 11 is out of range 0..10");
+  EXPECT_EQ(errorAfter([](Config& c) { c.routes[0].retry_on = 1u << 8; }),
+            "api: 'routing.r.retry_on': holds an unknown retry condition");
+  EXPECT_EQ(errorAfter([](Config& c) { c.routes[0].retry_budget = 101; }),
+            "api: 'routing.r.retry_budget': 101 is out of range 0..100");
   EXPECT_EQ(errorAfter([](Config& c) { c.routes[0].protocols["gopher"] = "weight"; }),
             "api: key 'gopher' is not known in 'routing.r.protocols'");
   EXPECT_EQ(errorAfter([](Config& c) { c.routes[0].protocols["http"] = "nope"; }),

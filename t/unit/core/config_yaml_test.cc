@@ -110,6 +110,8 @@ void expectSameConfig(const Config& a, const Config& b) {
     EXPECT_EQ(a.routes[i].load_balancer, b.routes[i].load_balancer);
     EXPECT_EQ(a.routes[i].protocols, b.routes[i].protocols);
     EXPECT_EQ(a.routes[i].retries, b.routes[i].retries);
+    EXPECT_EQ(a.routes[i].retry_on, b.routes[i].retry_on);
+    EXPECT_EQ(a.routes[i].retry_budget, b.routes[i].retry_budget);
   }
 
   EXPECT_EQ(a.admin.enabled, b.admin.enabled);
@@ -203,7 +205,9 @@ routing:
     load_balancer: ip_hash
     protocols: {websocket: random, sse: least_latency, http: round_robin, https: performance}
     retries: 0
-  "null": {path: "/a b", upstream: "8080", retries: 10}
+    retry_on: [503, 5xx, invalid-response]
+    retry_budget: 100
+  "null": {path: "/a b", upstream: "8080", retries: 10, retry_on: [], retry_budget: 0}
   "yes": {path: /t, upstream: "true", load_balancer: least_connections}
 admin:
   enabled: false
@@ -296,6 +300,8 @@ TEST(ConfigToYaml, DefaultsAreWrittenOut) {
             "    load_balancer: weight\n"
             "    protocols: {}\n"
             "    retries: 1\n"
+            "    retry_on: [connect-failure, reset, timeout, invalid-response]\n"
+            "    retry_budget: 20\n"
             "admin:\n"
             "  enabled: true\n"
             "  host: 127.0.0.1\n"
@@ -396,7 +402,8 @@ TEST(EmitConfig, EventsCarryTheValuesTypes) {
       "\"health_check\" {\"path\" "
       "\"/health\" \"interval\" =90s \"timeout\" =5s \"failures\" #3 \"successes\" #1 } } ] } "
       "\"routing\" {\"r\" {\"path\" \"/\" \"host\" \"\" \"upstream\" \"u\" \"load_balancer\" "
-      "\"weight\" \"protocols\" ~{\"sse\" \"random\" } \"retries\" #1 } } "
+      "\"weight\" \"protocols\" ~{\"sse\" \"random\" } \"retries\" #1 \"retry_on\" "
+      "~[=connect-failure =reset =timeout =invalid-response ] \"retry_budget\" #20 } } "
       "\"admin\" {\"enabled\" ?true \"host\" \"127.0.0.1\" \"port\" #9090 \"auth_token\" \"\" "
       "\"allow\" ~[\"127.0.0.1/32\" \"::1/128\" ] } } ");
   // workers: auto is a word, not a number.

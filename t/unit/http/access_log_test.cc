@@ -28,7 +28,7 @@ class AccessLogTest : public ::testing::Test {
     e.referer = "http://example.com/";
     e.user_agent = "curl/8.0";
     e.upstream_addr = "127.0.0.1:8081";
-    e.upstream_status = 200;
+    e.upstream_status = kOneAnswer;
     e.request_time = 0.0123;
     e.upstream_time = 0.011;
     e.upstream_header_time = 0.0042;
@@ -36,6 +36,7 @@ class AccessLogTest : public ::testing::Test {
     return e;
   }
   static constexpr time_t kNow = 1795780800;  // 2026-11-27 12:00:00 UTC
+  static constexpr int kOneAnswer[] = {200};
 };
 
 // combined, then "upstream_addr" upstream_status request_time upstream_response_time
@@ -66,7 +67,7 @@ TEST_F(AccessLogTest, MissingFieldsAreDashes) {
   e.referer = "";
   e.user_agent = "";
   e.upstream_addr = "-";
-  e.upstream_status = 0;
+  e.upstream_status = {};
   e.upstream_time = -1;
   e.upstream_header_time = -1;
   e.route = "";
@@ -76,8 +77,9 @@ TEST_F(AccessLogTest, MissingFieldsAreDashes) {
             "203.0.113.7 - - [27/Nov/2026:12:00:00 +0000] \"GET /index.html?q=1 HTTP/1.1\" 404 "
             "0 \"-\" \"-\" \"-\" - 0.012 - - \"-\"");
   EXPECT_TRUE(AccessLog::format(e, core::AccessLogFormat::kJson, kNow)
-                  .ends_with(",\"upstream_response_time\":null,\"upstream_header_time\":null,"
-                             "\"route\":null}"));
+                  .ends_with(",\"upstream_addr\":\"-\",\"upstream_status\":null,"
+                             "\"request_time\":0.012,\"upstream_response_time\":null,"
+                             "\"upstream_header_time\":null,\"route\":null}"));
 }
 
 // A route matched but no backend answered (503: none available, or a connect that failed).
@@ -85,11 +87,33 @@ TEST_F(AccessLogTest, ARouteWithoutAnAnswerHasItsNameAndNoHeaderTime) {
   AccessLogEntry e = entry();
   e.status = 503;
   e.upstream_addr = "-";
-  e.upstream_status = 0;
+  e.upstream_status = {};
   e.upstream_time = -1;
   e.upstream_header_time = -1;
   std::string line = AccessLog::format(e, core::AccessLogFormat::kCombined, kNow);
   EXPECT_TRUE(line.ends_with(" \"-\" - 0.012 - - \"default\"")) << line;
+}
+
+// Every backend tried and each attempt's outcome, in order, as nginx's $upstream_addr and
+// $upstream_status: a failed attempt shows 502 or 504, one cut short without an answer "-".
+TEST_F(AccessLogTest, EveryAttemptIsListed) {
+  AccessLogEntry e = entry();
+  e.upstream_addr = "127.0.0.1:8081, 127.0.0.1:8082, [::1]:8083";
+  const int statuses[] = {502, 504, 200};
+  e.upstream_status = statuses;
+  std::string line = AccessLog::format(e, core::AccessLogFormat::kCombined, kNow);
+  EXPECT_NE(line.find(" \"127.0.0.1:8081, 127.0.0.1:8082, [::1]:8083\" 502, 504, 200 0.012 "),
+            std::string::npos)
+      << line;
+  line = AccessLog::format(e, core::AccessLogFormat::kJson, kNow);
+  EXPECT_NE(line.find(",\"upstream_addr\":\"127.0.0.1:8081, 127.0.0.1:8082, [::1]:8083\","
+                      "\"upstream_status\":\"502, 504, 200\",\"request_time\""),
+            std::string::npos)
+      << line;
+  const int cut_short[] = {503, 0};
+  e.upstream_status = cut_short;
+  line = AccessLog::format(e, core::AccessLogFormat::kCombined, kNow);
+  EXPECT_NE(line.find("\" 503, - 0.012 "), std::string::npos) << line;
 }
 
 TEST_F(AccessLogTest, QuotesAndControlBytesAreEscaped) {
@@ -108,7 +132,7 @@ TEST_F(AccessLogTest, JsonFormat) {
             "\"method\":\"GET\",\"uri\":\"/index.html?q=1\",\"protocol\":\"HTTP/1.1\","
             "\"status\":200,\"body_bytes_sent\":612,\"http_referer\":\"http://example.com/\","
             "\"http_user_agent\":\"a\\\"b\",\"upstream_addr\":\"127.0.0.1:8081\","
-            "\"upstream_status\":200,\"request_time\":0.012,\"upstream_response_time\":0.011,"
+            "\"upstream_status\":\"200\",\"request_time\":0.012,\"upstream_response_time\":0.011,"
             "\"upstream_header_time\":0.004,\"route\":\"default\"}");
 }
 

@@ -328,5 +328,32 @@ TEST_F(UpstreamSetTest, AViewBuiltAfterADisconnectReportsNothingAndPublishesItsG
   EXPECT_EQ(gone[0]->id(), "b");
 }
 
+// The retry budget is the upstream's, on this worker: two routes to one upstream share it, a
+// route to another upstream has its own, and a rebuild keeps the counts.
+TEST_F(UpstreamSetTest, RoutesToOneUpstreamShareItsRetryBudget) {
+  config_.backends["other"] = {backend("c", 8083)};
+  core::RouteConfig api;
+  api.name = "api";
+  api.path = "/api";
+  api.upstream = "app";
+  core::RouteConfig elsewhere;
+  elsewhere.name = "elsewhere";
+  elsewhere.path = "/elsewhere";
+  elsewhere.upstream = "other";
+  config_.routes.push_back(api);
+  config_.routes.push_back(elsewhere);
+  std::string error;
+  ASSERT_TRUE(syncBackends(*zone_, config_, error)) << error;
+  UpstreamSet set(config_, *zone_, random_, pool_, -1);
+  EXPECT_EQ(&set.retryBudget(0), &set.retryBudget(1));
+  EXPECT_NE(&set.retryBudget(0), &set.retryBudget(2));
+  set.retryBudget(1).attemptStarted(true);
+  reweightB(3);
+  set.refresh();
+  EXPECT_EQ(set.retryBudget(0).requests(), 1);
+  EXPECT_EQ(set.retryBudget(0).retries(), 1);
+  EXPECT_EQ(set.retryBudget(2).requests(), 0);
+}
+
 }  // namespace
 }  // namespace speedmimi::upstream
