@@ -92,6 +92,14 @@ class Stream {
   void setLowWatermark(size_t bytes) { low_watermark_ = bytes; }
   size_t pendingOutput() const { return evbuffer_get_length(output_.get()); }
 
+  // Acknowledge the peer's bytes at once (Linux TCP_QUICKACK), for connections to backends. A
+  // backend that writes a response's head and its body separately with Nagle's algorithm on
+  // holds the body until the head is acknowledged, and Linux delays that ACK by ~40 ms once this
+  // side has sent soon after receiving (it hopes to carry the ACK on an answer that will not
+  // come). Sending clears the option again, so the stream sets it anew on its first read after
+  // it has written: one setsockopt() per exchange, which also sends the ACK held for that read.
+  void setQuickAck(bool on) { quick_ack_ = on; }
+
   // Half-closes the sending side (lingering close after an error response).
   void shutdownWrite();
 
@@ -105,6 +113,7 @@ class Stream {
   // event_add() failed (epoll_ctl: ENOMEM, ENOSPC): kError from the loop, as the callback
   // contract wants.
   void failLater(int err);
+  void rearmQuickAck();
 
   Fd fd_;
   event_base* base_;
@@ -126,6 +135,8 @@ class Stream {
   std::chrono::milliseconds read_timeout_{0};  // of the current startReading()
   bool write_armed_ = false;
   bool connected_ = true;
+  bool quick_ack_ = false;
+  bool wrote_since_quick_ack_ = false;  // bytes sent since TCP_QUICKACK was last set
 };
 
 }  // namespace speedmimi::event

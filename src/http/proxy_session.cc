@@ -455,6 +455,7 @@ void ProxySession::connectUpstream(bool fresh) {
   }
   upstream_->setWriteTimeout(ctx_.config->server.write_timeout);
   upstream_->setLowWatermark(kLowWater);
+  upstream_->setQuickAck(true);  // no delayed-ACK stall with Nagle backends (Stream)
   sendRequestHead();
 }
 
