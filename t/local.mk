@@ -75,6 +75,7 @@ t_integration_integration_tests_SOURCES = \
 	t/integration/accept_test.cc \
 	t/integration/api_backends_test.cc \
 	t/integration/api_config_test.cc \
+	t/integration/backend_nagle_test.cc \
 	t/integration/balancing_test.cc \
 	t/integration/dashboard_test.cc \
 	t/integration/harness_test.cc \
