@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "core/log.h"
 
@@ -145,7 +146,8 @@ bool Stream::flush() {
     if (n > 0) {
       bytes_written_ += static_cast<uint64_t>(n);
       if (written_counter_) written_counter_->fetch_add(n, std::memory_order_relaxed);
-      wrote_since_quick_ack_ = true;
+      wrote_since_read_ = true;
+      ack_owed_ = false;  // the data carries it
       continue;
     }
     if (n < 0 && isTransient(errno)) break;
@@ -166,10 +168,23 @@ bool Stream::flush() {
   return true;
 }
 
-void Stream::rearmQuickAck() {
-  wrote_since_quick_ack_ = false;
-  // A socket that refuses it once will refuse it every time: stop asking.
-  if (!enableTcpOption(fd_.get(), TCP_QUICKACK, "TCP_QUICKACK")) quick_ack_ = false;
+void Stream::setQuickAck(bool on) {
+  quick_ack_ = on;
+  if (on && !ack_event_) {
+    ack_event_.reset(event_new(base_, -1, 0, &Stream::onAckDue, this));
+    if (!ack_event_) std::abort();  // out of memory, as in the constructor
+  }
+}
+
+void Stream::onAckDue(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Stream*>(arg);
+  if (!self->ack_owed_) return;
+  self->ack_owed_ = false;
+  if (enableTcpOption(self->fd(), TCP_QUICKACK, "TCP_QUICKACK")) {
+    ++self->quick_acks_;
+  } else {
+    self->quick_ack_ = false;  // a socket that refuses it once will refuse it every time
+  }
 }
 
 void Stream::shutdownWrite() { ::shutdown(fd_.get(), SHUT_WR); }
@@ -200,7 +215,11 @@ void Stream::onRead(evutil_socket_t fd, short what, void* arg) {
   evbuffer_commit_space(self->input_.get(), vec, nvec);
   self->bytes_read_ += static_cast<uint64_t>(n);
   if (self->read_counter_) self->read_counter_->fetch_add(n, std::memory_order_relaxed);
-  if (self->quick_ack_ && self->wrote_since_quick_ack_ && n > 0) self->rearmQuickAck();
+  if (n > 0 && std::exchange(self->wrote_since_read_, false) && self->quick_ack_) {
+    // Run after this pass's callbacks: by then the handler knows if it awaits more.
+    self->ack_owed_ = true;
+    event_active(self->ack_event_.get(), EV_TIMEOUT, 0);
+  }
   // A full read means more is waiting: read more at once next time. Only a read that is small
   // by any measure (a message's tail, a keep-alive request) halves it: in a bulk transfer reads
   // often come back part-full, and shrinking on those would shrink every read, while a client

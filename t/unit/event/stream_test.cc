@@ -301,13 +301,17 @@ TcpPair tcpPair() {
   return {std::move(near), std::move(far)};
 }
 
-// Breaks the loop once `want` bytes are in the stream's input (or the stream fails).
+// Breaks the loop once `want` bytes are in the stream's input (or the stream fails); with
+// `hand_to`, first gives the stream to that handler, as a session gives a finished upstream
+// connection to the pool.
 class AnswerWaiter : public StreamHandler {
  public:
-  AnswerWaiter(event_base* base, size_t want) : base_(base), want_(want) {}
+  AnswerWaiter(event_base* base, size_t want, StreamHandler* hand_to)
+      : base_(base), want_(want), hand_to_(hand_to) {}
   void onStreamEvent(Stream& stream, StreamEvent ev) override {
     if (ev == StreamEvent::kReadable && evbuffer_get_length(stream.input()) < want_) return;
     complete = ev == StreamEvent::kReadable;
+    if (complete && hand_to_) stream.setHandler(hand_to_);
     event_base_loopbreak(base_);
   }
   bool complete = false;
@@ -315,57 +319,92 @@ class AnswerWaiter : public StreamHandler {
  private:
   event_base* base_;
   size_t want_;
+  StreamHandler* hand_to_;
 };
 
-// A pooled upstream exchange: `stream` sends a request; the peer answers with a head and a body
-// in two writes, so Nagle's algorithm holds the body until the head is acknowledged. Returns how
-// long the whole answer took to arrive, or -1 ms when it did not within 2 s.
-milliseconds exchangeWithNaglePeer(event_base* base, Stream& stream, int peer) {
-  static constexpr std::string_view kRequest = "GET / HTTP/1.1\r\n\r\n";
-  static constexpr std::string_view kHead = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
-  static constexpr std::string_view kBody = "ok";
+constexpr std::string_view kRequest = "GET / HTTP/1.1\r\n\r\n";
+constexpr std::string_view kHead = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
+constexpr std::string_view kBody = "ok";
+
+// A pooled upstream exchange: `stream` sends a request; the peer answers with the head and the
+// body in one write or, `split`, in two, where Nagle's algorithm holds the body until the head
+// is acknowledged. Returns how long the whole answer took to arrive (the stream then belongs to
+// `hand_to` if given), or -1 ms when it did not within 2 s.
+milliseconds exchange(event_base* base, Stream& stream, int peer, bool split,
+                      StreamHandler* hand_to = nullptr) {
   const auto start = std::chrono::steady_clock::now();
   evbuffer_add(stream.output(), kRequest.data(), kRequest.size());
   if (!stream.flush()) return milliseconds(-1);
   std::string request(kRequest.size(), '\0');
-  if (recv(peer, request.data(), request.size(), MSG_WAITALL) != ssize_t(kRequest.size()) ||
-      send(peer, kHead.data(), kHead.size(), 0) != ssize_t(kHead.size()) ||
-      send(peer, kBody.data(), kBody.size(), 0) != ssize_t(kBody.size())) {
+  std::string whole = std::string(kHead) + std::string(kBody);
+  if (recv(peer, request.data(), request.size(), MSG_WAITALL) != ssize_t(kRequest.size())) {
     return milliseconds(-1);
   }
-  AnswerWaiter waiter(base, kHead.size() + kBody.size());
+  if (split) {
+    if (send(peer, kHead.data(), kHead.size(), 0) != ssize_t(kHead.size()) ||
+        send(peer, kBody.data(), kBody.size(), 0) != ssize_t(kBody.size())) {
+      return milliseconds(-1);
+    }
+  } else if (send(peer, whole.data(), whole.size(), 0) != ssize_t(whole.size())) {
+    return milliseconds(-1);
+  }
+  AnswerWaiter waiter(base, whole.size(), hand_to);
   stream.setHandler(&waiter);
   timeval bound{2, 0};
   event_base_loopexit(base, &bound);
   event_base_dispatch(base);
   if (!waiter.complete) return milliseconds(-1);
+  auto took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
+  event_base_loop(base, EVLOOP_NONBLOCK);  // what the loop still had to do after the answer
   evbuffer_drain(stream.input(), evbuffer_get_length(stream.input()));
-  return std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
+  return took;
 }
 
+class StreamQuickAckTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_.reset(event_base_new());
+    pair_ = tcpPair();
+    ASSERT_GE(pair_.far.get(), 0);
+    stream_ = std::make_unique<Stream>(base_.get(), pair_.near.release(), &rec_);
+    stream_->setQuickAck(true);
+    stream_->startReading(milliseconds(0));
+  }
+
+  EventBasePtr base_;
+  TcpPair pair_;
+  Recorder rec_;
+  std::unique_ptr<Stream> stream_;
+};
+
 // Linux delays the ACK of the head once this side has sent soon after receiving (~40 ms): with
-// quick ACKs re-armed after each request, no exchange waits for it.
-TEST(StreamQuickAckTest, ANagleAnswerIsNotHeldByADelayedAck) {
-  EventBasePtr base(event_base_new());
-  TcpPair pair = tcpPair();
-  ASSERT_GE(pair.far.get(), 0);
-  Recorder rec;
-  Stream stream(base.get(), pair.near.release(), &rec);
-  stream.setQuickAck(true);
-  stream.startReading(milliseconds(0));
+// quick ACKs, no exchange waits for it, and each costs one setsockopt().
+TEST_F(StreamQuickAckTest, ANagleAnswerIsNotHeldByADelayedAck) {
   std::vector<milliseconds> took;
   for (int i = 0; i < 12; ++i) {
-    milliseconds t = exchangeWithNaglePeer(base.get(), stream, pair.far.get());
+    milliseconds t = exchange(base_.get(), *stream_, pair_.far.get(), /*split=*/true);
     ASSERT_GE(t.count(), 0) << "exchange " << i << " did not complete";
     // A new connection starts in quick-ACK mode: the first exchanges show nothing.
     if (i >= 3) took.push_back(t);
   }
   std::sort(took.begin(), took.end());
   EXPECT_LT(took[took.size() / 2], milliseconds(20)) << "median of " << took.size();
+  EXPECT_EQ(stream_->quickAcks(), 12u);
+}
+
+// An answer that arrives whole and whose stream goes to the pool owes the backend nothing: the
+// ACK rides on the next request, as without quick ACKs.
+TEST_F(StreamQuickAckTest, AWholeAnswerHandedOnCostsNoSyscall) {
+  Recorder pool;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_GE(exchange(base_.get(), *stream_, pair_.far.get(), /*split=*/false, &pool).count(), 0)
+        << "exchange " << i << " did not complete";
+  }
+  EXPECT_EQ(stream_->quickAcks(), 0u);
 }
 
 // On a socket that is not TCP the option is dropped quietly and the stream works as before.
-TEST_F(StreamTest, QuickAckOnAUnixSocketChangesNothing) {
+TEST_F(StreamTest, QuickAckOnAUnixSocketIsDroppedQuietly) {
   stream_->setQuickAck(true);
   stream_->startReading(milliseconds(0));
   for (int i = 0; i < 2; ++i) {
@@ -378,6 +417,7 @@ TEST_F(StreamTest, QuickAckOnAUnixSocketChangesNothing) {
     ASSERT_TRUE(runUntil(StreamEvent::kReadable));
     EXPECT_EQ(drainInput(), "a");
   }
+  EXPECT_EQ(stream_->quickAcks(), 0u);
 }
 
 }  // namespace
