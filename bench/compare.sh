@@ -11,11 +11,15 @@
 #   post64k  50 keep-alive clients, each request a POST of a 64 KiB body
 #   close    50 clients, a new connection per request, 2 workers per proxy
 #   idle10k  10,000 idle keep-alive clients (bench/idle_clients.py): the proxy's memory
-# All but idle10k are wrk -t1 runs; the report gives per workload the median req/s, p99 and proxy
-# CPU time per request over the rounds (plus GB/s for large), idle10k the processes' total RSS and
-# PSS, and the ratios speedmimi/nginx and speedmimi/haproxy. Everything listens on 127.0.0.1 on
-# ports picked at run time; configs, pid files and logs live in one mktemp directory, removed on
-# exit. See bench/README.
+#   nagle    a backend that writes head and body apart with Nagle on (fake_backend --split),
+#            requests one at a time (bench/latency_client.py), fresh connections and keep-alive,
+#            beside a DIRECT row (the client straight to that backend)
+# All but idle10k and nagle are wrk -t1 runs; the report gives per workload the median req/s, p99
+# and proxy CPU time per request over the rounds (plus GB/s for large), idle10k the processes'
+# total RSS and PSS, and the ratios speedmimi/nginx and speedmimi/haproxy; nagle the requests
+# over 30 ms and the p50, p90 and p99 latency. Everything listens on 127.0.0.1 on ports picked at
+# run time; configs, pid files and logs live in one mktemp directory, removed on exit. See
+# bench/README.
 set -euo pipefail
 
 readonly kScriptName=compare.sh
@@ -28,7 +32,7 @@ readonly kHere
 readonly kForeignLimit=0.10
 # At or above this share busy, the CPU of wrk + backend (--pin split) may have capped a run.
 readonly kSaturatedPercent=97
-readonly kWorkloads=(ka50 ka1000 large post64k close idle10k)
+readonly kWorkloads=(ka50 ka1000 large post64k close idle10k nagle)
 readonly kPostBytes=$((64 * 1024))
 readonly kIdleClients=10000
 # idle10k: connections connecting or waiting for their answer at once, so that no listen backlog
@@ -36,6 +40,9 @@ readonly kIdleClients=10000
 readonly kIdleWindow=200
 readonly kIdleReadySecs=150 # idle10k: the most idle_clients.py may take to open them all
 readonly kFdTarget=65536    # the open-files limit the script asks for
+readonly kNagleBodyBytes=2  # nagle: the split backend's body, as in issue 12's table
+readonly kNagleSlowMs=30    # nagle: a request slower than this waited for a delayed ACK (40 ms)
+readonly kNagleModes=(fresh keep-alive)
 
 duration=5
 ka50_clients=50
@@ -48,6 +55,8 @@ pin=auto
 keep=0
 speedmimi_bin=""
 speedmimi_explicit=0
+fake_backend_bin=""
+nagle_requests=400
 connections=0 # the clients of the workload being run; lib.sh sizes nginx's upstream keepalive by it
 
 declare -A session=()       # name -> pid of its master, which leads the server's session
@@ -60,11 +69,14 @@ usage() {
 usage: bench/compare.sh [options]
   --speedmimi PATH     speedmimi binary (default: ./src/speedmimi from the build directory, then
                        the one next to this script's tree, then speedmimi in PATH)
-  --workloads LIST     comma-separated subset of ka50,ka1000,large,post64k,close,idle10k
-                       (default all; see bench/README)
+  --workloads LIST     comma-separated subset of ka50,ka1000,large,post64k,close,idle10k,
+                       nagle (default all; see bench/README)
   --duration SECS      length of each measured run; for idle10k, how long the connections are
                        held idle before the memory is read (default 5)
   --connections N      the clients of ka50 (default 50)
+  --requests N         nagle: the requests of each client run, one at a time (default 400)
+  --fake-backend PATH  nagle: the fake_backend binary (default: t/helpers/fake_backend of the
+                       build directory, then of this script's tree)
   --runs N             rounds over all proxies, per workload (default 3)
   --warmup SECS        unmeasured wrk run before each measured run (default 2; 0 disables)
   --balancer NAME      speedmimi's routing load_balancer (default weight)
@@ -82,6 +94,8 @@ parse_args() {
       --workloads) workloads=${2:?--workloads needs a list}; shift ;;
       --duration) duration=${2:?--duration needs seconds}; shift ;;
       --connections) ka50_clients=${2:?--connections needs a number}; shift ;;
+      --requests) nagle_requests=${2:?--requests needs a number}; shift ;;
+      --fake-backend) fake_backend_bin=${2:?--fake-backend needs a path}; shift ;;
       --runs) runs=${2:?--runs needs a number}; shift ;;
       --warmup) warmup=${2:?--warmup needs seconds}; shift ;;
       --balancer) balancer=${2:?--balancer needs a name}; shift ;;
@@ -95,6 +109,7 @@ parse_args() {
   done
   check_count --duration "$duration"
   check_count --connections "$ka50_clients"
+  check_count --requests "$nagle_requests"
   check_count --runs "$runs"
   check_count --warmup "$warmup" 0ok
   [[ $balancer =~ ^[a-z_]+$ ]] || die "--balancer: '$balancer' is not an algorithm name"
@@ -133,6 +148,13 @@ set_workload() {
       wl_clients=$kIdleClients
       wl_title="$kIdleClients idle keep-alive clients, memory after ${duration}s idle"
       ;;
+    nagle)
+      # Two workers, as issue 12's table: fresh client connections land on either, each with
+      # its own pool of backend connections.
+      wl_clients=1 wl_workers=2
+      wl_title="a backend writing head and body apart with Nagle on ($kNagleBodyBytes-byte"
+      wl_title+=" body), $nagle_requests requests one at a time per mode"
+      ;;
   esac
   if [[ $wl == idle10k ]]; then
     wl_limit=$((wl_clients + 1024))
@@ -148,7 +170,8 @@ set_workload() {
 # may (root + apt-get).
 ensure_tools() {
   local missing=()
-  find_missing wrk nginx haproxy ${wanted_workload[idle10k]:+python3}
+  local python=${wanted_workload[idle10k]:-${wanted_workload[nagle]:-}}
+  find_missing wrk nginx haproxy ${python:+python3}
   ((${#missing[@]} == 0)) && return 0
   if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
     die "missing ${missing[*]}; install them (Debian: apt-get install wrk nginx-light haproxy" \
@@ -159,7 +182,7 @@ ensure_tools() {
   apt-get update
   local nginx_pkg=nginx
   apt-cache show nginx-light >/dev/null 2>&1 && nginx_pkg=nginx-light
-  apt-get install -y wrk "$nginx_pkg" haproxy ${wanted_workload[idle10k]:+python3}
+  apt-get install -y wrk "$nginx_pkg" haproxy ${python:+python3}
 }
 
 # ka1000 and idle10k need more open files than the usual 1024, in wrk, idle_clients.py and the
@@ -238,10 +261,11 @@ header_of() {
 }
 
 # One request through server $1 shaped as workload wl's; the benchmark is meaningless unless it
-# gets what the backend sends: kBody, the whole 1 MiB for large, and for post64k the backend's
-# word (X-Request-Length) that it read the whole body before answering.
+# gets what the backend sends: kBody, the whole 1 MiB for large, the split backend's
+# kNagleBodyBytes for nagle, and for post64k the backend's word (X-Request-Length) that it read
+# the whole body before answering.
 check_answer() {
-  local name=$1 out=$workdir/$wl/check-$1.out status length why=""
+  local name=$1 out=$workdir/$wl/check-$1.out status length why="" want=$kLargeBytes
   case $wl in
     large) fetch "$name" GET /large 0 "$out" ;;
     post64k) fetch "$name" POST /post "$kPostBytes" "$out" ;;
@@ -250,13 +274,14 @@ check_answer() {
   status=$(head -n 1 "$out" | tr -d '\r')
   if [[ $status != "HTTP/1."[01]" 200"* ]]; then
     why="status '$status'"
-  elif [[ $wl == large ]]; then
+  elif [[ $wl == large || $wl == nagle ]]; then
+    [[ $wl == large ]] || want=$kNagleBodyBytes
     length=$(header_of "$out" Content-Length)
     # The head ends at the first empty line; the body is all that follows.
     local body_bytes
     body_bytes=$(($(wc -c <"$out") - $(grep -abm1 $'^\r$' "$out" | cut -d: -f1) - 2))
-    if [[ $length != "$kLargeBytes" || $body_bytes != "$kLargeBytes" ]]; then
-      why="Content-Length '$length' and $body_bytes bytes of body, not $kLargeBytes"
+    if [[ $length != "$want" || $body_bytes != "$want" ]]; then
+      why="Content-Length '$length' and $body_bytes bytes of body, not $want"
     fi
   elif ! grep -q "$kBody" "$out"; then
     why="no \"$kBody\" in the body"
@@ -311,6 +336,35 @@ launch_backend() {
     nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
   wait_for_port backend "$started" "$dir/stderr.log" "$dir/error.log"
   answers backend || die "the backend on port ${port[backend]} did not answer 200 \"$kBody\""
+}
+
+# Sets fake_backend_bin (--fake-backend, or t/helpers/fake_backend of the build directory or of
+# this script's tree; `make` builds it), or fails: the nagle workload needs it.
+find_fake_backend() {
+  if [[ -n $fake_backend_bin ]]; then
+    [[ -x $fake_backend_bin ]] || die "--fake-backend: '$fake_backend_bin' is not an executable"
+    return 0
+  fi
+  local candidate
+  for candidate in "$PWD/t/helpers/fake_backend" "$kHere/../t/helpers/fake_backend"; do
+    if [[ -x $candidate ]]; then
+      fake_backend_bin=$candidate
+      return 0
+    fi
+  done
+  die "nagle: t/helpers/fake_backend not found in $PWD or $kHere/..; build it (make" \
+    "t/helpers/fake_backend), pass --fake-backend PATH or leave out the nagle workload"
+}
+
+# The nagle workload's backend: fake_backend --split, pinned with the other backend. Its port is
+# port[nagle_backend]; while nagle runs, port[upstream] points the proxies at it.
+launch_nagle_backend() {
+  local dir=$workdir/nagle/backend
+  mkdir -p "$dir"
+  port[nagle_backend]=$(pick_port)
+  start_pinned nagle_backend "$load_cpus" "$dir/stderr.log" \
+    "$fake_backend_bin" --split "${port[nagle_backend]}" "$kNagleBodyBytes"
+  wait_for_port nagle_backend "$started" "$dir/stderr.log"
 }
 
 stop_proxies() {
@@ -420,9 +474,11 @@ memory_sample() {
   echo "$total_rss $total_pss $count"
 }
 
-# Results, keyed "workload/proxy": space-separated values, one per round.
+# Results, keyed "workload/proxy" (nagle: "nagle/target/mode"): space-separated values, one per
+# round.
 declare -A rps_runs=() p99_runs=() cpu_runs=() gib_runs=() error_total=()
 declare -A rss_runs=() pss_runs=() rss0_runs=() procs_seen=()
+declare -A slow_runs=() p50_runs=() p90_runs=()
 declare -A noisy_runs=() saturated_runs=() # per workload: runs other programs disturbed, or that
                                            # the wrk + backend CPU may have capped
 
@@ -507,17 +563,72 @@ measure_idle_round() {
   done
 }
 
+# The targets of the nagle workload, in the order of its rounds and its table: the proxies taking
+# part, then DIRECT (the client straight to the backend).
+nagle_targets() {
+  local name
+  for name in "${kProxies[@]}"; do
+    if [[ -n ${wanted[$name]:-} ]]; then echo "$name"; fi
+  done
+  echo direct
+}
+
+# One round of nagle: for each target, latency_client.py (pinned with wrk's CPU) sends
+# nagle_requests requests one at a time on fresh connections, then as many on one keep-alive
+# connection.
+measure_nagle_round() {
+  local round=$1 target mode key target_port line errors slow p50 p90 p99 before after foreign
+  for target in $(nagle_targets); do
+    target_port=${port[$target]:-}
+    [[ $target != direct ]] || target_port=${port[nagle_backend]}
+    for mode in "${kNagleModes[@]}"; do
+      key=nagle/$target/$mode
+      local cmd=(python3 "$kHere/latency_client.py" "$target_port" "$nagle_requests"
+        --slow "$kNagleSlowMs")
+      if [[ $mode == keep-alive ]]; then cmd+=(--keep-alive); fi
+      if [[ -n $load_cpus ]]; then cmd=(taskset -c "$load_cpus" "${cmd[@]}"); fi
+      before=$(cpu_sample "${session[$target]:-${session[nagle_backend]}}")
+      line=$("${cmd[@]}") || die "nagle: latency_client.py against $target ($mode) failed: $line"
+      after=$(cpu_sample "${session[$target]:-${session[nagle_backend]}}")
+      read -r errors slow p50 p90 p99 < <(awk '{
+          for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        } END {
+          if (v["p99"] == "") exit 1
+          print v["errors"], v["slow"], v["p50"], v["p90"], v["p99"]
+        }' <<<"$line") || die "nagle: cannot read latency_client.py's line for $target: $line"
+      read -r foreign _ _ < <(run_stats "$before" "$after" "$nagle_requests")
+      slow_runs[$key]+=" $slow"
+      p50_runs[$key]+=" $p50"
+      p90_runs[$key]+=" $p90"
+      p99_runs[$key]+=" $p99"
+      error_total[$key]=$((${error_total[$key]:-0} + errors))
+      note "nagle round $round/$runs: $target $mode: $slow of $nagle_requests over" \
+        "${kNagleSlowMs}ms, p50 ${p50}ms p90 ${p90}ms p99 ${p99}ms, errors $errors; other" \
+        "programs used $foreign CPU"
+      if awk -v f="$foreign" -v limit="$kForeignLimit" 'BEGIN { exit !(f > limit) }'; then
+        noisy_runs[$wl]=$((${noisy_runs[$wl]:-0} + 1))
+      fi
+    done
+  done
+}
+
 run_workload() {
   local name round
   set_workload "$1"
   note "== $wl: $wl_title"
+  if [[ $wl == nagle ]]; then port[upstream]=${port[nagle_backend]}; fi
   for name in "${kProxies[@]}"; do
     if [[ -n ${wanted[$name]:-} ]]; then launch "$name"; fi
   done
   for ((round = 1; round <= runs; round++)); do
-    if [[ $wl == idle10k ]]; then measure_idle_round "$round"; else measure_round "$round"; fi
+    case $wl in
+      idle10k) measure_idle_round "$round" ;;
+      nagle) measure_nagle_round "$round" ;;
+      *) measure_round "$round" ;;
+    esac
   done
   stop_proxies
+  unset 'port[upstream]'
 }
 
 # Prints "speedmimi/$1  what a/b  what a/b ..." for the pairs "what mine theirs" in "${@:2}";
@@ -555,11 +666,49 @@ medians_of() {
   fi
 }
 
+# The table of the nagle workload: per target and mode, the requests over kNagleSlowMs (summed
+# over the rounds) and the medians of p50, p90 and p99; then how far speedmimi is from DIRECT.
+report_nagle() {
+  local target mode key total=$((runs * nagle_requests)) slow line
+  declare -A p50=() p99=()
+  echo
+  echo "nagle: $wl_title; median of $runs round$( ((runs == 1)) || echo s)"
+  printf '  %-10s %-11s %15s %9s %9s %9s %7s\n' proxy connections "over ${kNagleSlowMs}ms" \
+    p50 p90 p99 errors
+  for mode in "${kNagleModes[@]}"; do
+    for target in $(nagle_targets); do
+      key=nagle/$target/$mode
+      # shellcheck disable=SC2086 # the run lists are space-separated numbers
+      slow=$(awk '{ for (i = 1; i <= NF; i++) s += $i } END { print s + 0 }' <<<"${slow_runs[$key]}")
+      # shellcheck disable=SC2086
+      p50[$target/$mode]=$(median ${p50_runs[$key]})
+      # shellcheck disable=SC2086
+      p99[$target/$mode]=$(median ${p99_runs[$key]})
+      # shellcheck disable=SC2086
+      printf '  %-10s %-11s %15s %7.2fms %7.2fms %7.2fms %7d\n' "$target" "$mode" \
+        "$slow of $total" "${p50[$target/$mode]}" "$(median ${p90_runs[$key]})" \
+        "${p99[$target/$mode]}" "${error_total[$key]}"
+    done
+  done
+  [[ -n ${wanted[speedmimi]:-} ]] || return 0
+  line="  speedmimi-direct"
+  for mode in "${kNagleModes[@]}"; do
+    line+=$(awk -v mode="$mode" -v a50="${p50[speedmimi/$mode]}" -v b50="${p50[direct/$mode]}" \
+      -v a99="${p99[speedmimi/$mode]}" -v b99="${p99[direct/$mode]}" \
+      'BEGIN { printf("  %s p50 %+.2fms p99 %+.2fms", mode, a50 - b50, a99 - b99) }')
+  done
+  echo "$line"
+}
+
 # The table of workload $1, its ratio lines and its warnings.
 report_workload() {
   local name key large=0 other pairs
   declare -A rps=() p99=() cpu=() gib=() rss=() pss=()
   set_workload "$1"
+  if [[ $wl == nagle ]]; then
+    report_nagle
+    return
+  fi
   [[ $wl == large ]] && large=1
   echo
   echo "$wl: $wl_title; median of $runs round$( ((runs == 1)) || echo s)"
@@ -607,7 +756,8 @@ report_workload() {
 # The warnings of workload $1, under its table: runs the machine disturbed or wrk's CPU capped,
 # failed requests.
 report_warnings() {
-  local name key total=$((runs * ${#wanted[@]}))
+  local name key total=$((runs * ${#wanted[@]})) mode
+  if [[ $1 == nagle ]]; then total=$((runs * (${#wanted[@]} + 1) * ${#kNagleModes[@]})); fi
   if ((${noisy_runs[$1]:-0} > 0)); then
     echo "  WARNING: ${noisy_runs[$1]} of $total runs noisy (other programs used over" \
       "$kForeignLimit CPU)"
@@ -623,6 +773,15 @@ report_warnings() {
     if ((${error_total[$key]:-0} > 0)); then
       echo "  WARNING: $name had ${error_total[$key]} failed $what: its numbers are not comparable"
     fi
+  done
+  [[ $1 == nagle ]] || return 0
+  for name in $(nagle_targets); do
+    for mode in "${kNagleModes[@]}"; do
+      key=nagle/$name/$mode
+      if ((${error_total[$key]:-0} > 0)); then
+        echo "  WARNING: $name ($mode) had ${error_total[$key]} failed requests"
+      fi
+    done
   done
 }
 
@@ -640,7 +799,7 @@ report_header() {
   done
   echo "compare.sh, $(date -u '+%Y-%m-%d %H:%M UTC'): ${versions%, }; $(nproc) CPUs," \
     "$([[ $pin == split ]] && echo "proxy on CPU $proxy_cpus, wrk + backend on CPU $load_cpus" ||
-      echo "not pinned"); $runs round(s) of ${warmup}s warm-up + ${duration}s;" \
+      echo "not pinned"); $runs round(s), wrk runs of ${warmup}s warm-up + ${duration}s;" \
     "speedmimi load_balancer $balancer"
 }
 
@@ -652,6 +811,10 @@ estimate_minutes() {
     [[ -n ${wanted_workload[$name]:-} ]] || continue
     if [[ $name == idle10k ]]; then
       secs=$((secs + runs * proxies * (duration + 5)))
+    elif [[ $name == nagle ]]; then
+      # Every target in both modes; a request that waits for a delayed ACK takes ~42 ms, one
+      # that does not well under 1 ms: count half the runs as waiting.
+      secs=$((secs + runs * (proxies + 1) * nagle_requests * 42 / 1000))
     else
       secs=$((secs + runs * proxies * (duration + warmup)))
     fi
@@ -666,6 +829,7 @@ main() {
   export PATH=$PATH:/usr/sbin:/sbin # nginx and haproxy live in sbin, not always in a user's PATH
   ensure_tools
   find_speedmimi
+  if [[ -n ${wanted_workload[nagle]:-} ]]; then find_fake_backend; fi
   ((${#wanted[@]} > 0)) || die "no proxy left to measure"
   plan_cpus
   raise_fd_limit
@@ -688,6 +852,7 @@ EOF
     note "speedmimi: $speedmimi_bin, load_balancer $balancer"
   fi
   launch_backend
+  if [[ -n ${wanted_workload[nagle]:-} ]]; then launch_nagle_backend; fi
   for name in "${selected[@]}"; do run_workload "$name"; done
 
   report_header

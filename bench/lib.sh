@@ -4,7 +4,8 @@
 # The sourcing script sets kScriptName (the prefix of its messages) before sourcing, and the
 # globals these functions read: connections (the clients of the load, which sizes nginx's
 # upstream keepalive), keep (1 = leave workdir), speedmimi_bin and speedmimi_explicit
-# (--speedmimi). The state below is kept here.
+# (--speedmimi). The state below is kept here. The proxies forward to port[backend] unless
+# port[upstream] is set (compare.sh's nagle workload points them at another backend).
 # shellcheck shell=bash disable=SC2154 # those globals are the sourcing script's
 
 readonly kProxies=(speedmimi nginx haproxy)
@@ -195,7 +196,7 @@ write_nginx_conf() {
     nginx_conf_head "$dir" "$2" "$3" "${4:-1}"
     cat <<EOF
   upstream backend {
-    server 127.0.0.1:${port[backend]};
+    server 127.0.0.1:${port[upstream]:-${port[backend]}};
     keepalive $((connections > 32 ? connections : 32));
     keepalive_requests 100000000;
   }
@@ -263,7 +264,7 @@ frontend bench
 
 backend backend
     balance roundrobin
-    server b1 127.0.0.1:${port[backend]}
+    server b1 127.0.0.1:${port[upstream]:-${port[backend]}}
 EOF
 }
 
@@ -286,7 +287,7 @@ backends:
   default:
     - id: "b1"
       host: "127.0.0.1"
-      port: ${port[backend]}
+      port: ${port[upstream]:-${port[backend]}}
       weight: 1
 routing:
   default:

@@ -1,1 +1,2 @@
-EXTRA_DIST += bench/compare.sh bench/reload.sh bench/lib.sh bench/idle_clients.py bench/README
+EXTRA_DIST += bench/compare.sh bench/reload.sh bench/lib.sh bench/idle_clients.py \
+	bench/latency_client.py bench/README

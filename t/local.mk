@@ -59,11 +59,11 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/upstream/retry_budget_test.cc \
 	t/unit/upstream/upstream_set_test.cc
 
-# Helpers: a fake backend that records exact bytes, and the demo backend for `make demo`.
-check_PROGRAMS += t/helpers/fake_backend
+# Helpers, built by `make`: fake_backend, a fast stand-in backend for manual tests and for
+# bench/compare.sh's nagle workload (--split), and the demo backend for `make demo`.
+noinst_PROGRAMS = t/helpers/fake_backend t/helpers/demo_backend
 t_helpers_fake_backend_SOURCES = t/helpers/fake_backend_main.cc
 t_helpers_fake_backend_LDADD = $(DEPS_LIBS)
-noinst_PROGRAMS = t/helpers/demo_backend
 t_helpers_demo_backend_SOURCES = t/helpers/demo_backend.cc
 t_helpers_demo_backend_LDADD = $(LIBEVENT_LIBS)
 
@@ -77,6 +77,7 @@ t_integration_integration_tests_SOURCES = \
 	t/integration/accept_test.cc \
 	t/integration/api_backends_test.cc \
 	t/integration/api_config_test.cc \
+	t/integration/backend_nagle_test.cc \
 	t/integration/balancing_test.cc \
 	t/integration/dashboard_test.cc \
 	t/integration/harness_test.cc \

@@ -8,6 +8,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "core/log.h"
 
 namespace speedmimi::event {
 namespace {
@@ -24,6 +28,18 @@ constexpr size_t kMaxRead = 64 * 1024 - kChunkOverhead;
 constexpr size_t kSmallRead = 512;
 
 bool isTransient(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+
+// Turns on the TCP option `option` (`name` for the log) of `fd`. False when it is not on; a
+// descriptor that is not a TCP socket (AF_UNIX or a file, in tests) refuses with EOPNOTSUPP or
+// ENOTSOCK, which is no error.
+bool enableTcpOption(int fd, int option, const char* name) {
+  int one = 1;
+  if (setsockopt(fd, IPPROTO_TCP, option, &one, sizeof(one)) == 0) return true;
+  if (errno != EOPNOTSUPP && errno != ENOTSOCK) {
+    SM_WARN("setsockopt(%s) on fd %d failed: %s", name, fd, std::strerror(errno));
+  }
+  return false;
+}
 
 // A timeout in libevent's "common timeout" form when it can be: the events waiting with one
 // duration then sit in a FIFO queue, O(1) to add or remove, instead of the timer heap, where
@@ -61,8 +77,8 @@ Stream::Stream(event_base* base, int fd, StreamHandler* handler)
       read_size_(kMinRead) {
   // Out of memory here leaves nothing sensible to do in a proxy worker.
   if (!input_ || !output_ || !read_event_) std::abort();
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // fails harmlessly on AF_UNIX
+  // Our writes never wait for the peer's ACK: every flush() is a whole message or all we have.
+  enableTcpOption(fd, TCP_NODELAY, "TCP_NODELAY");
 }
 
 Stream::~Stream() = default;  // events are freed (and so deleted) before the fd closes
@@ -130,6 +146,8 @@ bool Stream::flush() {
     if (n > 0) {
       bytes_written_ += static_cast<uint64_t>(n);
       if (written_counter_) written_counter_->fetch_add(n, std::memory_order_relaxed);
+      wrote_since_read_ = true;
+      ack_owed_ = false;  // the data carries it
       continue;
     }
     if (n < 0 && isTransient(errno)) break;
@@ -148,6 +166,25 @@ bool Stream::flush() {
     write_armed_ = false;
   }
   return true;
+}
+
+void Stream::setQuickAck(bool on) {
+  quick_ack_ = on;
+  if (on && !ack_event_) {
+    ack_event_.reset(event_new(base_, -1, 0, &Stream::onAckDue, this));
+    if (!ack_event_) std::abort();  // out of memory, as in the constructor
+  }
+}
+
+void Stream::onAckDue(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Stream*>(arg);
+  if (!self->ack_owed_) return;
+  self->ack_owed_ = false;
+  if (enableTcpOption(self->fd(), TCP_QUICKACK, "TCP_QUICKACK")) {
+    ++self->quick_acks_;
+  } else {
+    self->quick_ack_ = false;  // a socket that refuses it once will refuse it every time
+  }
 }
 
 void Stream::shutdownWrite() { ::shutdown(fd_.get(), SHUT_WR); }
@@ -178,6 +215,11 @@ void Stream::onRead(evutil_socket_t fd, short what, void* arg) {
   evbuffer_commit_space(self->input_.get(), vec, nvec);
   self->bytes_read_ += static_cast<uint64_t>(n);
   if (self->read_counter_) self->read_counter_->fetch_add(n, std::memory_order_relaxed);
+  if (n > 0 && std::exchange(self->wrote_since_read_, false) && self->quick_ack_) {
+    // Run after this pass's callbacks: by then the handler knows if it awaits more.
+    self->ack_owed_ = true;
+    event_active(self->ack_event_.get(), EV_TIMEOUT, 0);
+  }
   // A full read means more is waiting: read more at once next time. Only a read that is small
   // by any measure (a message's tail, a keep-alive request) halves it: in a bulk transfer reads
   // often come back part-full, and shrinking on those would shrink every read, while a client

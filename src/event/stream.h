@@ -75,7 +75,12 @@ class Stream {
   size_t readSize() const { return read_size_; }
   bool connected() const { return connected_; }
 
-  void setHandler(StreamHandler* handler) { handler_ = handler; }
+  // A new handler (the pool, at the end of an exchange) has no use for the ACK that the last read
+  // owed (see setQuickAck).
+  void setHandler(StreamHandler* handler) {
+    handler_ = handler;
+    ack_owed_ = false;
+  }
 
   // Reading with an inactivity timeout (0 = none). Calling again with another timeout changes
   // it; with the same one it does nothing (the timer keeps running).
@@ -92,6 +97,19 @@ class Stream {
   void setLowWatermark(size_t bytes) { low_watermark_ = bytes; }
   size_t pendingOutput() const { return evbuffer_get_length(output_.get()); }
 
+  // Acknowledge the peer's answer at once when more of it is awaited (Linux TCP_QUICKACK), for
+  // connections to backends. A backend that writes a response's head and its body separately
+  // with Nagle's algorithm on holds the body until the head is acknowledged, and Linux delays
+  // that ACK by ~40 ms once this side has sent soon after receiving (it hopes to carry the ACK on
+  // an answer that will not come); sending clears the option again. So the first read after a
+  // write owes an ACK, and once the handler has seen that read, before the loop waits again, a
+  // setsockopt() sends it and leaves delayed-ACK mode, unless the debt was dropped meanwhile:
+  // by a write (which carries the ACK), a new handler (the exchange is over: the pool took the
+  // stream) or the stream's end. An answer that arrives whole costs nothing; one in pieces, one
+  // setsockopt() per exchange.
+  void setQuickAck(bool on);
+  uint64_t quickAcks() const { return quick_acks_; }  // ACKs sent that way (for tests)
+
   // Half-closes the sending side (lingering close after an error response).
   void shutdownWrite();
 
@@ -105,6 +123,8 @@ class Stream {
   // event_add() failed (epoll_ctl: ENOMEM, ENOSPC): kError from the loop, as the callback
   // contract wants.
   void failLater(int err);
+  // Pays the ACK the last read owed, if it still does (the event armed by that read).
+  static void onAckDue(evutil_socket_t, short, void* arg);
 
   Fd fd_;
   event_base* base_;
@@ -113,11 +133,13 @@ class Stream {
   EvbufferPtr output_;
   EventPtr read_event_;
   EventPtr write_event_;  // nullptr until a write blocks or a connect starts
+  EventPtr ack_event_;    // with quick ACKs: made active by a read that owes an ACK
   std::chrono::milliseconds write_timeout_{30'000};
   size_t low_watermark_ = 0;
   int last_error_ = 0;
   uint64_t bytes_read_ = 0;
   uint64_t bytes_written_ = 0;
+  uint64_t quick_acks_ = 0;
   std::atomic<uint64_t>* read_counter_ = nullptr;
   std::atomic<uint64_t>* written_counter_ = nullptr;
   size_t read_size_;
@@ -126,6 +148,9 @@ class Stream {
   std::chrono::milliseconds read_timeout_{0};  // of the current startReading()
   bool write_armed_ = false;
   bool connected_ = true;
+  bool quick_ack_ = false;
+  bool wrote_since_read_ = false;  // bytes sent since the last read
+  bool ack_owed_ = false;          // see setQuickAck
 };
 
 }  // namespace speedmimi::event

@@ -487,6 +487,7 @@ void ProxySession::startAttempt(upstream::Backend* backend, bool fresh) {
   }
   upstream_->setWriteTimeout(ctx_.config->server.write_timeout);
   upstream_->setLowWatermark(kLowWater);
+  upstream_->setQuickAck(true);  // no delayed-ACK stall with Nagle backends (Stream)
   sendRequestHead();
 }
 

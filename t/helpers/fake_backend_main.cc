@@ -1,8 +1,12 @@
-// fake_backend PORT [BODY_BYTES]: a fast stand-in backend for manual tests and benchmarks.
-// Listens on 127.0.0.1:PORT and answers every request with a keep-alive 200 whose body is
-// BODY_BYTES bytes (default 13: "Hello, World!"). One thread, level-triggered epoll,
+// fake_backend [--split] PORT [BODY_BYTES]: a fast stand-in backend for manual tests and
+// benchmarks. Listens on 127.0.0.1:PORT and answers every request with a keep-alive 200 whose
+// body is BODY_BYTES bytes (default 13: "Hello, World!"). One thread, level-triggered epoll,
 // non-blocking sockets. Request bodies (Content-Length or chunked) are read and discarded;
 // pipelined requests are answered in order.
+//
+// --split behaves as many application servers do (Python's http.server among them): Nagle's
+// algorithm stays on (no TCP_NODELAY) and each answer goes out in two send()s, the head and then
+// the body, so the body waits in the kernel until the peer acknowledges the head.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -18,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -85,7 +90,8 @@ struct Connection {
   std::string in;
   std::string out;
   size_t out_sent = 0;
-  uint64_t body_left = 0;  // Content-Length bytes still to discard
+  std::deque<size_t> cuts;  // offsets in `out` where a send() must stop (--split)
+  uint64_t body_left = 0;   // Content-Length bytes still to discard
   bool in_chunked = false;
   ChunkedSkipper chunked;
   bool close_after = false;  // close once `out` is written
@@ -124,12 +130,19 @@ Head parseHead(std::string_view head) {
   return h;
 }
 
+// An answer and, with --split, the length of its head (the first send()); 0 = one send().
+struct Answer {
+  std::string bytes;
+  size_t split_at = 0;
+};
+
 class Server {
  public:
-  Server(int epoll_fd, std::string response, std::string response_close)
+  Server(int epoll_fd, Answer response, Answer response_close, bool nagle)
       : epoll_fd_(epoll_fd),
         response_(std::move(response)),
-        response_close_(std::move(response_close)) {}
+        response_close_(std::move(response_close)),
+        nagle_(nagle) {}
 
   void accept(int listen_fd);
   void handle(int fd, uint32_t events);
@@ -140,8 +153,9 @@ class Server {
   void close(Connection& c);
 
   int epoll_fd_;
-  std::string response_;
-  std::string response_close_;
+  Answer response_;
+  Answer response_close_;
+  bool nagle_;  // leave Nagle's algorithm on (--split)
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;
 };
 
@@ -150,7 +164,7 @@ void Server::accept(int listen_fd) {
     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!nagle_) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     auto c = std::make_unique<Connection>();
     c->fd = fd;
     epoll_event ev{};
@@ -186,7 +200,12 @@ bool Server::consume(Connection& c) {
     c.in.erase(0, end + 4);
     c.body_left = head.chunked ? 0 : head.content_length;
     c.in_chunked = head.chunked;
-    c.out += head.keep_alive ? response_ : response_close_;
+    const Answer& answer = head.keep_alive ? response_ : response_close_;
+    if (answer.split_at > 0) {
+      c.cuts.push_back(c.out.size() + answer.split_at);
+      c.cuts.push_back(c.out.size() + answer.bytes.size());
+    }
+    c.out += answer.bytes;
     c.close_after = !head.keep_alive;
   }
   return true;
@@ -194,9 +213,11 @@ bool Server::consume(Connection& c) {
 
 void Server::flush(Connection& c) {
   while (c.out_sent < c.out.size()) {
-    ssize_t n = send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent, MSG_NOSIGNAL);
+    size_t end = c.cuts.empty() ? c.out.size() : c.cuts.front();
+    ssize_t n = send(c.fd, c.out.data() + c.out_sent, end - c.out_sent, MSG_NOSIGNAL);
     if (n > 0) {
       c.out_sent += static_cast<size_t>(n);
+      if (!c.cuts.empty() && c.out_sent == c.cuts.front()) c.cuts.pop_front();
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
@@ -251,13 +272,15 @@ void Server::handle(int fd, uint32_t events) {
   flush(c);
 }
 
-std::string makeResponse(size_t body_bytes, bool keep_alive) {
+Answer makeResponse(size_t body_bytes, bool keep_alive, bool split) {
   static constexpr std::string_view kText = "Hello, World!";
   std::string body(body_bytes, '\0');
   for (size_t i = 0; i < body_bytes; ++i) body[i] = kText[i % kText.size()];
-  return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
-         std::to_string(body_bytes) + (keep_alive ? "\r\n\r\n" : "\r\nConnection: close\r\n\r\n") +
-         body;
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
+                     std::to_string(body_bytes) +
+                     (keep_alive ? "\r\n\r\n" : "\r\nConnection: close\r\n\r\n");
+  size_t split_at = split && body_bytes > 0 ? head.size() : 0;
+  return {head + body, split_at};
 }
 
 int listenOn(int port) {
@@ -279,8 +302,13 @@ int listenOn(int port) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bool split = argc > 1 && std::strcmp(argv[1], "--split") == 0;
+  if (split) {
+    --argc;
+    ++argv;
+  }
   if (argc < 2 || argc > 3) {
-    std::fprintf(stderr, "usage: %s PORT [BODY_BYTES]\n", argv[0]);
+    std::fprintf(stderr, "usage: fake_backend [--split] PORT [BODY_BYTES]\n");
     return 2;
   }
   int port = std::atoi(argv[1]);
@@ -301,9 +329,11 @@ int main(int argc, char** argv) {
   ev.events = EPOLLIN;
   ev.data.fd = listen_fd;
   epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev);
-  Server server(epoll_fd, makeResponse(static_cast<size_t>(body_bytes), true),
-                makeResponse(static_cast<size_t>(body_bytes), false));
-  std::printf("fake_backend listening on 127.0.0.1:%d, %lld-byte bodies\n", port, body_bytes);
+  const auto bytes = static_cast<size_t>(body_bytes);
+  Server server(epoll_fd, makeResponse(bytes, true, split), makeResponse(bytes, false, split),
+                split);
+  std::printf("fake_backend listening on 127.0.0.1:%d, %lld-byte bodies%s\n", port, body_bytes,
+              split ? ", head and body in two writes with Nagle on" : "");
   std::fflush(stdout);
   epoll_event events[256];
   while (true) {
