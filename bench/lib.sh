@@ -5,7 +5,10 @@
 # globals these functions read: connections (the clients of the load, which sizes nginx's
 # upstream keepalive), keep (1 = leave workdir), speedmimi_bin and speedmimi_explicit
 # (--speedmimi). The state below is kept here. The proxies forward to port[backend] unless
-# port[upstream] is set (compare.sh's nagle workload points them at another backend).
+# port[upstream] is set (compare.sh's nagle workload points them at another backend). When
+# port[faulty] is set (compare.sh's faults workload), each proxy gets a second backend there, of
+# equal weight, and the fault handling that workload compares: a 2 s read timeout, one retry at
+# the other backend, passive health off (see the faults section of bench/README).
 # shellcheck shell=bash disable=SC2154 # those globals are the sourcing script's
 
 readonly kProxies=(speedmimi nginx haproxy)
@@ -186,6 +189,25 @@ EOF
   } >"$dir/nginx.conf"
 }
 
+# The server lines of nginx's upstream: the backend, and for the faults workload the faulty one,
+# both with passive health off (max_fails=0; nginx's default of 1 in 10 s would take the faulty
+# backend out after its first fault, and the workload would measure that instead of retries).
+nginx_servers() {
+  local backend=${port[upstream]:-${port[backend]}}
+  if [[ -z ${port[faulty]:-} ]]; then
+    echo "    server 127.0.0.1:$backend;"
+    return
+  fi
+  echo "    server 127.0.0.1:$backend max_fails=0;"
+  echo "    server 127.0.0.1:${port[faulty]} max_fails=0;"
+}
+
+# The faults workload's retry policy for nginx's location (nothing otherwise).
+nginx_fault_handling() {
+  [[ -n ${port[faulty]:-} ]] || return 0
+  printf '\n      %s' "proxy_next_upstream error timeout invalid_header;" "proxy_read_timeout 2s;"
+}
+
 # nginx as the proxy, in $1, with $2 worker connections, its error log at level $3 and $4
 # workers (default 1). The same work as speedmimi does by design: keep-alive to the backend and
 # the X-Forwarded-* set.
@@ -196,7 +218,7 @@ write_nginx_conf() {
     nginx_conf_head "$dir" "$2" "$3" "${4:-1}"
     cat <<EOF
   upstream backend {
-    server 127.0.0.1:${port[upstream]:-${port[backend]}};
+$(nginx_servers)
     keepalive $((connections > 32 ? connections : 32));
     keepalive_requests 100000000;
   }
@@ -210,7 +232,7 @@ write_nginx_conf() {
       proxy_set_header X-Real-IP \$remote_addr;
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_set_header X-Forwarded-Host \$host;
+      proxy_set_header X-Forwarded-Host \$host;$(nginx_fault_handling)
     }
   }
 }
@@ -266,19 +288,38 @@ backend backend
     balance roundrobin
     server b1 127.0.0.1:${port[upstream]:-${port[backend]}}
 EOF
+  # The faults workload: the faulty backend beside it (HAProxy has no passive health unless told
+  # to observe), and its retry policy; the later timeout server wins over the defaults'.
+  [[ -n ${port[faulty]:-} ]] || return 0
+  cat >>"$dir/haproxy.cfg" <<EOF
+    server b2 127.0.0.1:${port[faulty]}
+    retry-on conn-failure empty-response response-timeout
+    retries 1
+    option redispatch
+    timeout server 2s
+EOF
 }
 
 # speedmimi as the proxy, in $1: logging at level $2, load_balancer $3, $4 workers (default 1),
 # server.max_conn $5 (default: speedmimi's own, 10000).
 write_speedmimi_conf() {
-  local dir=$1 level=$2 balancer=$3 workers=${4:-1} max_conn=""
+  local dir=$1 level=$2 balancer=$3 workers=${4:-1} max_conn="" faults="" second="" retries=""
   if [[ -n ${5:-} ]]; then max_conn=$'\n'"  max_conn: $5"; fi
+  # The faults workload: a 2 s read timeout, the faulty backend beside the other (passive health
+  # off on both, as for nginx), one retry with the default retry_on.
+  if [[ -n ${port[faulty]:-} ]]; then
+    faults=$'\n'"  read_timeout: 2s"
+    second=$'\n'"      max_fails: 0"
+    second+=$'\n'"    - id: \"b2\""$'\n'"      host: \"127.0.0.1\""
+    second+=$'\n'"      port: ${port[faulty]}"$'\n'"      weight: 1"$'\n'"      max_fails: 0"
+    retries=$'\n'"    retries: 1"
+  fi
   mkdir -p "$dir/logs"
   cat >"$dir/speedmimi.yaml" <<EOF
 server:
   host: "127.0.0.1"
   port: ${port[speedmimi]}
-  workers: $workers$max_conn
+  workers: $workers$max_conn$faults
   error_log: "logs/error.log"
   log_level: "$level"
   access_log: "off"
@@ -288,12 +329,12 @@ backends:
     - id: "b1"
       host: "127.0.0.1"
       port: ${port[upstream]:-${port[backend]}}
-      weight: 1
+      weight: 1$second
 routing:
   default:
     path: "/"
     upstream: "default"
-    load_balancer: "$balancer"
+    load_balancer: "$balancer"$retries
 grpc:
   enabled: false
 EOF
