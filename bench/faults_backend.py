@@ -17,9 +17,11 @@ the same whatever the proxy's connections look like. The steps:
   stall             nothing for STALL_SECONDS (3 s, past the proxies' 2 s read timeout), then
                     the ok answer
 
-Without --cycle the backend is healthy: "ok" only. The faults workload runs NAME "healthy" with
-the default and NAME "faulty" with FAULTY_CYCLE. faults_client.py imports body() to tell a
-correct answer from a corrupt one.
+The default --cycle is FAULTY_CYCLE for NAME "faulty" and "ok" (a healthy backend) for any
+other NAME; the faults workload runs "healthy" and "faulty". A request for /_cycle/reset puts
+the position back at the first step and is answered 204 (compare.sh sends it to the faulty
+backend before each run, so that every run sees the same sequence). faults_client.py imports
+body() to tell a correct answer from a corrupt one.
 """
 
 import argparse
@@ -55,6 +57,10 @@ class Cycle:
         self.next = 0
         self.lock = threading.Lock()
 
+    def reset(self):
+        with self.lock:
+            self.next = 0
+
     def take(self):
         with self.lock:
             step = self.steps[self.next % len(self.steps)]
@@ -81,10 +87,18 @@ class Handler(socketserver.BaseRequestHandler):
                 buf += data
             head, _, buf = buf.partition(b"\r\n\r\n")
             close = b"\r\nconnection: close" in head.lower()
+            if head.startswith(b"GET /_cycle/reset "):
+                cycle.reset()
+                try:
+                    sock.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                except OSError:
+                    pass
+                return
             step = cycle.take()
             try:
                 if step == "reset":
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    sock.close()  # now: socketserver's shutdown(SHUT_WR) would send a FIN first
                     return
                 if step == "truncated":
                     payload = body(name)
@@ -119,9 +133,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("port", type=int)
     parser.add_argument("name")
-    parser.add_argument("--cycle", default="ok")
+    parser.add_argument("--cycle")
     args = parser.parse_args()
-    steps = args.cycle.split(",")
+    steps = (args.cycle or (FAULTY_CYCLE if args.name == "faulty" else "ok")).split(",")
     for step in steps:
         if step not in STEPS:
             sys.exit(f"faults_backend.py: unknown step '{step}' ({', '.join(STEPS)})")
