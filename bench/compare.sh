@@ -14,7 +14,10 @@
 #   nagle    a backend that writes head and body apart with Nagle on (fake_backend --split),
 #            requests one at a time (bench/latency_client.py), fresh connections and keep-alive,
 #            beside a DIRECT row (the client straight to that backend)
-# All but idle10k and nagle are wrk -t1 runs; the report gives per workload the median req/s, p99
+#   faults   (only when asked for) a healthy and a misbehaving backend (bench/faults_backend.py)
+#            behind each proxy, 2,400 GETs from 16 keep-alive clients (bench/faults_client.py),
+#            each answer classified correct / clean 5xx / truncated / corrupt 200
+# All but idle10k, nagle and faults are wrk -t1 runs; the report gives per workload the median req/s, p99
 # and proxy CPU time per request over the rounds (plus GB/s for large), idle10k the processes'
 # total RSS and PSS, and the ratios speedmimi/nginx and speedmimi/haproxy; nagle the requests
 # over 30 ms and the p50, p90 and p99 latency. Everything listens on 127.0.0.1 on ports picked at
@@ -32,7 +35,9 @@ readonly kHere
 readonly kForeignLimit=0.10
 # At or above this share busy, the CPU of wrk + backend (--pin split) may have capped a run.
 readonly kSaturatedPercent=97
-readonly kWorkloads=(ka50 ka1000 large post64k close idle10k nagle)
+readonly kWorkloads=(ka50 ka1000 large post64k close idle10k nagle faults)
+# What runs without --workloads: faults takes ~15 s a proxy and round, and is asked for by name.
+readonly kDefaultWorkloads=(ka50 ka1000 large post64k close idle10k nagle)
 readonly kPostBytes=$((64 * 1024))
 readonly kIdleClients=10000
 # idle10k: connections connecting or waiting for their answer at once, so that no listen backlog
@@ -43,6 +48,9 @@ readonly kFdTarget=65536    # the open-files limit the script asks for
 readonly kNagleBodyBytes=2  # nagle: the split backend's body, as in issue 12's table
 readonly kNagleSlowMs=30    # nagle: a request slower than this waited for a delayed ACK (40 ms)
 readonly kNagleModes=(fresh keep-alive)
+readonly kFaultsRequests=2400 # faults: the GETs of each run, as in issue 12's table
+readonly kFaultsClients=16    # faults: keep-alive client connections (threads)
+readonly kFaultsColumns=(correct 5xx truncated corrupt)
 
 duration=5
 ka50_clients=50
@@ -70,7 +78,8 @@ usage: bench/compare.sh [options]
   --speedmimi PATH     speedmimi binary (default: ./src/speedmimi from the build directory, then
                        the one next to this script's tree, then speedmimi in PATH)
   --workloads LIST     comma-separated subset of ka50,ka1000,large,post64k,close,idle10k,
-                       nagle (default all; see bench/README)
+                       nagle,faults (default all but faults, which is opt-in: ~15 s per proxy
+                       and round; see bench/README)
   --duration SECS      length of each measured run; for idle10k, how long the connections are
                        held idle before the memory is read (default 5)
   --connections N      the clients of ka50 (default 50)
@@ -118,7 +127,9 @@ parse_args() {
 
 select_proxies_and_workloads() {
   select_names wanted --only proxy "$only" "${kProxies[@]}"
-  select_names wanted_workload --workloads workload "$workloads" "${kWorkloads[@]}"
+  local defaults
+  defaults=$(IFS=,; echo "${kDefaultWorkloads[*]}")
+  select_names wanted_workload --workloads workload "${workloads:-$defaults}" "${kWorkloads[@]}"
 }
 
 # The shape of workload $1, in globals: wl (its name), wl_title (one line for the report),
@@ -155,6 +166,12 @@ set_workload() {
       wl_title="a backend writing head and body apart with Nagle on ($kNagleBodyBytes-byte"
       wl_title+=" body), $nagle_requests requests one at a time per mode"
       ;;
+    faults)
+      wl_clients=$kFaultsClients
+      wl_title="a healthy and a faulty backend (resets, truncated bodies, duplicate"
+      wl_title+=" Content-Length, 3 s stalls; read timeout 2 s, 1 retry), $kFaultsRequests GETs"
+      wl_title+=" from $kFaultsClients keep-alive clients"
+      ;;
   esac
   if [[ $wl == idle10k ]]; then
     wl_limit=$((wl_clients + 1024))
@@ -170,7 +187,7 @@ set_workload() {
 # may (root + apt-get).
 ensure_tools() {
   local missing=()
-  local python=${wanted_workload[idle10k]:-${wanted_workload[nagle]:-}}
+  local python=${wanted_workload[idle10k]:-${wanted_workload[nagle]:-${wanted_workload[faults]:-}}}
   find_missing wrk nginx haproxy ${python:+python3}
   ((${#missing[@]} == 0)) && return 0
   if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
@@ -261,7 +278,7 @@ header_of() {
 }
 
 # One request through server $1 shaped as workload wl's; the benchmark is meaningless unless it
-# gets what the backend sends: kBody, the whole 1 MiB for large, the split backend's
+# gets what the backend sends: kBody (faults: a faults_backend.py body), the whole 1 MiB for large, the split backend's
 # kNagleBodyBytes for nagle, and for post64k the backend's word (X-Request-Length) that it read
 # the whole body before answering.
 check_answer() {
@@ -283,6 +300,8 @@ check_answer() {
     if [[ $length != "$want" || $body_bytes != "$want" ]]; then
       why="Content-Length '$length' and $body_bytes bytes of body, not $want"
     fi
+  elif [[ $wl == faults ]]; then
+    grep -q "backend says hello" "$out" || why="no \"backend says hello\" in the body"
   elif ! grep -q "$kBody" "$out"; then
     why="no \"$kBody\" in the body"
   elif [[ $wl == post64k ]]; then
@@ -365,6 +384,30 @@ launch_nagle_backend() {
   start_pinned nagle_backend "$load_cpus" "$dir/stderr.log" \
     "$fake_backend_bin" --split "${port[nagle_backend]}" "$kNagleBodyBytes"
   wait_for_port nagle_backend "$started" "$dir/stderr.log"
+}
+
+# The faults workload's backends, bench/faults_backend.py pinned with the other backend: "healthy"
+# on port[faults_healthy] and "faulty" (its cycle of faults) on port[faulty]; while faults runs,
+# port[upstream] points the proxies at the healthy one, and lib.sh adds the faulty one.
+launch_faults_backends() {
+  local dir=$workdir/faults/backends name
+  mkdir -p "$dir"
+  for name in healthy faulty; do
+    port[faults_$name]=$(pick_port)
+    start_pinned "faults_$name" "$load_cpus" "$dir/$name.log" \
+      python3 "$kHere/faults_backend.py" "${port[faults_$name]}" "$name"
+    wait_for_port "faults_$name" "$started" "$dir/$name.log"
+  done
+}
+
+# Puts the faulty backend's cycle back at its first step (faults_backend.py's /_cycle/reset).
+reset_faults_cycle() {
+  local out=$workdir/faults/cycle-reset.out
+  # shellcheck disable=SC2016 # $1 belongs to the inner bash
+  timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"
+    printf "GET /_cycle/reset HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" >&3
+    cat <&3' _ "${port[faults_faulty]}" >"$out" 2>/dev/null || true
+  grep -q '^HTTP/1.1 204' "$out" || die "faults: the faulty backend did not reset its cycle"
 }
 
 stop_proxies() {
@@ -479,6 +522,7 @@ memory_sample() {
 declare -A rps_runs=() p99_runs=() cpu_runs=() gib_runs=() error_total=()
 declare -A rss_runs=() pss_runs=() rss0_runs=() procs_seen=()
 declare -A slow_runs=() p50_runs=() p90_runs=()
+declare -A faults_runs=() # "faults/proxy/column" -> one count per round (kFaultsColumns)
 declare -A noisy_runs=() saturated_runs=() # per workload: runs other programs disturbed, or that
                                            # the wrk + backend CPU may have capped
 
@@ -612,23 +656,60 @@ measure_nagle_round() {
   done
 }
 
+# One round of faults: for each proxy, the faulty backend's cycle is reset, then faults_client.py
+# (pinned with wrk's CPU) sends kFaultsRequests GETs from kFaultsClients keep-alive connections.
+measure_faults_round() {
+  local round=$1 name key line column value other no_answer secs
+  for name in "${kProxies[@]}"; do
+    [[ -n ${wanted[$name]:-} ]] || continue
+    key=faults/$name
+    reset_faults_cycle
+    local cmd=(python3 "$kHere/faults_client.py" "${port[$name]}" --requests "$kFaultsRequests"
+      --connections "$kFaultsClients")
+    if [[ -n $load_cpus ]]; then cmd=(taskset -c "$load_cpus" "${cmd[@]}"); fi
+    line=$("${cmd[@]}" 2>"$workdir/faults/client-$name-$round.err") ||
+      die "faults: faults_client.py against $name failed: $line"
+    for column in "${kFaultsColumns[@]}" other no_answer seconds; do
+      value=$(tr ' ' '\n' <<<"$line" | sed -n "s/^$column=//p")
+      [[ -n $value ]] || die "faults: cannot read faults_client.py's line for $name: $line"
+      case $column in
+        other) other=$value ;;
+        no_answer) no_answer=$value ;;
+        seconds) secs=$value ;;
+        *) faults_runs[$key/$column]+=" $value" ;;
+      esac
+    done
+    error_total[$key]=$((${error_total[$key]:-0} + other))
+    note "faults round $round/$runs: $name ${line#requests=* }" \
+      "(truncated with no byte of an answer: $no_answer, other answers: $other, ${secs}s)"
+    sed 's/^/  /' "$workdir/faults/client-$name-$round.err" >&2
+  done
+}
+
 run_workload() {
   local name round
   set_workload "$1"
   note "== $wl: $wl_title"
   if [[ $wl == nagle ]]; then port[upstream]=${port[nagle_backend]}; fi
+  if [[ $wl == faults ]]; then
+    port[upstream]=${port[faults_healthy]} port[faulty]=${port[faults_faulty]}
+  fi
   for name in "${kProxies[@]}"; do
-    if [[ -n ${wanted[$name]:-} ]]; then launch "$name"; fi
+    [[ -n ${wanted[$name]:-} ]] || continue
+    # faults: each check starts at the faulty backend's first step, a correct answer.
+    if [[ $wl == faults ]]; then reset_faults_cycle; fi
+    launch "$name"
   done
   for ((round = 1; round <= runs; round++)); do
     case $wl in
       idle10k) measure_idle_round "$round" ;;
       nagle) measure_nagle_round "$round" ;;
+      faults) measure_faults_round "$round" ;;
       *) measure_round "$round" ;;
     esac
   done
   stop_proxies
-  unset 'port[upstream]'
+  unset 'port[upstream]' 'port[faulty]'
 }
 
 # Prints "speedmimi/$1  what a/b  what a/b ..." for the pairs "what mine theirs" in "${@:2}";
@@ -700,6 +781,24 @@ report_nagle() {
   echo "$line"
 }
 
+# The table of the faults workload: per proxy, the medians over the rounds of the answers of each
+# class (kFaultsColumns).
+report_faults() {
+  local name column
+  echo
+  echo "faults: $wl_title; median of $runs round$( ((runs == 1)) || echo s)"
+  printf '  %-10s %8s %10s %10s %12s\n' proxy correct 'clean 5xx' truncated 'corrupt 200'
+  for name in "${kProxies[@]}"; do
+    [[ -n ${wanted[$name]:-} ]] || continue
+    local values=()
+    for column in "${kFaultsColumns[@]}"; do
+      # shellcheck disable=SC2086 # the run lists are space-separated numbers
+      values+=("$(median ${faults_runs[faults/$name/$column]})")
+    done
+    printf '  %-10s %8s %10s %10s %12s\n' "$name" "${values[@]}"
+  done
+}
+
 # The table of workload $1, its ratio lines and its warnings.
 report_workload() {
   local name key large=0 other pairs
@@ -707,6 +806,10 @@ report_workload() {
   set_workload "$1"
   if [[ $wl == nagle ]]; then
     report_nagle
+    return
+  fi
+  if [[ $wl == faults ]]; then
+    report_faults
     return
   fi
   [[ $wl == large ]] && large=1
@@ -766,6 +869,17 @@ report_warnings() {
     echo "  WARNING: ${saturated_runs[$1]} of $total runs had the wrk + backend CPU" \
       "${kSaturatedPercent}%+ busy: req/s may be capped, compare cpu/req"
   fi
+  if [[ $1 == faults ]]; then
+    # Faults are what it measures; an answer outside the four classes is not.
+    for name in "${kProxies[@]}"; do
+      key=faults/$name
+      if ((${error_total[$key]:-0} > 0)); then
+        echo "  WARNING: $name gave ${error_total[$key]} answers that are neither 200 nor 5xx" \
+          "(not in the table)"
+      fi
+    done
+    return 0
+  fi
   local what=requests
   [[ $1 != idle10k ]] || what=connections
   for name in "${kProxies[@]}"; do
@@ -811,6 +925,9 @@ estimate_minutes() {
     [[ -n ${wanted_workload[$name]:-} ]] || continue
     if [[ $name == idle10k ]]; then
       secs=$((secs + runs * proxies * (duration + 5)))
+    elif [[ $name == faults ]]; then
+      # ~100 stalls of 2 s over 16 clients, and the rest.
+      secs=$((secs + runs * proxies * 16))
     elif [[ $name == nagle ]]; then
       # Every target in both modes; a request that waits for a delayed ACK takes ~42 ms, one
       # that does not well under 1 ms: count half the runs as waiting.
@@ -853,6 +970,7 @@ EOF
   fi
   launch_backend
   if [[ -n ${wanted_workload[nagle]:-} ]]; then launch_nagle_backend; fi
+  if [[ -n ${wanted_workload[faults]:-} ]]; then launch_faults_backends; fi
   for name in "${selected[@]}"; do run_workload "$name"; done
 
   report_header
