@@ -660,6 +660,7 @@ measure_nagle_round() {
 # (pinned with wrk's CPU) sends kFaultsRequests GETs from kFaultsClients keep-alive connections.
 measure_faults_round() {
   local round=$1 name key line column value other no_answer secs
+  declare -A counts=()
   for name in "${kProxies[@]}"; do
     [[ -n ${wanted[$name]:-} ]] || continue
     key=faults/$name
@@ -676,12 +677,14 @@ measure_faults_round() {
         other) other=$value ;;
         no_answer) no_answer=$value ;;
         seconds) secs=$value ;;
-        *) faults_runs[$key/$column]+=" $value" ;;
+        *) faults_runs[$key/$column]+=" $value" counts[$column]=$value ;;
       esac
     done
     error_total[$key]=$((${error_total[$key]:-0} + other))
-    note "faults round $round/$runs: $name ${line#requests=* }" \
-      "(truncated with no byte of an answer: $no_answer, other answers: $other, ${secs}s)"
+    note "faults round $round/$runs: $name: ${counts[correct]} correct, ${counts[5xx]} clean" \
+      "5xx, ${counts[truncated]} truncated ($no_answer with no byte of an answer)," \
+      "${counts[corrupt]} corrupt 200," \
+      "$other other answers, ${secs}s"
     sed 's/^/  /' "$workdir/faults/client-$name-$round.err" >&2
   done
 }
