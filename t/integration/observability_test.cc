@@ -314,14 +314,17 @@ struct Sent {
 // Opens connections until two are held by different workers (the others stay open until the
 // end, idle), then sends the traffic over those two, alternately, with `tag` in the targets.
 // Workers race for each connection, and on shared cores one may win many in a row, so the
-// connections come ever slower, for 10 s at most.
+// connections come ever slower, for 10 s; on loaded cores (a sanitizer build beside other jobs)
+// the same worker may win even so, and then the gaps vary, from none to 100 ms, for 10 s more.
 ::testing::AssertionResult sendTraffic(const Proxy& proxy, const std::string& tag, Sent* sent) {
   std::vector<std::unique_ptr<Client>> clients;
   std::vector<Client*> chosen;
   std::set<pid_t> seen;
-  Deadline deadline(Millis(10'000));
-  for (int i = 0; chosen.size() < 2 && !deadline.expired(); ++i) {
-    if (i > 0) std::this_thread::sleep_for(Millis(std::min(5 * i, 100)));
+  Deadline slowing(Millis(10'000));
+  Deadline deadline(Millis(20'000));
+  for (int i = 0; chosen.size() < 2 && i < 400 && !deadline.expired(); ++i) {
+    int gap = !slowing.expired() ? std::min(5 * i, 100) : i % 4 == 0 ? 0 : i % 4 == 3 ? 100 : i % 7;
+    if (i > 0 && gap > 0) std::this_thread::sleep_for(Millis(gap));
     clients.push_back(std::make_unique<Client>(proxy.port()));
     ++sent->connections;
     if (!clients.back()->connected()) {
@@ -332,7 +335,7 @@ struct Sent {
   }
   if (chosen.size() < 2) {
     return ::testing::AssertionFailure()
-           << sent->connections << " connections in 10 s, all held by one worker";
+           << sent->connections << " connections, all held by one worker";
   }
   sent->workers.insert(seen.begin(), seen.end());
   std::vector<std::string> targets;
@@ -355,15 +358,18 @@ struct Sent {
   return ::testing::AssertionSuccess();
 }
 
-// The server's request total once it reaches `expected` (counters are written when an exchange
-// ends, which may be just after the client read the response), -1 if it does not within 5 s.
+// The server's request total once it reaches `expected` and the workers have seen every
+// connection of the traffic close (sendTraffic's clients are gone by then), -1 if it does not
+// within 5 s. Counters are written when an exchange ends, which may be just after the client
+// read the response: a worker preempted between its write and its count would otherwise leave
+// a snapshot short of the last answer's bytes.
 long long settledRequests(const Proxy& proxy, long long expected) {
   long long total = -1;
   waitFor(
       [&] {
         Json j = getJson(proxy, "/api/v1/stats/server");
         total = integer(j.get(), {"requests", "total"});
-        return total >= expected;
+        return total >= expected && integer(j.get(), {"connections", "active"}) == 0;
       },
       Millis(5000), Millis(20));
   return total;
