@@ -101,9 +101,10 @@ class ServerTls {
 
  private:
   ServerTls() = default;
-  struct Entry;
-  std::vector<Entry> entries_;  // per certificate: its own SSL_CTX (SNI switches to it)
   std::vector<CertificateInfo> infos_;
+  // The context of certificates[0]: every handshake starts on it. It owns (in its ex_data) the
+  // SNI table and, through it, the contexts of the other certificates, so a handshake begun
+  // before a reload finds them all alive after this object is gone.
   SslCtxPtr default_ctx_;
 };
 
