@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -26,6 +28,9 @@ constexpr size_t kChunkOverhead = 64;
 constexpr size_t kMinRead = 2 * 1024 - kChunkOverhead;
 constexpr size_t kMaxRead = 64 * 1024 - kChunkOverhead;
 constexpr size_t kSmallRead = 512;
+// TLS writes go out in records of at most this much plaintext (the protocol's maximum), small
+// pieces of output (a head and a short body) gathered into one.
+constexpr size_t kTlsRecord = 16 * 1024;
 
 bool isTransient(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
@@ -90,6 +95,7 @@ std::unique_ptr<Stream> Stream::connect(event_base* base, const sockaddr* addr, 
   if (fd < 0) return nullptr;
   auto stream = std::make_unique<Stream>(base, fd, handler);
   stream->connected_ = false;
+  stream->client_ = true;
   if (::connect(fd, addr, len) != 0 && errno != EINPROGRESS) {
     // Refused at once (loopback): report it from the loop like any other failure.
     stream->failLater(errno);
@@ -100,11 +106,14 @@ std::unique_ptr<Stream> Stream::connect(event_base* base, const sockaddr* addr, 
   return stream;
 }
 
+void Stream::makeWriteEvent() {
+  if (write_event_) return;
+  write_event_.reset(event_new(base_, fd_.get(), EV_WRITE | EV_PERSIST, &Stream::onWrite, this));
+  if (!write_event_) std::abort();  // out of memory, as in the constructor
+}
+
 bool Stream::armWrite(const timeval* timeout) {
-  if (!write_event_) {
-    write_event_.reset(event_new(base_, fd_.get(), EV_WRITE | EV_PERSIST, &Stream::onWrite, this));
-    if (!write_event_) std::abort();  // out of memory, as in the constructor
-  }
+  makeWriteEvent();
   if (event_add(write_event_.get(), timeout) != 0) return false;
   write_armed_ = true;
   return true;
@@ -141,6 +150,7 @@ void Stream::stopReading() {
 
 bool Stream::flush() {
   if (!connected_) return true;  // written once connected
+  if (tls_) return flushTls();
   while (evbuffer_get_length(output_.get()) > 0) {
     int n = evbuffer_write(output_.get(), fd_.get());
     if (n > 0) {
@@ -187,24 +197,40 @@ void Stream::onAckDue(evutil_socket_t, short, void* arg) {
   }
 }
 
-void Stream::shutdownWrite() { ::shutdown(fd_.get(), SHUT_WR); }
+void Stream::shutdownWrite() {
+  if (tls_ && handshake_done_) {
+    // close_notify, once: whether the peer answers it does not matter to a closing stream.
+    ERR_clear_error();
+    SSL_shutdown(tls_.get());
+    ERR_clear_error();
+  }
+  ::shutdown(fd_.get(), SHUT_WR);
+}
 
-void Stream::onRead(evutil_socket_t fd, short what, void* arg) {
+void Stream::onRead(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<Stream*>(arg);
   if (self->failed_) return self->notify(StreamEvent::kError);
-  if (what & EV_TIMEOUT) return self->notify(StreamEvent::kReadTimeout);
+  if (what & EV_TIMEOUT) {
+    // Not reading, the event waits only for a TLS write that wants the peer's bytes.
+    return self->notify(self->reading_ ? StreamEvent::kReadTimeout : StreamEvent::kWriteTimeout);
+  }
+  if (self->tls_) return self->readTls();
+  self->readPlain();
+}
+
+void Stream::readPlain() {
   evbuffer_iovec vec[2];
-  const size_t asked = self->read_size_;
-  int nvec = evbuffer_reserve_space(self->input_.get(), static_cast<ev_ssize_t>(asked), vec, 2);
+  const size_t asked = read_size_;
+  int nvec = evbuffer_reserve_space(input_.get(), static_cast<ev_ssize_t>(asked), vec, 2);
   if (nvec < 0) std::abort();
   size_t room = 0;
   for (int i = 0; i < nvec; ++i) room += vec[i].iov_len;
-  ssize_t n = ::readv(fd, reinterpret_cast<iovec*>(vec), nvec);
+  ssize_t n = ::readv(fd_.get(), reinterpret_cast<iovec*>(vec), nvec);
   if (n < 0) {
-    evbuffer_commit_space(self->input_.get(), vec, 0);
+    evbuffer_commit_space(input_.get(), vec, 0);
     if (isTransient(errno)) return;
-    self->last_error_ = errno;
-    return self->notify(StreamEvent::kError);
+    last_error_ = errno;
+    return notify(StreamEvent::kError);
   }
   // Shrink the iovecs to what was read before committing.
   size_t left = static_cast<size_t>(n);
@@ -212,34 +238,41 @@ void Stream::onRead(evutil_socket_t fd, short what, void* arg) {
     if (vec[i].iov_len > left) vec[i].iov_len = left;
     left -= vec[i].iov_len;
   }
-  evbuffer_commit_space(self->input_.get(), vec, nvec);
-  self->bytes_read_ += static_cast<uint64_t>(n);
-  if (self->read_counter_) self->read_counter_->fetch_add(n, std::memory_order_relaxed);
-  if (n > 0 && std::exchange(self->wrote_since_read_, false) && self->quick_ack_) {
+  evbuffer_commit_space(input_.get(), vec, nvec);
+  afterRead(static_cast<size_t>(n), asked, room);
+  if (n == 0) {
+    stopReading();
+    return notify(StreamEvent::kEof);
+  }
+  notify(StreamEvent::kReadable);
+}
+
+void Stream::afterRead(size_t n, size_t asked, size_t room) {
+  bytes_read_ += n;
+  if (read_counter_) read_counter_->fetch_add(n, std::memory_order_relaxed);
+  if (n > 0 && std::exchange(wrote_since_read_, false) && quick_ack_) {
     // Run after this pass's callbacks: by then the handler knows if it awaits more.
-    self->ack_owed_ = true;
-    event_active(self->ack_event_.get(), EV_TIMEOUT, 0);
+    ack_owed_ = true;
+    event_active(ack_event_.get(), EV_TIMEOUT, 0);
   }
   // A full read means more is waiting: read more at once next time. Only a read that is small
   // by any measure (a message's tail, a keep-alive request) halves it: in a bulk transfer reads
   // often come back part-full, and shrinking on those would shrink every read, while a client
   // that sends a body per request keeps most of its size from one request to the next.
-  if (static_cast<size_t>(n) >= room && asked < kMaxRead) {
-    self->read_size_ = std::min(kMaxRead, (asked + kChunkOverhead) * 2 - kChunkOverhead);
-  } else if (static_cast<size_t>(n) <= kSmallRead && asked > kMinRead) {
-    self->read_size_ = (asked + kChunkOverhead) / 2 - kChunkOverhead;
+  if (n >= room && asked < kMaxRead) {
+    read_size_ = std::min(kMaxRead, (asked + kChunkOverhead) * 2 - kChunkOverhead);
+  } else if (n <= kSmallRead && asked > kMinRead) {
+    read_size_ = (asked + kChunkOverhead) / 2 - kChunkOverhead;
   }
-  if (n == 0) {
-    self->stopReading();
-    return self->notify(StreamEvent::kEof);
-  }
-  self->notify(StreamEvent::kReadable);
 }
 
 void Stream::onWrite(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<Stream*>(arg);
   if (!self->connected_) return self->handleConnect(what);
   if (what & EV_TIMEOUT) return self->notify(StreamEvent::kWriteTimeout);
+  if (self->tls_ && std::exchange(self->read_wants_write_, false)) {
+    event_active(self->read_event_.get(), EV_READ, 0);  // the read that waited, from the loop
+  }
   if (!self->flush()) return self->notify(StreamEvent::kError);
   if (evbuffer_get_length(self->output_.get()) <= self->low_watermark_) {
     self->notify(StreamEvent::kDrained);
@@ -263,6 +296,245 @@ void Stream::handleConnect(short what) {
   connected_ = true;
   if (!flush()) return notify(StreamEvent::kError);
   notify(StreamEvent::kConnected);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+void Stream::startTls(SslPtr ssl) {
+  if (!ssl || SSL_set_fd(ssl.get(), fd_.get()) != 1) {
+    ERR_clear_error();
+    return failLater(ENOMEM);
+  }
+  SSL_set_mode(ssl.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+  // Whole socket reads rather than one per record header and one per record body.
+  SSL_set_read_ahead(ssl.get(), 1);
+  if (client_) {
+    SSL_set_connect_state(ssl.get());
+  } else {
+    SSL_set_accept_state(ssl.get());
+  }
+  tls_ = std::move(ssl);
+  // A connected client side says hello now: the server speaks only after it.
+  if (client_ && connected_ && !flushTls()) failLater(last_error_);
+}
+
+const char* Stream::tlsVersion() const {
+  return tls_ && handshake_done_ ? SSL_get_version(tls_.get()) : "";
+}
+
+const char* Stream::tlsCipher() const {
+  const SSL_CIPHER* cipher = tls_ && handshake_done_ ? SSL_get_current_cipher(tls_.get()) : nullptr;
+  return cipher != nullptr ? SSL_CIPHER_get_name(cipher) : "";
+}
+
+std::string_view Stream::tlsAlpn() const {
+  if (!tls_) return {};
+  const unsigned char* data = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(tls_.get(), &data, &len);
+  return std::string_view(reinterpret_cast<const char*>(data), len);
+}
+
+void Stream::tlsFailed(int ssl_error, int saved_errno) {
+  if (ssl_error == SSL_ERROR_SYSCALL && saved_errno != 0) {
+    last_error_ = saved_errno;
+    tls_error_ = std::strerror(saved_errno);
+    ERR_clear_error();
+    return;
+  }
+  last_error_ = ssl_error == SSL_ERROR_ZERO_RETURN ? EPIPE : EPROTO;
+  tls_error_ = tlsErrorReason(ssl_error == SSL_ERROR_ZERO_RETURN ? "the peer closed the TLS session"
+                                                                 : "TLS failure");
+  long verify = client_ ? SSL_get_verify_result(tls_.get()) : X509_V_OK;
+  if (verify != X509_V_OK) {
+    tls_error_ = std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
+  }
+}
+
+bool Stream::sniffTls() {
+  unsigned char first;
+  ssize_t n = ::recv(fd_.get(), &first, 1, MSG_PEEK);
+  if (n < 0) {
+    if (isTransient(errno)) return false;
+    last_error_ = errno;
+    notify(StreamEvent::kError);
+    return false;
+  }
+  if (n == 0) {
+    stopReading();
+    notify(StreamEvent::kEof);
+    return false;
+  }
+  sniffed_ = true;
+  if (first == 0x16) return true;  // a handshake record
+  if (std::isalpha(first)) {
+    // "GET / HTTP/1.1" to a TLS port: plain from now on, the session answers in clear text.
+    plain_on_tls_ = true;
+    tls_.reset();
+    readPlain();
+    return false;
+  }
+  last_error_ = EPROTO;
+  tls_error_ = "not a TLS handshake";
+  notify(StreamEvent::kError);
+  return false;
+}
+
+void Stream::readTls() {
+  if (std::exchange(write_wants_read_, false)) {
+    // The flush waiting for the peer's bytes goes on from the loop (and says kDrained).
+    makeWriteEvent();
+    event_active(write_event_.get(), EV_WRITE, 0);
+    if (!reading_) {
+      event_del(read_event_.get());
+      return;
+    }
+  }
+  if (!sniffed_ && !client_ && !sniffTls()) return;
+  SSL* ssl = tls_.get();
+  int err = SSL_ERROR_NONE;
+  int saved_errno = 0;
+  if (!handshake_done_) {
+    ERR_clear_error();
+    int rc = SSL_do_handshake(ssl);
+    saved_errno = errno;
+    if (rc == 1) {
+      handshake_done_ = true;
+    } else {
+      err = SSL_get_error(ssl, rc);
+    }
+  }
+  // Every decrypted byte reaches input() before the handler runs: what OpenSSL holds already
+  // read gives the socket no reason to wake us again.
+  const size_t asked = read_size_;
+  size_t total = 0;
+  while (err == SSL_ERROR_NONE) {
+    evbuffer_iovec vec;
+    size_t want = total < asked ? asked - total : kTlsRecord;
+    if (evbuffer_reserve_space(input_.get(), static_cast<ev_ssize_t>(want), &vec, 1) != 1) {
+      std::abort();
+    }
+    size_t n = 0;
+    ERR_clear_error();
+    int rc = SSL_read_ex(ssl, vec.iov_base, vec.iov_len, &n);
+    saved_errno = errno;
+    vec.iov_len = rc == 1 ? n : 0;
+    evbuffer_commit_space(input_.get(), &vec, 1);
+    if (rc != 1) {
+      err = SSL_get_error(ssl, rc);
+      break;
+    }
+    total += n;
+    if (total >= asked && !SSL_has_pending(ssl)) break;
+  }
+  afterRead(total, asked, asked);
+  switch (err) {
+    case SSL_ERROR_NONE:
+    case SSL_ERROR_WANT_READ:
+      break;
+    case SSL_ERROR_WANT_WRITE:
+      read_wants_write_ = true;
+      if (!write_armed_) {
+        timeval tv = commonTimeout(base_, write_timeout_);
+        if (!armWrite(write_timeout_.count() > 0 ? &tv : nullptr)) {
+          last_error_ = errno != 0 ? errno : ENOMEM;
+          return notify(StreamEvent::kError);
+        }
+      }
+      break;
+    case SSL_ERROR_ZERO_RETURN:
+      // close_notify (or a bare FIN, SSL_OP_IGNORE_UNEXPECTED_EOF): bytes first, the end at
+      // the next call, which sees it again.
+      if (total > 0) return notify(StreamEvent::kReadable);
+      stopReading();
+      return notify(StreamEvent::kEof);
+    case SSL_ERROR_SYSCALL:
+      if (saved_errno == 0) {
+        if (total > 0) return notify(StreamEvent::kReadable);
+        stopReading();
+        return notify(StreamEvent::kEof);
+      }
+      [[fallthrough]];
+    default:
+      tlsFailed(err, saved_errno);
+      return notify(StreamEvent::kError);
+  }
+  if (total > 0) notify(StreamEvent::kReadable);
+}
+
+bool Stream::flushTls() {
+  SSL* ssl = tls_.get();
+  int err = SSL_ERROR_NONE;
+  int saved_errno = 0;
+  write_wants_read_ = false;
+  if (!handshake_done_) {
+    ERR_clear_error();
+    int rc = SSL_do_handshake(ssl);
+    saved_errno = errno;
+    if (rc == 1) {
+      handshake_done_ = true;
+    } else {
+      err = SSL_get_error(ssl, rc);
+    }
+  }
+  while (err == SSL_ERROR_NONE) {
+    size_t left = evbuffer_get_length(output_.get());
+    if (left == 0) break;
+    // One record of what is queued, gathered: a head and a small body go out together. A retry
+    // after WANT_WRITE asks for at least as much as before, as OpenSSL requires.
+    size_t chunk = std::min(left, kTlsRecord);
+    unsigned char* data = evbuffer_pullup(output_.get(), static_cast<ev_ssize_t>(chunk));
+    if (data == nullptr) std::abort();
+    size_t n = 0;
+    ERR_clear_error();
+    int rc = SSL_write_ex(ssl, data, chunk, &n);
+    saved_errno = errno;
+    if (rc != 1) {
+      err = SSL_get_error(ssl, rc);
+      break;
+    }
+    evbuffer_drain(output_.get(), n);
+    bytes_written_ += n;
+    if (written_counter_) written_counter_->fetch_add(n, std::memory_order_relaxed);
+    wrote_since_read_ = true;
+    ack_owed_ = false;
+  }
+  bool want_write = read_wants_write_;
+  switch (err) {
+    case SSL_ERROR_NONE:
+      break;
+    case SSL_ERROR_WANT_WRITE:
+      want_write = true;
+      break;
+    case SSL_ERROR_WANT_READ:
+      // Only the peer's bytes let this go on: wait on the read event (with the write timeout
+      // when nothing else waits on it), never on writability, which would spin.
+      write_wants_read_ = true;
+      if (!reading_) {
+        timeval tv = commonTimeout(base_, write_timeout_);
+        if (event_add(read_event_.get(), write_timeout_.count() > 0 ? &tv : nullptr) != 0) {
+          last_error_ = errno != 0 ? errno : ENOMEM;
+          return false;
+        }
+      }
+      break;
+    default:
+      tlsFailed(err, saved_errno);
+      return false;
+  }
+  if (want_write && !write_armed_) {
+    timeval tv = commonTimeout(base_, write_timeout_);
+    if (!armWrite(write_timeout_.count() > 0 ? &tv : nullptr)) {
+      last_error_ = errno != 0 ? errno : ENOMEM;
+      return false;
+    }
+  } else if (!want_write && write_armed_) {
+    event_del(write_event_.get());
+    write_armed_ = false;
+  }
+  return true;
 }
 
 }  // namespace speedmimi::event

@@ -8,6 +8,11 @@
 // answers fit) and doubles the size while reads fill it, so an idle or chatty connection ties up
 // little memory while a bulk transfer still reads in large pieces.
 //
+// A stream may speak TLS (startTls): input() and output() then carry the plaintext, and an SSL
+// reads and writes the socket itself (SSL_set_fd), not a bufferevent_openssl, so TLS keeps the
+// eager writes: flush() is one SSL_write per record at once, a small answer one record and one
+// send(), where a filtering bufferevent would queue the bytes and write them from the loop.
+//
 // Callback contract: the handler is called only from the event loop, never from inside a
 // Stream method, and the handler may destroy the Stream from within the callback (the Stream
 // touches nothing after the call).
@@ -19,7 +24,11 @@
 #include <chrono>
 #include <cstddef>
 
+#include <string>
+#include <string_view>
+
 #include "event/handles.h"
+#include "event/tls.h"
 
 namespace speedmimi::event {
 
@@ -28,7 +37,7 @@ class Stream;
 enum class StreamEvent {
   kReadable,      // new bytes were appended to input()
   kEof,           // the peer closed its side; input() may still hold bytes
-  kError,         // a socket error (errno in Stream::lastError())
+  kError,         // a socket error (errno in Stream::lastError()) or a TLS one (tlsError())
   kReadTimeout,   // no bytes within the read timeout while reading
   kWriteTimeout,  // output could not be written within the write timeout
   kConnected,     // connect() completed
@@ -110,16 +119,46 @@ class Stream {
   void setQuickAck(bool on);
   uint64_t quickAcks() const { return quick_acks_; }  // ACKs sent that way (for tests)
 
-  // Half-closes the sending side (lingering close after an error response).
+  // Half-closes the sending side (lingering close after an error response); over TLS after a
+  // close_notify (sent once, without waiting for the peer's).
   void shutdownWrite();
+
+  // From now on input() and output() carry plaintext through `ssl` (from ServerTls or
+  // ClientTls) over the socket: an accepted stream is the server side, one from connect() the
+  // client side, which may start TLS before or after kConnected (still reported when TCP
+  // connects; the handshake then runs under the writes, or at once when none are waiting).
+  // A server side whose first byte is an ASCII letter, not a TLS record, falls back to plain
+  // (plainHttpOnTls()), so that the session can answer the request in clear text.
+  void startTls(SslPtr ssl);
+  bool isTls() const { return tls_ != nullptr; }
+  bool plainHttpOnTls() const { return plain_on_tls_; }
+  bool handshakeDone() const { return handshake_done_; }
+  const char* tlsVersion() const;  // "TLSv1.3"; "" before the handshake or when plain
+  const char* tlsCipher() const;   // OpenSSL's name; "" likewise
+  std::string_view tlsAlpn() const;
+  // After kError (or flush() false) of a TLS stream: OpenSSL's reason, for a client one that
+  // failed verification "certificate verify failed: <X509 reason>". lastError() is then EPROTO,
+  // or the errno of a socket error under TLS.
+  const std::string& tlsError() const { return tls_error_; }
 
  private:
   static void onRead(evutil_socket_t fd, short what, void* arg);
   static void onWrite(evutil_socket_t fd, short what, void* arg);
+  void readPlain();
+  void readTls();
+  bool flushTls();
+  // The first byte of an accepted TLS stream: true to go on with TLS.
+  bool sniffTls();
+  // Counts `n` bytes read into a reservation of `room` bytes after asking for `asked`: the
+  // counters, the quick-ACK debt and the size of the next read.
+  void afterRead(size_t n, size_t asked, size_t room);
+  // Records why the TLS call that returned `ssl_error` failed (`saved_errno` its errno).
+  void tlsFailed(int ssl_error, int saved_errno);
   void handleConnect(short what);
   void notify(StreamEvent ev) { handler_->onStreamEvent(*this, ev); }
   // Arms the write event (created on first use: most streams never need it).
   bool armWrite(const timeval* timeout);
+  void makeWriteEvent();
   // event_add() failed (epoll_ctl: ENOMEM, ENOSPC): kError from the loop, as the callback
   // contract wants.
   void failLater(int err);
@@ -151,6 +190,15 @@ class Stream {
   bool quick_ack_ = false;
   bool wrote_since_read_ = false;  // bytes sent since the last read
   bool ack_owed_ = false;          // see setQuickAck
+  // TLS: an SSL call wants the socket the other way round than the one it was made for.
+  SslPtr tls_;
+  std::string tls_error_;
+  bool client_ = false;  // made by connect(): the client side of a handshake
+  bool sniffed_ = false;
+  bool plain_on_tls_ = false;
+  bool handshake_done_ = false;
+  bool read_wants_write_ = false;  // SSL_read wanted to write: retried once writable
+  bool write_wants_read_ = false;  // SSL_write wanted to read: flush retried once readable
 };
 
 }  // namespace speedmimi::event

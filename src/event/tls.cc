@@ -34,19 +34,6 @@ constexpr const char* kTls12Ciphers =
 constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 constexpr unsigned char kSessionIdContext[] = "speedmimi";
 
-// The newest error on OpenSSL's queue as text ("key values mismatch"), and the queue emptied:
-// the next operation must not see this one's errors.
-std::string opensslReason(const char* fallback) {
-  unsigned long last = 0;
-  while (unsigned long e = ERR_get_error()) last = e;
-  if (last == 0) return fallback;
-  const char* reason = ERR_reason_error_string(last);
-  if (reason != nullptr) return reason;
-  char buf[256];
-  ERR_error_string_n(last, buf, sizeof(buf));
-  return buf;
-}
-
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -182,7 +169,7 @@ BioPtr openFile(const std::string& file) {
 void readCertificates(const std::string& file, LoadedPair& pair) {
   BioPtr bio = openFile(file);
   pair.leaf.reset(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-  if (!pair.leaf) throw TlsError(file, "no PEM certificate: " + opensslReason("bad PEM"));
+  if (!pair.leaf) throw TlsError(file, "no PEM certificate: " + tlsErrorReason("bad PEM"));
   pair.chain.reset(sk_X509_new_null());
   if (!pair.chain) throw TlsError(file, "out of memory");
   while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
@@ -194,7 +181,7 @@ void readCertificates(const std::string& file, LoadedPair& pair) {
   // The loop ends at the end of the file ("no start line") or at a broken certificate.
   unsigned long e = ERR_peek_last_error();
   if (e != 0 && ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
-    throw TlsError(file, "bad PEM certificate in the chain: " + opensslReason("bad PEM"));
+    throw TlsError(file, "bad PEM certificate in the chain: " + tlsErrorReason("bad PEM"));
   }
   ERR_clear_error();
 }
@@ -202,7 +189,7 @@ void readCertificates(const std::string& file, LoadedPair& pair) {
 void readKey(const std::string& file, LoadedPair& pair) {
   BioPtr bio = openFile(file);
   pair.key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
-  if (!pair.key) throw TlsError(file, "no PEM private key: " + opensslReason("bad PEM"));
+  if (!pair.key) throw TlsError(file, "no PEM private key: " + tlsErrorReason("bad PEM"));
   switch (EVP_PKEY_get_base_id(pair.key.get())) {
     case EVP_PKEY_RSA: pair.info.key_type = "RSA"; break;
     case EVP_PKEY_EC: pair.info.key_type = "EC"; break;
@@ -235,7 +222,7 @@ void checkChain(const std::string& file, const LoadedPair& pair, time_t now) {
   }
   ERR_clear_error();  // a system store without some of its paths is no error of this file
   if (X509_STORE_CTX_init(ctx.get(), store.get(), pair.leaf.get(), pair.chain.get()) != 1) {
-    throw TlsError(file, "certificate chain does not build: " + opensslReason("out of memory"));
+    throw TlsError(file, "certificate chain does not build: " + tlsErrorReason("out of memory"));
   }
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
   X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
@@ -283,7 +270,7 @@ LoadedPair loadPair(const CertificateFiles& files, time_t now) {
   if (X509_check_private_key(pair.leaf.get(), pair.key.get()) != 1) {
     throw TlsError(files.key_file, "the private key does not match the certificate in " +
                                        files.cert_file + ": " +
-                                       opensslReason("key values mismatch"));
+                                       tlsErrorReason("key values mismatch"));
   }
   checkValidity(files.cert_file, pair.leaf.get(), now);
   checkChain(files.cert_file, pair, now);
@@ -294,13 +281,13 @@ LoadedPair loadPair(const CertificateFiles& files, time_t now) {
 
 SslCtxPtr newServerContext(const ServerTlsOptions& options, int min_version, int max_version) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
-  if (!ctx) throw TlsError("", "SSL_CTX_new: " + opensslReason("out of memory"));
+  if (!ctx) throw TlsError("", "SSL_CTX_new: " + tlsErrorReason("out of memory"));
   SSL_CTX* c = ctx.get();
   if (SSL_CTX_set_min_proto_version(c, min_version) != 1 ||
       SSL_CTX_set_max_proto_version(c, max_version) != 1 ||
       SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1 ||
       SSL_CTX_set_session_id_context(c, kSessionIdContext, sizeof(kSessionIdContext) - 1) != 1) {
-    throw TlsError("", opensslReason("cannot configure the TLS context"));
+    throw TlsError("", tlsErrorReason("cannot configure the TLS context"));
   }
   // A peer that closes without close_notify is an ordinary end of stream: HTTP frames itself.
   SSL_CTX_set_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
@@ -320,7 +307,7 @@ void useCertificate(SSL_CTX* ctx, LoadedPair& pair) {
   if (SSL_CTX_use_certificate(ctx, pair.leaf.get()) != 1 ||
       SSL_CTX_use_PrivateKey(ctx, pair.key.get()) != 1 ||
       SSL_CTX_set1_chain(ctx, pair.chain.get()) != 1) {
-    throw TlsError(pair.info.cert_file, opensslReason("cannot use the certificate"));
+    throw TlsError(pair.info.cert_file, tlsErrorReason("cannot use the certificate"));
   }
 }
 
@@ -330,6 +317,17 @@ bool isIpAddress(const std::string& host) {
 }
 
 }  // namespace
+
+std::string tlsErrorReason(const char* fallback) {
+  unsigned long last = 0;
+  while (unsigned long e = ERR_get_error()) last = e;
+  if (last == 0) return fallback;
+  const char* reason = ERR_reason_error_string(last);
+  if (reason != nullptr) return reason;
+  char buf[256];
+  ERR_error_string_n(last, buf, sizeof(buf));
+  return buf;
+}
 
 bool dnsNameMatches(std::string_view pattern, std::string_view host) {
   if (!host.empty() && host.back() == '.') host.remove_suffix(1);
@@ -392,7 +390,7 @@ std::unique_ptr<ServerTls> ServerTls::load(const ServerTlsOptions& options) {
   SniTable* raw = table.get();
   if (SSL_CTX_set_ex_data(def, sniIndex(), table.release()) != 1) {
     delete raw;
-    throw TlsError("", opensslReason("out of memory"));
+    throw TlsError("", tlsErrorReason("out of memory"));
   }
   SSL_CTX_set_tlsext_servername_callback(def, onServerName);
   SSL_CTX_set_tlsext_servername_arg(def, raw);
@@ -408,7 +406,7 @@ std::unique_ptr<ClientTls> ClientTls::load(const ClientTlsOptions& options) {
   if (c == nullptr || SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) != 1 ||
       SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1 ||
       SSL_CTX_set_alpn_protos(c, kAlpnHttp11, sizeof(kAlpnHttp11)) != 0) {
-    throw TlsError("", opensslReason("cannot configure the TLS client context"));
+    throw TlsError("", tlsErrorReason("cannot configure the TLS client context"));
   }
   SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
   if (options.verify) {
@@ -416,7 +414,7 @@ std::unique_ptr<ClientTls> ClientTls::load(const ClientTlsOptions& options) {
     int ok = options.ca_file.empty()
                  ? SSL_CTX_set_default_verify_paths(c)
                  : SSL_CTX_load_verify_locations(c, options.ca_file.c_str(), nullptr);
-    if (ok != 1) throw TlsError(options.ca_file, opensslReason("cannot load the CA certificates"));
+    if (ok != 1) throw TlsError(options.ca_file, tlsErrorReason("cannot load the CA certificates"));
   }
   ERR_clear_error();
   return tls;

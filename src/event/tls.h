@@ -38,6 +38,10 @@ class TlsError : public std::runtime_error {
   std::string file_;
 };
 
+// The newest error on this thread's OpenSSL queue as text ("key values mismatch"), or
+// `fallback` when it is empty; the queue is emptied, so the next call does not see it.
+std::string tlsErrorReason(const char* fallback);
+
 // RFC 6125 §6.4: `pattern` (a DNS name from a certificate, possibly "*.example.com") matches
 // `host` (an SNI name) case-insensitively; a wildcard is the whole left-most label only and
 // matches exactly one label ("*.example.com" matches "a.example.com", not "example.com" nor
