@@ -31,6 +31,8 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/event/acceptor_test.cc \
 	t/unit/event/listener_test.cc \
 	t/unit/event/stream_test.cc \
+	t/unit/event/test_certs.h \
+	t/unit/event/tls_test.cc \
 	t/unit/process/children_test.cc \
 	t/unit/process/listeners_test.cc \
 	t/unit/process/pid_file_test.cc \

@@ -86,7 +86,14 @@ Stream::Stream(event_base* base, int fd, StreamHandler* handler)
   enableTcpOption(fd, TCP_NODELAY, "TCP_NODELAY");
 }
 
-Stream::~Stream() = default;  // events are freed (and so deleted) before the fd closes
+// Events are freed (and so deleted) before the fd closes. An SSL freed without a shutdown has
+// its session made unresumable (OpenSSL takes it for a broken one): a TLS stream that ended
+// well, close_notify sent or not, keeps it.
+Stream::~Stream() {
+  if (tls_ && handshake_done_ && tls_error_.empty()) {
+    SSL_set_shutdown(tls_.get(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  }
+}
 
 std::unique_ptr<Stream> Stream::connect(event_base* base, const sockaddr* addr, socklen_t len,
                                         std::chrono::milliseconds timeout,
@@ -164,14 +171,17 @@ bool Stream::flush() {
     last_error_ = n < 0 ? errno : EPIPE;
     return false;
   }
-  bool pending = evbuffer_get_length(output_.get()) > 0;
-  if (pending && !write_armed_) {
+  return waitForWrite(evbuffer_get_length(output_.get()) > 0);
+}
+
+bool Stream::waitForWrite(bool wait) {
+  if (wait && !write_armed_) {
     timeval tv = commonTimeout(base_, write_timeout_);
     if (!armWrite(write_timeout_.count() > 0 ? &tv : nullptr)) {
       last_error_ = errno != 0 ? errno : ENOMEM;
       return false;
     }
-  } else if (!pending && write_armed_) {
+  } else if (!wait && write_armed_) {
     event_del(write_event_.get());
     write_armed_ = false;
   }
@@ -436,13 +446,7 @@ void Stream::readTls() {
       break;
     case SSL_ERROR_WANT_WRITE:
       read_wants_write_ = true;
-      if (!write_armed_) {
-        timeval tv = commonTimeout(base_, write_timeout_);
-        if (!armWrite(write_timeout_.count() > 0 ? &tv : nullptr)) {
-          last_error_ = errno != 0 ? errno : ENOMEM;
-          return notify(StreamEvent::kError);
-        }
-      }
+      if (!waitForWrite(true)) return notify(StreamEvent::kError);
       break;
     case SSL_ERROR_ZERO_RETURN:
       // close_notify (or a bare FIN, SSL_OP_IGNORE_UNEXPECTED_EOF): bytes first, the end at
@@ -524,17 +528,7 @@ bool Stream::flushTls() {
       tlsFailed(err, saved_errno);
       return false;
   }
-  if (want_write && !write_armed_) {
-    timeval tv = commonTimeout(base_, write_timeout_);
-    if (!armWrite(write_timeout_.count() > 0 ? &tv : nullptr)) {
-      last_error_ = errno != 0 ? errno : ENOMEM;
-      return false;
-    }
-  } else if (!want_write && write_armed_) {
-    event_del(write_event_.get());
-    write_armed_ = false;
-  }
-  return true;
+  return waitForWrite(want_write);
 }
 
 }  // namespace speedmimi::event

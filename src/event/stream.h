@@ -23,7 +23,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
-
 #include <string>
 #include <string_view>
 
@@ -131,6 +130,7 @@ class Stream {
   // (plainHttpOnTls()), so that the session can answer the request in clear text.
   void startTls(SslPtr ssl);
   bool isTls() const { return tls_ != nullptr; }
+  SSL* tlsSession() const { return tls_.get(); }  // for the peer's certificate, and tests
   bool plainHttpOnTls() const { return plain_on_tls_; }
   bool handshakeDone() const { return handshake_done_; }
   const char* tlsVersion() const;  // "TLSv1.3"; "" before the handshake or when plain
@@ -159,6 +159,9 @@ class Stream {
   // Arms the write event (created on first use: most streams never need it).
   bool armWrite(const timeval* timeout);
   void makeWriteEvent();
+  // Arms the write event with the write timeout when `wait`, else disarms it. False (errno in
+  // lastError()) when it cannot be armed.
+  bool waitForWrite(bool wait);
   // event_add() failed (epoll_ctl: ENOMEM, ENOSPC): kError from the loop, as the callback
   // contract wants.
   void failLater(int err);

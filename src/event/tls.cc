@@ -22,7 +22,9 @@ using PkeyPtr = CPtr<EVP_PKEY, EVP_PKEY_free>;
 using StorePtr = CPtr<X509_STORE, X509_STORE_free>;
 using StoreCtxPtr = CPtr<X509_STORE_CTX, X509_STORE_CTX_free>;
 
-void freeCertStack(STACK_OF(X509) * certs) { sk_X509_pop_free(certs, X509_free); }
+void freeCertStack(STACK_OF(X509) * certs) {
+  sk_X509_pop_free(certs, X509_free);
+}
 using CertStackPtr = CPtr<STACK_OF(X509), freeCertStack>;
 
 // TLS 1.2's suites: forward secrecy (ECDHE) and AEAD only, as Mozilla's "intermediate" list
@@ -124,7 +126,8 @@ int onTicketKey(SSL* ssl, unsigned char name[16], unsigned char* iv, EVP_CIPHER_
   char digest[] = "SHA256";
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key.hmac_key, sizeof(key.hmac_key)),
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_end()};
   if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
   int ok = enc ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes_key, iv)
                : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes_key, iv);
@@ -191,9 +194,14 @@ void readKey(const std::string& file, LoadedPair& pair) {
   pair.key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!pair.key) throw TlsError(file, "no PEM private key: " + tlsErrorReason("bad PEM"));
   switch (EVP_PKEY_get_base_id(pair.key.get())) {
-    case EVP_PKEY_RSA: pair.info.key_type = "RSA"; break;
-    case EVP_PKEY_EC: pair.info.key_type = "EC"; break;
-    default: throw TlsError(file, "the private key is neither RSA nor ECDSA");
+    case EVP_PKEY_RSA:
+      pair.info.key_type = "RSA";
+      break;
+    case EVP_PKEY_EC:
+      pair.info.key_type = "EC";
+      break;
+    default:
+      throw TlsError(file, "the private key is neither RSA nor ECDSA");
   }
 }
 
@@ -237,8 +245,8 @@ void checkChain(const std::string& file, const LoadedPair& pair, time_t now) {
 
 std::vector<std::string> dnsNames(X509* cert) {
   std::vector<std::string> names;
-  auto* sans = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (sans != nullptr) {
     for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
       const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
@@ -290,8 +298,8 @@ SslCtxPtr newServerContext(const ServerTlsOptions& options, int min_version, int
     throw TlsError("", tlsErrorReason("cannot configure the TLS context"));
   }
   // A peer that closes without close_notify is an ordinary end of stream: HTTP frames itself.
-  SSL_CTX_set_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
-                             SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_CTX_set_options(
+      c, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
   // Resumption by tickets only: a per-worker session cache would not resume on another worker.
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_num_tickets(c, 1);
@@ -397,7 +405,9 @@ std::unique_ptr<ServerTls> ServerTls::load(const ServerTlsOptions& options) {
   return tls;
 }
 
-SslPtr ServerTls::newSession() const { return SslPtr(SSL_new(default_ctx_.get())); }
+SslPtr ServerTls::newSession() const {
+  return SslPtr(SSL_new(default_ctx_.get()));
+}
 
 std::unique_ptr<ClientTls> ClientTls::load(const ClientTlsOptions& options) {
   std::unique_ptr<ClientTls> tls(new ClientTls());

@@ -113,8 +113,8 @@ class ServerTls {
 };
 
 struct ClientTlsOptions {
-  bool verify = true;    // tls_verify
-  std::string ca_file;   // "" = the system store
+  bool verify = true;   // tls_verify
+  std::string ca_file;  // "" = the system store
 };
 
 class ClientTls {
