@@ -172,11 +172,18 @@ void AccessLog::append(std::string& out, const AccessLogEntry& e, core::AccessLo
       appendEscaped(out, e.route, true);
       out += '"';
     }
+    if (!e.ssl_protocol.empty()) {
+      out += ",\"ssl_protocol\":\"";
+      appendEscaped(out, e.ssl_protocol, true);
+      out += "\",\"ssl_cipher\":\"";
+      appendEscaped(out, e.ssl_cipher, true);
+      out += '"';
+    }
     out += '}';
     return;
   }
   // nginx "combined" plus: "upstream_addr" upstream_status request_time upstream_response_time
-  // upstream_header_time "route"
+  // upstream_header_time "route", then over TLS "ssl_protocol" "ssl_cipher"
   out.append(e.client_ip);
   out += " - - [";
   out += when;
@@ -207,6 +214,13 @@ void AccessLog::append(std::string& out, const AccessLogEntry& e, core::AccessLo
   out += " \"";
   appendOr(out, e.route, false);
   out += '"';
+  if (!e.ssl_protocol.empty()) {
+    out += " \"";
+    appendEscaped(out, e.ssl_protocol, false);
+    out += "\" \"";
+    appendEscaped(out, e.ssl_cipher, false);
+    out += '"';
+  }
 }
 
 }  // namespace speedmimi::http

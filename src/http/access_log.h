@@ -1,5 +1,6 @@
 // The access log (DESIGN §7 access_log / access_log_format): one line per request in nginx's
-// combined format plus upstream fields and the route, or one JSON object per line. Lines are buffered per
+// combined format plus upstream fields, the route and, over TLS, protocol and cipher, or one
+// JSON object per line. Lines are buffered per
 // worker and written with one write(2) when the buffer fills or on flush() (every second and at
 // exit), so logging costs no syscall per request.
 #pragma once
@@ -37,6 +38,10 @@ struct AccessLogEntry {
   // to its response head, as nginx's $upstream_header_time; < 0: no backend answered.
   double upstream_header_time = -1;
   std::string_view route;  // the route's name; empty when no route matched
+  // The client connection's TLS protocol ("TLSv1.3") and cipher (OpenSSL's name), as nginx's
+  // $ssl_protocol and $ssl_cipher; both empty for plain HTTP, whose lines have neither field.
+  std::string_view ssl_protocol;
+  std::string_view ssl_cipher;
 };
 
 class AccessLog {

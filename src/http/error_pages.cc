@@ -27,14 +27,16 @@ const char* reasonPhrase(int status) {
   }
 }
 
-size_t appendErrorResponse(int status, bool keep_alive, bool head_only, evbuffer* out) {
+size_t appendErrorResponse(int status, bool keep_alive, bool head_only, evbuffer* out,
+                           const char* detail) {
   const char* reason = reasonPhrase(status);
-  char body[256];
+  char body[512];
   int body_len = snprintf(body, sizeof(body),
                           "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
-                          "<center><h1>%d %s</h1></center>\r\n<hr><center>speedmimi</center>\r\n"
-                          "</body>\r\n</html>\r\n",
-                          status, reason, status, reason);
+                          "<center><h1>%d %s</h1></center>\r\n%s%s%s"
+                          "<hr><center>speedmimi</center>\r\n</body>\r\n</html>\r\n",
+                          status, reason, status, reason, detail ? "<center>" : "",
+                          detail ? detail : "", detail ? "</center>\r\n" : "");
   evbuffer_add_printf(out,
                       "HTTP/1.1 %d %s\r\nServer: speedmimi\r\nContent-Type: text/html\r\n"
                       "Content-Length: %d\r\n%s\r\n",

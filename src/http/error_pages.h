@@ -11,8 +11,10 @@ namespace speedmimi::http {
 const char* reasonPhrase(int status);
 
 // Appends the whole response to `out`. `keep_alive` false adds "Connection: close".
-// `head_only` (HEAD requests) sends the same head without the body. Returns the body bytes
-// appended (for the access log).
-size_t appendErrorResponse(int status, bool keep_alive, bool head_only, evbuffer* out);
+// `head_only` (HEAD requests) sends the same head without the body. `detail`, when given, is
+// one more line of the body (nginx's "The plain HTTP request was sent to HTTPS port"). Returns
+// the body bytes appended (for the access log).
+size_t appendErrorResponse(int status, bool keep_alive, bool head_only, evbuffer* out,
+                           const char* detail = nullptr);
 
 }  // namespace speedmimi::http

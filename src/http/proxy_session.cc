@@ -143,7 +143,7 @@ int64_t ProxyContext::totalActiveConnections() const {
   return total;
 }
 
-ProxySession::ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer)
+ProxySession::ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer, bool tls)
     : ctx_(ctx),
       client_(std::make_unique<event::Stream>(ctx.base, fd, this)),
       peer_(core::IpAddress::fromSockaddr(peer)),
@@ -151,6 +151,7 @@ ProxySession::ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer)
   client_->setWriteTimeout(ctx.config->server.write_timeout);
   client_->setLowWatermark(kLowWater);
   client_->countInto(&ctx_.counters->bytes_in, &ctx_.counters->bytes_out);
+  if (tls) client_->startTls(ctx.server_tls->newSession());  // nullptr: kError from the loop
   ctx_.sessions.insert(this);
   ctx_.counters->active_connections.fetch_add(1, std::memory_order_relaxed);
   ctx_.counters->accepted.fetch_add(1, std::memory_order_relaxed);
@@ -165,8 +166,12 @@ ProxySession::~ProxySession() {
 }
 
 void ProxySession::start() {
-  // The first request of a connection gets header_timeout from accept (as nginx does).
+  // The first request of a connection gets header_timeout from accept (as nginx does). Over
+  // TLS the handshake must be done within it too, however slowly its bytes come.
   client_->startReading(ctx_.config->server.header_timeout);
+  if (client_->isTls()) {
+    armTimer(header_timer_, &ProxySession::onHeaderTimeout, ctx_.config->server.header_timeout);
+  }
 }
 
 void ProxySession::closeIfIdle() {
@@ -217,6 +222,8 @@ void ProxySession::onClientEvent(StreamEvent ev) {
         tunnelData(*client_, *upstream_);
       } else if (phase_ == Phase::kExchange) {
         forwardRequestBody();
+      } else if (client_->plainHttpOnTls()) {
+        answerPlainHttpOnTls();
       } else {
         driveClient();
       }
@@ -263,11 +270,20 @@ void ProxySession::onClientEvent(StreamEvent ev) {
       return closeNow();
     case StreamEvent::kError:
       SM_INFO("client %s connection error: %s", peer_text_.c_str(),
-              std::strerror(client_->lastError()));
+              client_->tlsError().empty() ? std::strerror(client_->lastError())
+                                          : client_->tlsError().c_str());
       return closeNow();
     case StreamEvent::kConnected:
       return;
   }
+}
+
+void ProxySession::answerPlainHttpOnTls() {
+  if (!x_) x_ = ctx_.takeExchange();
+  x_->start_ms = ProxyContext::nowMs();
+  x_->head_us = ProxyContext::preciseNowUs();
+  respondError(400, "plain HTTP request on the TLS port",
+               "The plain HTTP request was sent to HTTPS port");
 }
 
 // Serves requests while complete heads are buffered (pipelining), one at a time.
@@ -345,6 +361,7 @@ bool ProxySession::beginExchange(const RequestHead& head, const RequestInfo& inf
   }
   x_->protocol = info.upgrade_websocket      ? upstream::Protocol::kWebsocket
                 : info.accepts_event_stream ? upstream::Protocol::kSse
+                : client_->isTls()          ? upstream::Protocol::kHttps
                                             : upstream::Protocol::kHttp;
   real_ip_ = resolveRealIp(peer_, head.headers, head.num_headers, server.real_ip_header,
                            server.trusted_proxies);
@@ -354,6 +371,7 @@ bool ProxySession::beginExchange(const RequestHead& head, const RequestInfo& inf
   fwd.peer_ip = peer_text_;
   fwd.real_ip = real_ip_text_;
   fwd.tunnel = info.upgrade_websocket;
+  fwd.tls = client_->isTls();
   x_->out_head.clear();
   appendUpstreamRequestHead(head, info, fwd, x_->out_head);
   evbuffer_drain(client_->input(), head.head_length);  // views into the head end here
@@ -397,7 +415,7 @@ void ProxySession::forwardRequestBody() {
     if (!forwardChunkedRequest()) return;
   }
   if (!upstream_->flush()) {
-    return upstreamFailed(502, socketFailure(upstream_->lastError()), "write to backend failed");
+    return upstreamStreamFailed("write to backend failed");
   }
   updateReading();
 }
@@ -484,6 +502,18 @@ void ProxySession::startAttempt(upstream::Backend* backend, bool fresh) {
       x_->tried_status[x_->tried_count - 1] = 502;
       return respondError(502, "cannot create a socket");
     }
+    if (backend->usesTls()) {
+      // The handshake runs under the request's first write (Stream::startTls).
+      std::string error;
+      const event::ClientTls* tls = backend->clientTls(ctx_.prefix, error);
+      if (tls == nullptr) {
+        SM_ERROR("TLS to backend %s (%s): %s", backend->addressText().c_str(),
+                 backend->id().c_str(), error.c_str());
+        x_->tried_status[x_->tried_count - 1] = 502;
+        return respondError(502, "no TLS context for the backend");
+      }
+      upstream_->startTls(tls->newSession(backend->config().host));
+    }
   }
   upstream_->setWriteTimeout(ctx_.config->server.write_timeout);
   upstream_->setLowWatermark(kLowWater);
@@ -498,7 +528,7 @@ void ProxySession::sendRequestHead() {
                          nullptr);
   if (!x_->request_done) return forwardRequestBody();  // flushes and updates reading
   if (!upstream_->flush()) {
-    return upstreamFailed(502, socketFailure(upstream_->lastError()), "write to backend failed");
+    return upstreamStreamFailed("write to backend failed");
   }
   updateReading();
 }
@@ -527,8 +557,7 @@ void ProxySession::onUpstreamEvent(StreamEvent ev) {
       }
       return upstreamFailed(502, UpstreamFailure::kClosed, "backend closed the connection");
     case StreamEvent::kError:
-      return upstreamFailed(502, socketFailure(upstream_->lastError()),
-                            std::strerror(upstream_->lastError()));
+      return upstreamStreamFailed(std::strerror(upstream_->lastError()));
     case StreamEvent::kReadTimeout:
       if (phase_ == Phase::kTunnel) return closeNow();
       return upstreamFailed(504, UpstreamFailure::kTimeout,
@@ -788,6 +817,14 @@ upstream::RetryBudget& ProxySession::retryBudget() const {
 }
 
 // The backend failed before the exchange completed: retry, answer `status`, or cut the client.
+void ProxySession::upstreamStreamFailed(const char* why) {
+  const int error = upstream_->lastError();
+  if (upstream_->tlsError().empty()) return upstreamFailed(502, socketFailure(error), why);
+  // A copy: upstreamFailed releases the stream and still uses the reason afterwards.
+  const std::string tls_why = "TLS with the backend failed: " + upstream_->tlsError();
+  upstreamFailed(502, socketFailure(error), tls_why.c_str());
+}
+
 void ProxySession::upstreamFailed(int status, UpstreamFailure failure, const char* why) {
   upstream::Backend* backend = x_->backend;
   bool stale = isStale(failure);
@@ -875,7 +912,7 @@ void ProxySession::armTimer(event::EventPtr& timer, event_callback_fn fn,
 
 // Answers `status` ourselves. Malformed requests (4xx other than 404) close the connection after
 // a lingering close; 404/502/503/504 keep it alive when the request had no body.
-void ProxySession::respondError(int status, const char* why) {
+void ProxySession::respondError(int status, const char* why, const char* detail) {
   if (x_->backend == nullptr || status >= 500) {
     SM_LOG(status >= 500 ? core::LogLevel::kWarn : core::LogLevel::kInfo,
            "answering %d to client %s: %s", status, peer_text_.c_str(), why);
@@ -888,7 +925,8 @@ void ProxySession::respondError(int status, const char* why) {
               !ctx_.draining;
   x_->keep_alive = keep;
   x_->status = status;
-  x_->body_bytes_sent = appendErrorResponse(status, keep, x_->head_method, client_->output());
+  x_->body_bytes_sent =
+      appendErrorResponse(status, keep, x_->head_method, client_->output(), detail);
   if (x_->start_ms == 0) x_->start_ms = ProxyContext::nowMs();
   logAccess();
   releaseBackend();
@@ -1045,6 +1083,8 @@ void ProxySession::logAccess() {
   }
   if (x_->upstream_header_us >= 0) e.upstream_header_time = x_->upstream_header_us / 1e6;
   if (x_->route >= 0) e.route = ctx_.config->routes[static_cast<size_t>(x_->route)].name;
+  e.ssl_protocol = client_->tlsVersion();
+  e.ssl_cipher = client_->tlsCipher();
   ctx_.access_log->write(e);
 }
 
@@ -1052,6 +1092,11 @@ void ProxySession::onHeaderTimeout(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<ProxySession*>(arg);
   if (self->phase_ == Phase::kHead) {
     self->respondError(408, "client sent no complete request head in time");
+  } else if (self->phase_ == Phase::kIdle && !self->client_->handshakeDone() &&
+             self->client_->isTls()) {
+    // No answer can reach a client without a TLS session.
+    SM_INFO("client %s did not complete the TLS handshake in time", self->peer_text_.c_str());
+    self->closeNow();
   }
   if (self->phase_ == Phase::kDead) delete self;
 }

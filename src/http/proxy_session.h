@@ -20,6 +20,7 @@
 #include "core/config_types.h"
 #include "core/zone_types.h"
 #include "event/stream.h"
+#include "event/tls.h"
 #include "http/access_log.h"
 #include "http/chunked.h"
 #include "http/header_rewrite.h"
@@ -166,6 +167,11 @@ struct ProxyContext {
   std::vector<std::unique_ptr<Exchange>> spare_exchanges;
   HeadLimits request_limits;
   HeadLimits response_limits;
+  // The certificates of the TLS listener (nullptr without one). A reload replaces it; sessions
+  // already accepted keep the SSL they were given, and through it the old contexts.
+  std::shared_ptr<const event::ServerTls> server_tls;
+  // What the relative ca_file paths of https backends are under (-p).
+  std::string prefix;
 
   // Monotonic milliseconds (cheap: CLOCK_MONOTONIC_COARSE, which ticks every 1-4 ms).
   static int64_t nowMs();
@@ -178,8 +184,9 @@ struct ProxyContext {
 
 class ProxySession final : public event::StreamHandler {
  public:
-  // Takes ownership of the accepted socket `fd`. The session registers itself in ctx.sessions.
-  ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer);
+  // Takes ownership of the accepted socket `fd`, accepted on a TLS listener when `tls` (then
+  // ctx.server_tls is set). The session registers itself in ctx.sessions.
+  ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer, bool tls);
   ~ProxySession();
 
   // Starts reading the first request.
@@ -250,6 +257,9 @@ class ProxySession final : public event::StreamHandler {
                          const ClientResponseContext& cc);
   void forwardResponseBody();
   void upstreamFailed(int status, UpstreamFailure failure, const char* why);
+  // A socket or TLS error of the upstream stream: upstreamFailed with the TLS reason, if any,
+  // else `why`.
+  void upstreamStreamFailed(const char* why);
   bool isStale(UpstreamFailure failure) const;
   // What a failed attempt counts as for retry_on (core::RetryOn bits).
   uint32_t failureConditions(UpstreamFailure failure, bool connected) const;
@@ -274,7 +284,10 @@ class ProxySession final : public event::StreamHandler {
   // Exchange lifecycle.
   void finishExchange();
   void resetExchange();
-  void respondError(int status, const char* why);
+  // `detail`, when given, is a line of the page's body that says more than the status.
+  void respondError(int status, const char* why, const char* detail = nullptr);
+  // A plain HTTP request on a TLS listener (event::Stream::plainHttpOnTls): 400 in clear text.
+  void answerPlainHttpOnTls();
   void startTunnel();
   void endStream();
   void tunnelData(event::Stream& from, event::Stream& to);

@@ -189,7 +189,7 @@ void Worker::onAccept(int fd, sockaddr* addr) {
       ctx_.totalActiveConnections() >= static_cast<int64_t>(server.max_conn)) {
     return refuse(fd);
   }
-  auto* session = new http::ProxySession(ctx_, fd, addr);  // deletes itself
+  auto* session = new http::ProxySession(ctx_, fd, addr, false);  // deletes itself
   session->start();
 }
 

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <utility>
 
@@ -179,6 +180,21 @@ std::optional<std::chrono::microseconds> Backend::latency() const {
   const uint64_t us = state_->latency_us.load(kRelaxed);
   if (us == core::kLatencyUnmeasured) return std::nullopt;
   return std::chrono::microseconds(static_cast<int64_t>(us));
+}
+
+const event::ClientTls* Backend::clientTls(const std::string& prefix, std::string& error) const {
+  if (client_tls_) return client_tls_.get();
+  event::ClientTlsOptions options;
+  options.verify = config_.tls_verify;
+  // An absolute ca_file stays as it is (path's operator/).
+  if (!config_.ca_file.empty()) options.ca_file = std::filesystem::path(prefix) / config_.ca_file;
+  try {
+    client_tls_ = event::ClientTls::load(options);
+  } catch (const event::TlsError& e) {
+    error = e.file().empty() ? e.what() : e.file() + ": " + e.what();
+    return nullptr;
+  }
+  return client_tls_.get();
 }
 
 }  // namespace speedmimi::upstream

@@ -14,6 +14,7 @@
 
 #include "core/config_types.h"
 #include "core/zone_types.h"
+#include "event/tls.h"
 
 namespace speedmimi::upstream {
 
@@ -34,8 +35,19 @@ class Backend {
   bool resolve();
   // Takes an address resolved elsewhere. False when the family is neither IPv4 nor IPv6.
   bool setAddress(const sockaddr_storage& addr, socklen_t len);
-  // Replaces the configuration (a runtime update); the address is set separately.
-  void reconfigure(core::BackendConfig config) { config_ = std::move(config); }
+  // Replaces the configuration (a runtime update); the address is set separately. The TLS
+  // context is made again, on the next use, from the new tls_verify and ca_file.
+  void reconfigure(core::BackendConfig config) {
+    config_ = std::move(config);
+    client_tls_.reset();
+  }
+
+  // scheme https: connections to it speak TLS (SNI and verification by config().host).
+  bool usesTls() const { return config_.scheme == "https"; }
+  // The TLS context towards it, made on first use from tls_verify and ca_file (a relative
+  // ca_file is under `prefix`) and kept until reconfigure(). nullptr, with `error` ("FILE:
+  // reason"), when ca_file does not load (the configuration checks rule that out before).
+  const event::ClientTls* clientTls(const std::string& prefix, std::string& error) const;
 
   // An exchange of this worker uses the backend: counts it in the shared active connections
   // and in this worker's own count, which keeps a removed backend alive until it drops to 0.
@@ -114,6 +126,7 @@ class Backend {
   sockaddr_storage addr_{};
   socklen_t addr_len_ = 0;
   std::string address_text_;
+  mutable std::shared_ptr<const event::ClientTls> client_tls_;  // made by clientTls()
   int in_flight_ = 0;  // this worker only
   bool solo_ = false;
   bool retired_ = false;

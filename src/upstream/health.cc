@@ -106,7 +106,8 @@ std::vector<PassiveHealthWatch::Change> PassiveHealthWatch::update(core::Zone& z
   return changes;
 }
 
-HealthProbe::HealthProbe(event_base* base, const Backend& backend, Done done)
+HealthProbe::HealthProbe(event_base* base, const Backend& backend, Done done,
+                         const std::string& prefix)
     : done_(std::move(done)),
       timer_(event::newTimer(base, &HealthProbe::onTimeout, this)) {
   const core::HealthCheckConfig& hc = backend.config().health_check;
@@ -118,6 +119,17 @@ HealthProbe::HealthProbe(event_base* base, const Backend& backend, Done done)
     early_failure_ = std::string("socket() failed: ") + std::strerror(errno);
     event::addTimer(timer_.get(), std::chrono::milliseconds(0));
     return;
+  }
+  if (backend.usesTls()) {
+    std::string error;
+    const event::ClientTls* tls = backend.clientTls(prefix, error);
+    if (tls == nullptr) {
+      stream_.reset();
+      early_failure_ = "TLS: " + error;
+      event::addTimer(timer_.get(), std::chrono::milliseconds(0));
+      return;
+    }
+    stream_->startTls(tls->newSession(backend.config().host));
   }
   std::string request = "GET " + hc.path + " HTTP/1.1\r\nHost: " + backend.config().host +
                         "\r\nUser-Agent: speedmimi-health-check\r\nConnection: close\r\n\r\n";
@@ -147,6 +159,7 @@ void HealthProbe::onStreamEvent(event::Stream& stream, event::StreamEvent ev) {
     case StreamEvent::kDrained:
       return;
     case StreamEvent::kError:
+      if (!stream.tlsError().empty()) return finish(false, "TLS: " + stream.tlsError());
       return finish(false, std::strerror(stream.lastError()));
     case StreamEvent::kReadTimeout:
     case StreamEvent::kWriteTimeout:

@@ -69,7 +69,10 @@ class HealthProbe final : public event::StreamHandler {
  public:
   using Done = std::function<void(bool passed, const std::string& reason)>;
 
-  HealthProbe(event_base* base, const Backend& backend, Done done);
+  // An https backend is probed over TLS, verified as requests are (Backend::clientTls, with
+  // `prefix` for a relative ca_file); a handshake or verification failure fails the probe.
+  HealthProbe(event_base* base, const Backend& backend, Done done,
+              const std::string& prefix = std::string());
   ~HealthProbe();
 
   void onStreamEvent(event::Stream& stream, event::StreamEvent ev) override;
