@@ -283,8 +283,11 @@ void Stream::onWrite(evutil_socket_t, short what, void* arg) {
   if (self->tls_ && std::exchange(self->read_wants_write_, false)) {
     event_active(self->read_event_.get(), EV_READ, 0);  // the read that waited, from the loop
   }
+  // Over TLS the event also serves the handshake and reads that wanted to write: kDrained only
+  // after a write that was blocked (a pooled stream takes any event for its end).
+  const bool blocked = evbuffer_get_length(self->output_.get()) > 0;
   if (!self->flush()) return self->notify(StreamEvent::kError);
-  if (evbuffer_get_length(self->output_.get()) <= self->low_watermark_) {
+  if (blocked && evbuffer_get_length(self->output_.get()) <= self->low_watermark_) {
     self->notify(StreamEvent::kDrained);
   }
 }
@@ -363,6 +366,16 @@ void Stream::tlsFailed(int ssl_error, int saved_errno) {
   }
 }
 
+int Stream::continueHandshake(int& saved_errno) {
+  if (handshake_done_) return SSL_ERROR_NONE;
+  ERR_clear_error();
+  int rc = SSL_do_handshake(tls_.get());
+  saved_errno = errno;
+  if (rc != 1) return SSL_get_error(tls_.get(), rc);
+  handshake_done_ = true;
+  return SSL_ERROR_NONE;
+}
+
 bool Stream::sniffTls() {
   unsigned char first;
   ssize_t n = ::recv(fd_.get(), &first, 1, MSG_PEEK);
@@ -404,18 +417,8 @@ void Stream::readTls() {
   }
   if (!sniffed_ && !client_ && !sniffTls()) return;
   SSL* ssl = tls_.get();
-  int err = SSL_ERROR_NONE;
   int saved_errno = 0;
-  if (!handshake_done_) {
-    ERR_clear_error();
-    int rc = SSL_do_handshake(ssl);
-    saved_errno = errno;
-    if (rc == 1) {
-      handshake_done_ = true;
-    } else {
-      err = SSL_get_error(ssl, rc);
-    }
-  }
+  int err = continueHandshake(saved_errno);
   // Every decrypted byte reaches input() before the handler runs: what OpenSSL holds already
   // read gives the socket no reason to wake us again.
   const size_t asked = read_size_;
@@ -470,19 +473,9 @@ void Stream::readTls() {
 
 bool Stream::flushTls() {
   SSL* ssl = tls_.get();
-  int err = SSL_ERROR_NONE;
-  int saved_errno = 0;
   write_wants_read_ = false;
-  if (!handshake_done_) {
-    ERR_clear_error();
-    int rc = SSL_do_handshake(ssl);
-    saved_errno = errno;
-    if (rc == 1) {
-      handshake_done_ = true;
-    } else {
-      err = SSL_get_error(ssl, rc);
-    }
-  }
+  int saved_errno = 0;
+  int err = continueHandshake(saved_errno);
   while (err == SSL_ERROR_NONE) {
     size_t left = evbuffer_get_length(output_.get());
     if (left == 0) break;

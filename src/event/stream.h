@@ -147,6 +147,9 @@ class Stream {
   void readPlain();
   void readTls();
   bool flushTls();
+  // Drives the handshake while it is not done: SSL_ERROR_NONE once it is, else the SSL error
+  // (`saved_errno` the call's errno).
+  int continueHandshake(int& saved_errno);
   // The first byte of an accepted TLS stream: true to go on with TLS.
   bool sniffTls();
   // Counts `n` bytes read into a reservation of `room` bytes after asking for `asked`: the

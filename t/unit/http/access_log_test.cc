@@ -41,6 +41,22 @@ class AccessLogTest : public ::testing::Test {
 
 // combined, then "upstream_addr" upstream_status request_time upstream_response_time
 // upstream_header_time "route".
+// Over TLS both formats add the protocol and the cipher; plain lines have neither.
+TEST_F(AccessLogTest, TlsConnectionsShowProtocolAndCipher) {
+  AccessLogEntry e = entry();
+  e.ssl_protocol = "TLSv1.3";
+  e.ssl_cipher = "TLS_AES_128_GCM_SHA256";
+  std::string combined = AccessLog::format(e, core::AccessLogFormat::kCombined, kNow);
+  EXPECT_TRUE(combined.ends_with(" \"default\" \"TLSv1.3\" \"TLS_AES_128_GCM_SHA256\""))
+      << combined;
+  std::string json = AccessLog::format(e, core::AccessLogFormat::kJson, kNow);
+  EXPECT_TRUE(json.ends_with(
+      ",\"route\":\"default\",\"ssl_protocol\":\"TLSv1.3\",\"ssl_cipher\":\"TLS_AES_128_GCM_SHA256\"}"))
+      << json;
+  EXPECT_EQ(AccessLog::format(entry(), core::AccessLogFormat::kJson, kNow).find("ssl_"),
+            std::string::npos);
+}
+
 TEST_F(AccessLogTest, CombinedFormatWithUpstreamFields) {
   EXPECT_EQ(AccessLog::format(entry(), core::AccessLogFormat::kCombined, kNow),
             "203.0.113.7 - - [27/Nov/2026:12:00:00 +0000] \"GET /index.html?q=1 HTTP/1.1\" 200 "

@@ -9,9 +9,9 @@
 namespace speedmimi::http {
 namespace {
 
-std::string render(int status, bool keep_alive, bool head_only) {
+std::string render(int status, bool keep_alive, bool head_only, const char* detail = nullptr) {
   event::EvbufferPtr buf(evbuffer_new());
-  size_t body = appendErrorResponse(status, keep_alive, head_only, buf.get());
+  size_t body = appendErrorResponse(status, keep_alive, head_only, buf.get(), detail);
   size_t head_end = std::string_view(reinterpret_cast<const char*>(evbuffer_pullup(buf.get(), -1)),
                                      evbuffer_get_length(buf.get())).find("\r\n\r\n");
   EXPECT_EQ(head_end + 4 + body, evbuffer_get_length(buf.get()));
@@ -40,6 +40,16 @@ TEST(ErrorPagesTest, CloseAndHeadOnly) {
   EXPECT_NE(r.find("Connection: close\r\n"), std::string::npos);
   EXPECT_EQ(r.substr(r.size() - 4), "\r\n\r\n");  // no body after the head
   EXPECT_NE(r.find("Content-Length: "), std::string::npos);
+}
+
+// nginx's answer to plain HTTP on a TLS port says what went wrong below the status.
+TEST(ErrorPagesTest, ADetailLineInTheBody) {
+  std::string r = render(400, false, false, "The plain HTTP request was sent to HTTPS port");
+  EXPECT_NE(r.find("<center><h1>400 Bad Request</h1></center>\r\n"
+                   "<center>The plain HTTP request was sent to HTTPS port</center>\r\n<hr>"),
+            std::string::npos)
+      << r;
+  EXPECT_EQ(render(400, false, false).find("HTTPS"), std::string::npos);
 }
 
 TEST(ErrorPagesTest, ReasonPhrases) {

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,6 +20,8 @@
 #include <vector>
 
 #include "core/zone.h"
+#include "event/tls.h"
+#include "t/unit/event/test_certs.h"
 #include "upstream/backend_table.h"
 
 namespace speedmimi::http {
@@ -88,14 +91,14 @@ class ProxySessionDisconnectTest : public ::testing::Test {
     }
   }
 
-  // A new client connection; the test's end is returned.
-  event::Fd connectClient() {
+  // A new client connection (accepted on a TLS listener when `tls`); the test's end is returned.
+  event::Fd connectClient(bool tls = false) {
     int sv[2];
     EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     sockaddr_in peer{};
     peer.sin_family = AF_INET;
     peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    auto* session = new ProxySession(ctx_, sv[0], reinterpret_cast<sockaddr*>(&peer));
+    auto* session = new ProxySession(ctx_, sv[0], reinterpret_cast<sockaddr*>(&peer), tls);
     session->start();
     return event::Fd(sv[1]);
   }
@@ -426,6 +429,166 @@ TEST_F(ProxySessionCountersTest, TheAccessLogHasTheHeadTimeAndTheRoute) {
   // "-" - request_time - - "-": no backend, no route.
   EXPECT_TRUE(missing.ends_with(" - - \"-\"")) << missing;
   EXPECT_NE(missing.find(" \"-\" - 0.0"), std::string::npos) << missing;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Over TLS (DESIGN §10): clients on a TLS listener, and https backends. The test's ends speak
+// TLS with SSLs of their own over the same fds, driven by spinning the loop.
+
+class ProxySessionTlsTest : public ProxySessionDisconnectTest {
+ protected:
+  void SetUp() override {
+    ProxySessionDisconnectTest::SetUp();
+    key_ = event::testing::makeKey(true);
+    cert_ = event::testing::makeCert({"localhost", {"localhost"}}, key_.get());
+    event::ServerTlsOptions options;
+    options.certificates = {{dir_.writeCerts("c.crt", {cert_.get()}),
+                             dir_.writeKey("c.key", key_.get())}};
+    server_tls_ = event::ServerTls::load(options);
+    ctx_.server_tls = server_tls_;
+    client_tls_ = event::ClientTls::load({false, ""});
+  }
+
+  // Drives `ssl`'s handshake over the loop; false when it fails or takes over a second.
+  bool handshake(SSL* ssl) {
+    for (int i = 0; i < 500; ++i) {
+      ERR_clear_error();
+      int rc = SSL_do_handshake(ssl);
+      if (rc == 1) return true;
+      int e = SSL_get_error(ssl, rc);
+      if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return false;
+      spin();
+    }
+    return false;
+  }
+  event::SslPtr tlsOver(const event::Fd& fd, bool server) {
+    event::SslPtr ssl = server ? server_tls_->newSession() : client_tls_->newSession("localhost");
+    SSL_set_fd(ssl.get(), fd.get());
+    return ssl;
+  }
+  void tlsSend(SSL* ssl, const std::string& bytes) {
+    size_t n = 0;
+    ASSERT_EQ(SSL_write_ex(ssl, bytes.data(), bytes.size(), &n), 1);
+    ASSERT_EQ(n, bytes.size());
+  }
+  std::string tlsReadUntil(SSL* ssl, const std::string& want) {
+    std::string got;
+    for (int i = 0; i < 500 && got.find(want) == std::string::npos; ++i) {
+      spin();
+      char buf[4096];
+      size_t n = 0;
+      while (SSL_read_ex(ssl, buf, sizeof(buf), &n) == 1) got.append(buf, n);
+    }
+    return got;
+  }
+  // The client's TLS connection, handshake done.
+  event::SslPtr tlsClient(const event::Fd& fd) {
+    event::SslPtr ssl = tlsOver(fd, false);
+    SSL_set_connect_state(ssl.get());
+    EXPECT_TRUE(handshake(ssl.get()));
+    return ssl;
+  }
+  void makeBackendHttps(const std::string& id, bool verify) {
+    core::BackendConfig& b = config_.backends[id][0];
+    b.scheme = "https";
+    b.tls_verify = verify;
+    std::string error;
+    ASSERT_TRUE(upstream::syncBackends(*zone_, config_, error)) << error;
+    set_->refresh();
+  }
+
+  event::testing::CertDir dir_;
+  event::testing::PkeyPtr key_;
+  event::testing::X509Ptr cert_;
+  std::shared_ptr<const event::ServerTls> server_tls_;
+  std::unique_ptr<event::ClientTls> client_tls_;
+};
+
+TEST_F(ProxySessionTlsTest, AnHttpsClientIsForwardedAsSuchAndLoggedWithItsCipher) {
+  char path[] = "/tmp/speedmimi-session-log-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  std::string error;
+  ASSERT_TRUE(access_log_.open(path, core::AccessLogFormat::kJson, error)) << error;
+  event::Fd client = connectClient(true);
+  event::SslPtr ssl = tlsClient(client);
+  tlsSend(ssl.get(), "GET /a/x HTTP/1.1\r\nHost: example\r\n\r\n");
+  event::Fd upstream = acceptFrom(a_);
+  std::string request = readUntil(upstream, "\r\n\r\n");
+  EXPECT_NE(request.find("\r\nX-Forwarded-Proto: https\r\n"), std::string::npos) << request;
+  send(upstream, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  EXPECT_NE(tlsReadUntil(ssl.get(), "ok").find("200 OK"), std::string::npos);
+  access_log_.flush();
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  unlink(path);
+  EXPECT_NE(line.find(",\"ssl_protocol\":\"TLSv1.3\",\"ssl_cipher\":\"TLS_"), std::string::npos)
+      << line;
+}
+
+TEST_F(ProxySessionTlsTest, PlainHttpOnTheTlsPortGetsA400InClearText) {
+  event::Fd client = connectClient(true);
+  send(client, "GET /a/x HTTP/1.1\r\nHost: example\r\n\r\n");
+  std::string answer;
+  EXPECT_TRUE(closedWithin(client, &answer));
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << answer;
+  EXPECT_NE(answer.find("The plain HTTP request was sent to HTTPS port"), std::string::npos);
+  EXPECT_LT(accept4(a_.listener.get(), nullptr, nullptr, SOCK_NONBLOCK), 0) << "reached a backend";
+}
+
+TEST_F(ProxySessionTlsTest, ASlowHandshakeIsClosedAtHeaderTimeout) {
+  config_.server.header_timeout = milliseconds(300);
+  event::Fd client = connectClient(true);
+  const auto start = std::chrono::steady_clock::now();
+  // The start of a ClientHello, a byte every 50 ms: never complete, never silent for long.
+  const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03};
+  bool closed = false;
+  for (unsigned char b : hello) {
+    if (write(client.get(), &b, 1) != 1) break;
+    for (int i = 0; i < 25; ++i) spin();  // ~50 ms
+    char c;
+    ssize_t n = read(client.get(), &c, 1);
+    if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+      closed = true;
+      break;
+    }
+  }
+  if (!closed) closed = closedWithin(client);
+  EXPECT_TRUE(closed);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, milliseconds(280));
+  EXPECT_LT(took, milliseconds(550));
+  EXPECT_TRUE(ctx_.sessions.empty());
+  EXPECT_LT(accept4(a_.listener.get(), nullptr, nullptr, SOCK_NONBLOCK), 0) << "reached a backend";
+}
+
+// An https backend: TLS with it, reused from the pool; verification failing is a 502.
+TEST_F(ProxySessionTlsTest, HttpsBackendsAreSpokenToOverTlsAndVerified) {
+  makeBackendHttps("b", false);
+  event::Fd client = connectClient();
+  send(client, "GET /b/1 HTTP/1.1\r\nHost: example\r\n\r\n");
+  event::Fd upstream = acceptFrom(b_);
+  event::SslPtr ssl = tlsOver(upstream, true);
+  SSL_set_accept_state(ssl.get());
+  ASSERT_TRUE(handshake(ssl.get()));
+  for (const std::string target : {"/b/1", "/b/2"}) {
+    if (target != "/b/1") send(client, "GET " + target + " HTTP/1.1\r\nHost: example\r\n\r\n");
+    EXPECT_NE(tlsReadUntil(ssl.get(), "\r\n\r\n").find(target), std::string::npos);
+    tlsSend(ssl.get(), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    EXPECT_NE(readUntil(client, "ok").find("200 OK"), std::string::npos) << target;
+  }
+  EXPECT_LT(accept4(b_.listener.get(), nullptr, nullptr, SOCK_NONBLOCK), 0) << "not reused";
+
+  makeBackendHttps("b", true);  // against the system store: a self-signed certificate fails
+  pool_->clear();
+  send(client, "GET /b/3 HTTP/1.1\r\nHost: example\r\n\r\n");
+  event::Fd refused = acceptFrom(b_);
+  event::SslPtr refused_ssl = tlsOver(refused, true);
+  SSL_set_accept_state(refused_ssl.get());
+  EXPECT_FALSE(handshake(refused_ssl.get()));  // the proxy aborts it
+  EXPECT_NE(readUntil(client, "\r\n\r\n").find("HTTP/1.1 502"), std::string::npos);
 }
 
 }  // namespace
