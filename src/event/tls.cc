@@ -135,6 +135,33 @@ int onTicketKey(SSL* ssl, unsigned char name[16], unsigned char* iv, EVP_CIPHER_
   return enc ? 1 : (renew ? 2 : 1);
 }
 
+// The client side's last session for its host, kept by the context (ex_data, freed with it).
+struct ClientSessionCache {
+  std::string host;
+  SSL_SESSION* session = nullptr;  // one reference held
+  ~ClientSessionCache() { SSL_SESSION_free(session); }
+};
+
+void freeClientSessionCache(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<ClientSessionCache*>(ptr);
+}
+
+int clientCacheIndex() {
+  static const int index =
+      SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, freeClientSessionCache);
+  return index;
+}
+
+// A new session (TLS 1.3: each ticket) of a connection to the cache's host replaces the one
+// kept. Returns 1: the cache holds the reference OpenSSL handed over.
+int onNewClientSession(SSL* ssl, SSL_SESSION* session) {
+  auto* cache = static_cast<ClientSessionCache*>(SSL_get_app_data(ssl));
+  if (cache == nullptr) return 0;
+  SSL_SESSION_free(cache->session);
+  cache->session = session;
+  return 1;
+}
+
 int protocolVersion(const std::string& name) {
   if (name == "TLSv1.2") return TLS1_2_VERSION;
   if (name == "TLSv1.3") return TLS1_3_VERSION;
@@ -419,6 +446,15 @@ std::unique_ptr<ClientTls> ClientTls::load(const ClientTlsOptions& options) {
     throw TlsError("", tlsErrorReason("cannot configure the TLS client context"));
   }
   SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+  // Resumption towards the backend: a new connection after the pool's idle ones are gone
+  // costs no full handshake.
+  auto cache = std::make_unique<ClientSessionCache>();
+  if (SSL_CTX_set_ex_data(c, clientCacheIndex(), cache.get()) != 1) {
+    throw TlsError("", tlsErrorReason("out of memory"));
+  }
+  cache.release();  // the context owns it now
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(c, onNewClientSession);
   if (options.verify) {
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
     int ok = options.ca_file.empty()
@@ -435,6 +471,16 @@ SslPtr ClientTls::newSession(const std::string& host) const {
   if (!ssl) return ssl;
   bool ip = isIpAddress(host);
   if (!ip && SSL_set_tlsext_host_name(ssl.get(), host.c_str()) != 1) return nullptr;
+  // The first host asked for is the one whose session is kept (a context serves one backend).
+  auto* cache =
+      static_cast<ClientSessionCache*>(SSL_CTX_get_ex_data(ctx_.get(), clientCacheIndex()));
+  if (cache->host.empty()) cache->host = host;
+  if (cache->host == host) {
+    SSL_set_app_data(ssl.get(), cache);
+    if (cache->session != nullptr && SSL_SESSION_is_resumable(cache->session)) {
+      SSL_set_session(ssl.get(), cache->session);
+    }
+  }
   if (SSL_get_verify_mode(ssl.get()) & SSL_VERIFY_PEER) {
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
     int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str())

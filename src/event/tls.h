@@ -123,7 +123,8 @@ class ClientTls {
   static std::unique_ptr<ClientTls> load(const ClientTlsOptions& options);
 
   // A client-side SSL that sends `host` as SNI (unless it is an IP address) and, when verifying,
-  // checks the certificate against it.
+  // checks the certificate against it. It resumes the last session this context got for the
+  // same host, when there is one (a context serves one backend: one host, one session kept).
   SslPtr newSession(const std::string& host) const;
 
  private:

@@ -372,9 +372,8 @@ TEST_F(TlsStreamTest, RsaAndEcdsaForTheSameNamesChosenByTheClient) {
   options.certificates = {leaf("ec", {.cn = "ec", .dns = {"a.test"}}),
                           leaf("rsa", {.cn = "rsa", .dns = {"a.test"}}, true)};
   auto server = ServerTls::load(options);
-  auto client = noVerify();
   for (const char* sigalgs : {"ECDSA+SHA256", "RSA-PSS+SHA256:RSA+SHA256"}) {
-    SslPtr ssl = client->newSession("a.test");
+    SslPtr ssl = noVerify()->newSession("a.test");  // a context of its own: no resumption
     ASSERT_EQ(SSL_set1_sigalgs_list(ssl.get(), sigalgs), 1);
     connectPair(server->newSession(), std::move(ssl));
     pingPong();
@@ -532,6 +531,31 @@ TEST_F(TlsStreamTest, ClientVerificationFailuresSayWhy) {
   }
 }
 
+// A client context resumes its host's last session by itself: a backend connection made after
+// the pooled ones are gone costs no full handshake.
+TEST_F(TlsStreamTest, ClientContextsResumeTheirHostsLastSession) {
+  ServerTlsOptions options;
+  options.certificates = {leaf("a", {.cn = "a", .dns = {"a.test"}})};
+  for (const char* protocol : {"TLSv1.2", "TLSv1.3"}) {
+    options.protocols = {protocol};
+    auto server = ServerTls::load(options);
+    auto client = ClientTls::load({.verify = true, .ca_file = caFile()});
+    bool reused[3];
+    for (bool& r : reused) {
+      connectPair(server->newSession(), client->newSession("a.test"));
+      pingPong();
+      r = SSL_session_reused(client_->tlsSession()) == 1;
+    }
+    EXPECT_FALSE(reused[0]) << protocol;
+    EXPECT_TRUE(reused[1]) << protocol;
+    EXPECT_TRUE(reused[2]) << protocol;
+    // Another host of the same context starts afresh.
+    connectPair(server->newSession(), client->newSession("localhost"));
+    EXPECT_TRUE(runUntil([&] { return client_h_.saw(StreamEvent::kError); }));
+    client_h_.events.clear();
+  }
+}
+
 // Ticket keys as the zone would hold them: a current one and older ones still accepted.
 class FakeTicketKeys : public TicketKeySource {
  public:
@@ -569,7 +593,12 @@ class TicketTest : public TlsStreamTest, public ::testing::WithParamInterface<co
   // session after the exchange (with its ticket).
   SSL_SESSION* handshake(ServerTls& server, SSL_SESSION* session, bool& reused) {
     SslPtr ssl = client_tls_->newSession("a.test");
-    if (session != nullptr) SSL_set_session(ssl.get(), session);
+    // A copy: a TLS 1.3 client takes a session it resumed out of use.
+    if (session != nullptr) {
+      SSL_SESSION* copy = SSL_SESSION_dup(session);
+      SSL_set_session(ssl.get(), copy);
+      SSL_SESSION_free(copy);
+    }
     connectPair(server.newSession(), std::move(ssl));
     pingPong();
     reused = SSL_session_reused(client_->tlsSession()) == 1;
