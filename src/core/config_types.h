@@ -91,6 +91,9 @@ struct BackendConfig {
   // passive take-out) ramps its weight up over this long (core/slow_start.h); 0 = at once.
   Duration slow_start{0};
   bool tls_verify = true;
+  // scheme https only: the CA bundle (PEM) that verifies the backend; "" = the system store.
+  // Relative to the prefix, as the other paths are.
+  std::string ca_file;
   HealthCheckConfig health_check;
   Mark mark;  // where the backend's mapping starts
 };

@@ -143,7 +143,7 @@ int64_t ProxyContext::totalActiveConnections() const {
   return total;
 }
 
-ProxySession::ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer)
+ProxySession::ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer, bool tls)
     : ctx_(ctx),
       client_(std::make_unique<event::Stream>(ctx.base, fd, this)),
       peer_(core::IpAddress::fromSockaddr(peer)),
@@ -151,6 +151,7 @@ ProxySession::ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer)
   client_->setWriteTimeout(ctx.config->server.write_timeout);
   client_->setLowWatermark(kLowWater);
   client_->countInto(&ctx_.counters->bytes_in, &ctx_.counters->bytes_out);
+  if (tls) client_->startTls(ctx.server_tls->newSession());
   ctx_.sessions.insert(this);
   ctx_.counters->active_connections.fetch_add(1, std::memory_order_relaxed);
   ctx_.counters->accepted.fetch_add(1, std::memory_order_relaxed);

@@ -20,6 +20,7 @@
 #include "core/config_types.h"
 #include "core/zone_types.h"
 #include "event/stream.h"
+#include "event/tls.h"
 #include "http/access_log.h"
 #include "http/chunked.h"
 #include "http/header_rewrite.h"
@@ -152,6 +153,9 @@ struct ProxyContext {
   upstream::UpstreamSet* upstreams = nullptr;
   upstream::ConnectionPool* pool = nullptr;
   AccessLog* access_log = nullptr;
+  // The certificates new TLS connections are served with (ssl.enabled); the worker replaces it
+  // on a certificate reload, and the connections made before keep the contexts they started on.
+  std::shared_ptr<const event::ServerTls> server_tls;
   ServerCounters* counters = nullptr;      // this worker's slot
   ServerCounters* all_counters = nullptr;  // every worker's slot, for server.max_conn
   const std::atomic<uint32_t>* worker_slot_limit = nullptr;  // slots [0, limit) are summed
@@ -179,7 +183,8 @@ struct ProxyContext {
 class ProxySession final : public event::StreamHandler {
  public:
   // Takes ownership of the accepted socket `fd`. The session registers itself in ctx.sessions.
-  ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer);
+  // `tls`: it was accepted on a TLS listener, and speaks TLS with ctx.server_tls.
+  ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer, bool tls = false);
   ~ProxySession();
 
   // Starts reading the first request.

@@ -21,6 +21,7 @@
 #include "event/handles.h"
 #include "event/timer.h"
 #include "process/notify.h"
+#include "process/tls_check.h"
 #include "upstream/balancer.h"
 #include "upstream/health.h"
 
@@ -186,6 +187,39 @@ class MasterLink final : public admin::Lifecycle {
   std::vector<Done> waiting_;
 };
 
+// The API's certificate checks and reload-ssl, with the paths under the prefix. Runs as
+// server.user: a key that only root can read is reloaded by a HUP, not by reload-ssl.
+class TlsFiles final : public admin::Certificates {
+ public:
+  TlsFiles(std::string prefix, std::vector<event::CertificateInfo> served)
+      : prefix_(std::move(prefix)), served_(std::move(served)) {}
+
+  void check(const core::Config& config) override { checkTls(config, prefix_); }
+
+  bool checkBackend(const core::BackendConfig& backend, std::string& error) override {
+    return checkBackendTls(backend, prefix_, error);
+  }
+
+  bool reload(const core::Config& config, std::string& error) override {
+    try {
+      std::unique_ptr<event::ServerTls> tls =
+          event::ServerTls::load(serverTlsOptions(config, prefix_));
+      served_ = tls->certificates();
+    } catch (const event::TlsError& e) {
+      error = describe(e);
+      return false;
+    }
+    for (const std::string& w : expiryWarnings(served_, time(nullptr))) SM_WARN("%s", w.c_str());
+    return true;
+  }
+
+  const std::vector<event::CertificateInfo>& served() const override { return served_; }
+
+ private:
+  std::string prefix_;
+  std::vector<event::CertificateInfo> served_;
+};
+
 class Control {
  public:
   explicit Control(const ControlSetup& setup) : setup_(setup) {}
@@ -212,6 +246,7 @@ class Control {
   // The management API (when admin.enabled): declared in this order so that the Api, which
   // holds calls of the server, goes first.
   std::unique_ptr<MasterLink> master_;
+  std::unique_ptr<TlsFiles> tls_files_;
   std::unique_ptr<admin::HttpServer> server_;
   std::unique_ptr<admin::Api> api_;
   event::EventPtr stop_poll_;
@@ -240,6 +275,8 @@ bool Control::startApi() {
   api.state_path = setup_.state_path;
   api.known = {upstream::balancerNames()};
   api.lifecycle = master_.get();
+  tls_files_ = std::make_unique<TlsFiles>(setup_.prefix, setup_.certificates);
+  api.certificates = tls_files_.get();
   api.generation = setup_.generation;
   api.started_unix_ms = setup_.started_unix_ms;
   api_ = std::make_unique<admin::Api>(api, *server_);
