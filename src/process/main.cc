@@ -59,15 +59,22 @@ int main(int argc, char** argv) {
     std::vector<std::string> notes;
     try {
       config = applyStateFile(config, state_path, {speedmimi::upstream::balancerNames()}, &notes);
+    } catch (const ConfigError& e) {
+      fprintf(stderr, "speedmimi: %s\n", e.what());
+      fprintf(stderr, "speedmimi: configuration file %s test failed\n", file.c_str());
+      return 1;
+    }
+    // The certificates, as the master loads them: an error at the key, as the YAML's are told.
+    try {
       if (auto tls = speedmimi::process::checkTls(config, options.prefix)) {
-        for (const std::string& w : speedmimi::process::expiryWarnings(tls->certificates(),
-                                                                     time(nullptr))) {
+        for (const std::string& w :
+             speedmimi::process::expiryWarnings(tls->certificates(), time(nullptr))) {
           notes.push_back("warning: " + w);
         }
       }
     } catch (const ConfigError& e) {
-      fprintf(stderr, "speedmimi: %s\n", e.what());
-      fprintf(stderr, "speedmimi: configuration file %s test failed\n", file.c_str());
+      fprintf(stderr, "%s\nspeedmimi: configuration file %s test failed\n", e.what(),
+              file.c_str());
       return 1;
     }
     for (const std::string& note : notes) fprintf(stderr, "speedmimi: %s\n", note.c_str());
