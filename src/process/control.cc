@@ -194,7 +194,18 @@ class TlsFiles final : public admin::Certificates {
   TlsFiles(std::string prefix, std::vector<event::CertificateInfo> served)
       : prefix_(std::move(prefix)), served_(std::move(served)) {}
 
-  void check(const core::Config& config) override { checkTls(config, prefix_); }
+  // A key that only root can read cannot be loaded here: the server's certificates are then
+  // left to the master, which loads them as root when the change reaches it (a reload), and a
+  // failure there changes nothing either.
+  void check(const core::Config& config) override {
+    core::Config checked = config;
+    for (const event::CertificateFiles& pair : serverTlsOptions(config, prefix_).certificates) {
+      for (const std::string& file : {pair.cert_file, pair.key_file}) {
+        if (access(file.c_str(), R_OK) != 0 && errno == EACCES) checked.ssl.enabled = false;
+      }
+    }
+    checkTls(checked, prefix_);
+  }
 
   bool checkBackend(const core::BackendConfig& backend, std::string& error) override {
     return checkBackendTls(backend, prefix_, error);
