@@ -36,6 +36,8 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/process/children_test.cc \
 	t/unit/process/listeners_test.cc \
 	t/unit/process/pid_file_test.cc \
+	t/unit/process/tls_check_test.cc \
+	t/unit/process/zone_ticket_keys_test.cc \
 	t/unit/http/access_log_test.cc \
 	t/unit/http/chunked_test.cc \
 	t/unit/http/error_pages_test.cc \

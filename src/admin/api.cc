@@ -92,14 +92,6 @@ core::BackendAddress addressOf(const core::ZoneBackendConfig& zc) {
   return a;
 }
 
-// What checkServable refuses in a file is refused here too: a backend the API accepted must
-// not make the next start or reload fail.
-bool servable(const CallPtr& call, const core::BackendConfig& b) {
-  if (b.scheme != "https") return true;
-  call->fail(400, "backend.scheme: TLS to backends (https) is not available in this version");
-  return false;
-}
-
 // As a reload decides (upstream/backend_table.cc): a new address or health check starts the
 // backend's health again.
 bool resetsHealth(const core::BackendConfig& a, const core::BackendConfig& b) {
@@ -118,6 +110,7 @@ struct Api::Waiter {
   std::string message;
   JsonPtr data;
   uint64_t generation;
+  uint64_t tls_serial;
   int64_t deadline_ms;
 };
 
@@ -171,25 +164,30 @@ core::Config Api::effectiveConfig() const {
 // ---------------------------------------------------------------------------------------------
 // Answers after the workers applied a change.
 
-bool Api::workersApplied(uint64_t generation) const {
+bool Api::workersApplied(uint64_t generation, uint64_t tls_serial) const {
   const core::ServerCounters* slots = setup_.zone->workers();
   for (size_t i = 0; i < setup_.zone->workerSlotLimit(); ++i) {
     const core::ServerCounters& w = slots[i];
     if (w.pid.load(std::memory_order_acquire) == 0 || !w.ready.load(std::memory_order_acquire)) {
       continue;  // no worker, or one starting or draining
     }
-    if (w.seen_generation.load(std::memory_order_acquire) < generation) return false;
+    if (w.seen_generation.load(std::memory_order_acquire) < generation ||
+        w.seen_tls_serial.load(std::memory_order_acquire) < tls_serial) {
+      return false;
+    }
   }
   return true;
 }
 
 void Api::answerWhenApplied(const CallPtr& call, int status, const std::string& message,
-                            JsonPtr data) {
+                            JsonPtr data, uint64_t tls_serial) {
   uint64_t generation = setup_.zone->generation();
-  if (workersApplied(generation)) return call->succeed(status, message, std::move(data));
+  if (workersApplied(generation, tls_serial)) {
+    return call->succeed(status, message, std::move(data));
+  }
   setup_.zone->wakeWorkers();  // rather than wait for their next tick
   waiters_.push_back(std::make_unique<Waiter>(
-      Waiter{call, status, message, std::move(data), generation,
+      Waiter{call, status, message, std::move(data), generation, tls_serial,
              core::monotonicMs() + kApplyWait.count()}));
   if (!wait_armed_) {
     event::addTimer(wait_tick_.get(), kWaitPoll);
@@ -203,7 +201,7 @@ void Api::onWaitTick(evutil_socket_t, short, void* arg) {
   int64_t now = core::monotonicMs();
   std::vector<std::unique_ptr<Waiter>> waiting;
   for (auto& w : self->waiters_) {
-    if (self->workersApplied(w->generation)) {
+    if (self->workersApplied(w->generation, w->tls_serial)) {
       w->call->succeed(w->status, w->message, std::move(w->data));
     } else if (now >= w->deadline_ms) {
       SM_WARN("API: not every worker applied generation %llu within %lld ms",
@@ -227,6 +225,24 @@ void Api::onSampleTick(evutil_socket_t, short, void* arg) {
   self->host_.sample();
   self->rate_.sample(serverTotals(*self->setup_.zone).requests, core::monotonicMs());
   event::addTimer(self->sample_tick_.get(), kSampleInterval);
+}
+
+bool Api::usableTls(const CallPtr& call, const core::BackendConfig& b) {
+  std::string error;
+  if (!setup_.certificates || setup_.certificates->checkBackend(b, error)) return true;
+  call->fail(400, error);
+  return false;
+}
+
+bool Api::usableTls(const CallPtr& call, const core::Config& config) {
+  if (!setup_.certificates) return true;
+  try {
+    setup_.certificates->check(config);
+    return true;
+  } catch (const core::ConfigError& e) {
+    call->fail(400, apiError(e));
+    return false;
+  }
 }
 
 bool Api::refuseWhileBusy(const CallPtr& call) {
@@ -322,7 +338,7 @@ void Api::addBackend(const CallPtr& call) {
   if (!readAddBody(body.get(), add, error)) return call->fail(400, error);
   const std::string& upstream = add.upstream;
   const core::BackendConfig& b = add.backend;
-  if (!servable(call, b)) return;
+  if (!usableTls(call, b)) return;
   if (setup_.zone->find(upstream, b.id)) {
     return call->fail(409, "upstream \"" + upstream + "\" already has a backend \"" + b.id + "\"");
   }
@@ -385,7 +401,7 @@ void Api::updateBackend(const CallPtr& call) {
   if (!slot) return notFound(call, *setup_.zone, upstream, id);
   core::BackendConfig b = core::fromZoneConfig(*slot->config.load(std::memory_order_acquire));
   if (!core::backendFromJson(fields.get(), "backend", b, error)) return call->fail(400, error);
-  if (!servable(call, b)) return;
+  if (!usableTls(call, b)) return;
   const core::ZoneBackendConfig& now = *slot->config.load(std::memory_order_acquire);
   core::ChangeResult check = setup_.zone->check(upstream, b, addressOf(now));
   if (!check.ok()) return call->fail(check.status, check.message);
@@ -482,6 +498,10 @@ void Api::serverStats(const CallPtr& call) {
   info.generation = setup_.generation;
   info.uptime_seconds = (unixMs() - setup_.started_unix_ms) / 1000;
   info.max_conn = setup_.yaml->server.max_conn;
+  if (setup_.yaml->ssl.enabled && setup_.certificates) {
+    info.certificates = &setup_.certificates->served();
+    info.now_unix = unixMs() / 1000;
+  }
   JsonPtr data = serverStatsJson(serverTotals(*setup_.zone), info, rate_, host_.current());
   call->succeed(200, "server statistics", std::move(data));
 }
@@ -585,6 +605,7 @@ void Api::putConfig(const CallPtr& call) {
   if (!configFromJson(given, setup_.yaml->file, setup_.known, next, error)) {
     return call->fail(400, error);
   }
+  if (!usableTls(call, next)) return;
   std::string next_etag;
   try {
     next_etag = configEtag(next);
@@ -636,13 +657,25 @@ void Api::putConfig(const CallPtr& call) {
   });
 }
 
+// The certificates and keys are loaded here first, as the configuration names them: a bad pair
+// changes nothing. Then the zone's TLS serial moves and every worker loads them too.
 void Api::reloadSsl(const CallPtr& call) {
+  if (refuseWhileBusy(call)) return;
   if (!setup_.yaml->ssl.enabled) {
     return call->fail(409, "TLS is not enabled (ssl.enabled: false): there are no certificates "
                            "to reload");
   }
-  // checkServable refuses ssl.enabled in this version, so a running server never gets here.
-  call->fail(500, "TLS termination is not available in this version");
+  std::string error;
+  if (!setup_.certificates || !setup_.certificates->reload(*setup_.yaml, error)) {
+    SM_ERROR("API: reload-ssl failed: %s; the certificates in use stay", error.c_str());
+    return call->fail(500, setup_.certificates ? error : "no certificates are loaded here");
+  }
+  const uint64_t serial = setup_.zone->bumpTlsSerial();
+  const size_t count = setup_.certificates->served().size();
+  SM_NOTICE("API: SSL certificates reloaded (%zu)", count);
+  answerWhenApplied(call, 200, "SSL certificates reloaded",
+                    JsonPtr(json_pack("{s:I}", "certificates", static_cast<json_int_t>(count))),
+                    serial);
 }
 
 void Api::reload(const CallPtr& call) {
@@ -650,7 +683,7 @@ void Api::reload(const CallPtr& call) {
   try {
     core::Config yaml = core::loadConfigFile(setup_.yaml->file, setup_.known);
     core::Config effective = core::applyStateFile(yaml, setup_.state_path, setup_.known);
-    core::checkServable(effective);
+    if (setup_.certificates) setup_.certificates->check(effective);
   } catch (const core::ConfigError& e) {
     return call->fail(500, std::string("reload failed: ") + e.what() +
                                "; the running generation serves unchanged");

@@ -26,6 +26,7 @@
 #include "core/state_file.h"
 #include "core/zone.h"
 #include "event/handles.h"
+#include "event/tls.h"
 
 namespace speedmimi::admin {
 
@@ -41,6 +42,23 @@ class Lifecycle {
   virtual void upgrade(Done done) = 0;
 };
 
+// The certificates and CA bundles a configuration names, which the process that runs the API
+// loads (src/process knows the prefix the paths are under), behind an interface as Lifecycle.
+class Certificates {
+ public:
+  virtual ~Certificates() = default;
+  // Loads every certificate and CA bundle of `config`; throws core::ConfigError located at the
+  // key at fault (as -t reports it).
+  virtual void check(const core::Config& config) = 0;
+  // An https backend's CA bundle: false with `error` = "backend.ca_file: FILE: reason".
+  virtual bool checkBackend(const core::BackendConfig& backend, std::string& error) = 0;
+  // Loads config's server certificates anew and makes them the ones served() tells of; false
+  // with `error` = "FILE: reason" and nothing changed.
+  virtual bool reload(const core::Config& config, std::string& error) = 0;
+  // The certificates served now (ssl.enabled), for /api/v1/stats/server.
+  virtual const std::vector<event::CertificateInfo>& served() const = 0;
+};
+
 struct ApiSetup {
   event_base* base = nullptr;
   core::Zone* zone = nullptr;
@@ -48,6 +66,7 @@ struct ApiSetup {
   std::string state_path;              // server.state_file, resolved
   core::KnownNames known;              // for validating a new configuration
   Lifecycle* lifecycle = nullptr;
+  Certificates* certificates = nullptr;  // nullptr: no certificate is loaded (tests)
   uint64_t generation = 0;  // the master's generation this control process belongs to
   int64_t started_unix_ms = 0;  // when this master started (a binary upgrade starts anew)
 };
@@ -110,10 +129,15 @@ class Api {
   core::JsonPtr backendData(const std::string& upstream, const std::string& id) const;
   // Answers `call` once every live worker has applied the zone's current generation, or after
   // kApplyWait (saying so).
+  // `tls_serial`: also once each has loaded the certificates of that zone TLS serial.
   void answerWhenApplied(const CallPtr& call, int status, const std::string& message,
-                         core::JsonPtr data);
+                         core::JsonPtr data, uint64_t tls_serial = 0);
   static void onWaitTick(evutil_socket_t, short, void* arg);
-  bool workersApplied(uint64_t generation) const;
+  bool workersApplied(uint64_t generation, uint64_t tls_serial) const;
+  // The CA bundle of an https backend, the certificates of a new configuration: loaded before
+  // they are accepted. False with the call answered 400.
+  bool usableTls(const CallPtr& call, const core::BackendConfig& backend);
+  bool usableTls(const CallPtr& call, const core::Config& config);
   static void onSampleTick(evutil_socket_t, short, void* arg);
   // A reload or upgrade this process asked for is in progress: structural changes and other
   // lifecycle calls wait (409), so that the new generation starts from a settled state.

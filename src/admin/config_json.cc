@@ -183,14 +183,18 @@ void sendJson(const json_t* value, ConfigEvents& out) {
   }
 }
 
-// "config.<path>: <message>", the message without the "'<path>': " (or "the top level: ") it
-// may start with, since the path now leads.
+}  // namespace
+
+// The message without the "'<path>': " (or "the top level: ") it may start with, since the path
+// now leads.
 std::string apiError(const core::ConfigError& e) {
   std::string_view message = e.message();
   const std::string prefix = e.path().empty() ? "the top level: " : "'" + e.path() + "': ";
   if (message.starts_with(prefix)) message.remove_prefix(prefix.size());
   return (e.path().empty() ? "config" : "config." + e.path()) + ": " + std::string(message);
 }
+
+namespace {
 
 // A Config from JSON has no positions: the ones parseConfig recorded are lines of a YAML text
 // that nobody will see.
@@ -231,7 +235,6 @@ bool configFromJson(const json_t* config, const std::string& file, const core::K
   }
   try {
     core::Config parsed = core::parseConfig(yaml, file, known);
-    core::checkServable(parsed);
     clearMarks(parsed);
     out = std::move(parsed);
     return true;

@@ -21,8 +21,12 @@ namespace speedmimi::admin {
 // only a Config built in code can hold), like configToYaml.
 core::JsonPtr configToJson(const core::Config& config);
 
-// The value of a PUT's "config" member, validated exactly as `-t` validates a file (parseConfig
-// and checkServable: same rules, same messages), by writing it as YAML through libyaml's emitter
+// A ConfigError as the API words it: "config.<path>: <message>", or "config: <message>" when no
+// value is at fault.
+std::string apiError(const core::ConfigError& e);
+
+// The value of a PUT's "config" member, validated exactly as `-t` validates a file (parseConfig:
+// same rules, same messages; the certificates are the caller's to load), by writing it as YAML through libyaml's emitter
 // and parsing that. False with `error` = "config.<path>: <message>" (e.g.
 // "config.backends.default[0].port: 99999 is out of range 1..65535",
 // "config.server.colour: key 'colour' is not known in 'server'"), or "config: <message>" when

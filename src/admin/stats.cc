@@ -136,6 +136,44 @@ core::JsonPtr serverStatsJson(const ServerTotals& t, const ServerInfo& info,
   json_object_set_new(o, "network_in", integer(host.network_in));
   json_object_set_new(o, "network_out", integer(host.network_out));
   json_object_set_new(o, "timestamp", json_integer(host.timestamp));
+  if (info.certificates) {
+    json_object_set_new(o, "tls", tlsStatsJson(*info.certificates, info.now_unix).release());
+  }
+  return out;
+}
+
+int64_t expiresInDays(int64_t not_after, int64_t now) {
+  const int64_t left = not_after - now;
+  return left >= 0 ? left / 86400 : -((-left + 86399) / 86400);
+}
+
+std::string isoUtc(int64_t unix_seconds) {
+  const time_t seconds = static_cast<time_t>(unix_seconds);
+  tm utc;
+  gmtime_r(&seconds, &utc);
+  char text[64];
+  strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+core::JsonPtr tlsStatsJson(const std::vector<event::CertificateInfo>& certificates, int64_t now) {
+  core::JsonPtr out(json_object());
+  json_t* list = json_array();
+  for (const event::CertificateInfo& c : certificates) {
+    json_t* names = json_array();
+    for (const std::string& n : c.names) json_array_append_new(names, json_string(n.c_str()));
+    const int64_t days = expiresInDays(c.not_after, now);
+    json_t* entry = json_pack("{s:s, s:o, s:s, s:s, s:I}", "file", c.cert_file.c_str(), "names",
+                              names, "key_type", c.key_type.c_str(), "not_after",
+                              isoUtc(c.not_after).c_str(), "expires_in_days",
+                              static_cast<json_int_t>(days));
+    if (entry && days < kExpiryWarningDays) {
+      const std::string warning = "expires in " + std::to_string(days) + " days";
+      json_object_set_new(entry, "warning", json_string(warning.c_str()));
+    }
+    json_array_append_new(list, entry);
+  }
+  json_object_set_new(out.get(), "certificates", list);
   return out;
 }
 

@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <vector>
 
 #include "admin/host_stats.h"
 #include "core/histogram.h"
 #include "core/json.h"
 #include "core/zone.h"
+#include "event/tls.h"
 
 namespace speedmimi::admin {
 
@@ -49,9 +51,23 @@ struct ServerInfo {
   uint64_t generation = 0;
   int64_t uptime_seconds = 0;
   uint64_t max_conn = 0;
+  // ssl.enabled: the certificates served, shown under "tls"; nullptr when TLS is off.
+  const std::vector<event::CertificateInfo>* certificates = nullptr;
+  int64_t now_unix = 0;  // for their expiry
 };
 core::JsonPtr serverStatsJson(const ServerTotals& totals, const ServerInfo& info,
                               const RequestRate& rate, const HostFigures& host);
+
+// A certificate expiring within this many days is a warning: in the error log at start and
+// reload, and in /api/v1/stats/server.
+constexpr int64_t kExpiryWarningDays = 14;
+// Whole days from `now` to `not_after` (Unix seconds), rounded down; negative once expired.
+int64_t expiresInDays(int64_t not_after, int64_t now);
+// ISO 8601 UTC to the second: "2026-12-17T09:00:00Z".
+std::string isoUtc(int64_t unix_seconds);
+// {"certificates": [{"file", "names", "key_type", "not_after", "expires_in_days", "warning"
+// (only within kExpiryWarningDays: "expires in N days")}]}.
+core::JsonPtr tlsStatsJson(const std::vector<event::CertificateInfo>& certificates, int64_t now);
 
 // A latency histogram as the answers show it: {"count", "mean_ms", "p50_ms", "p90_ms",
 // "p99_ms", "p999_ms"}, the figures null while there is no sample.

@@ -166,6 +166,7 @@ bool backendFromJson(const json_t* object, const std::string& path, BackendConfi
           {"fail_timeout", duration(b.fail_timeout)},
           {"slow_start", duration(b.slow_start, Duration{0})},
           {"tls_verify", boolean(b.tls_verify)},
+          {"ca_file", text(b.ca_file, false)},
           {"keepalive", intField(0, kMaxKeepalive, b.keepalive)},
           {"health_check",
            [&b](const json_t* v, const std::string& p, std::string& e) {
@@ -197,6 +198,7 @@ JsonPtr backendToJson(const BackendConfig& b) {
   set("fail_timeout", json_string(formatDuration(b.fail_timeout).c_str()));
   set("slow_start", json_string(formatDuration(b.slow_start).c_str()));
   set("tls_verify", json_boolean(b.tls_verify));
+  set("ca_file", json_string(b.ca_file.c_str()));
   set("keepalive", json_integer(b.keepalive));
   if (b.health_check.enabled) {
     const HealthCheckConfig& hc = b.health_check;

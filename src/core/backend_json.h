@@ -14,7 +14,7 @@ namespace speedmimi::core {
 
 // Reads the keys present in `object` onto `out`; keys absent leave `out` as it was (a partial
 // update). Keys: id, name, host, port, weight, scheme, active, max_conn, max_fails, fail_timeout,
-// slow_start, tls_verify, keepalive, health_check {path, interval, timeout, failures, successes}.
+// slow_start, tls_verify, ca_file, keepalive, health_check {path, interval, timeout, failures, successes}.
 // Types are strict: integers for numbers, true/false for booleans, strings for text; a duration
 // is a string in the YAML's syntax ("10s", "500ms") or an integer of milliseconds.
 // health_check: an object turns the checks on (its keys applied onto the current settings); null

@@ -545,6 +545,7 @@ BackendConfig readBackend(Reader& r, Node map, const std::string& path) {
           {"slow_start",
            [&](Node v, const std::string& p) { b.slow_start = r.duration(v, p, kZero); }},
           {"tls_verify", [&](Node v, const std::string& p) { b.tls_verify = r.boolean(v, p); }},
+          {"ca_file", [&](Node v, const std::string& p) { b.ca_file = r.string(v, p); }},
           {"health_check",
            [&](Node v, const std::string& p) { readHealthCheck(r, v, p, b.health_check); }},
       });
@@ -834,6 +835,19 @@ void validateRouteUniqueness(const Config& config) {
   }
 }
 
+// ssl.port names a second listener beside server.port; the same port would be one socket.
+void validateSsl(const Config& config) {
+  const SslConfig& ssl = config.ssl;
+  if (ssl.port < 0 || ssl.port > kMaxPort) {
+    failAtPath(config, "ssl.port", markOf(config, "ssl"), outOfRange(ssl.port, 0, kMaxPort));
+  }
+  if (ssl.enabled && ssl.port == config.server.port) {
+    failAtPath(config, "ssl.port", markOf(config, "ssl"),
+               std::to_string(ssl.port) +
+                   " is server.port; 0 makes server.port itself speak TLS");
+  }
+}
+
 // The value an exposure error is about: the host where admin.mark points (the last one given,
 // in `grpc` or `admin`); "admin.host" when it was not written.
 std::string adminHostPath(const Config& config) {
@@ -911,22 +925,20 @@ void validateConfig(const Config& config, const KnownNames& known) {
   validateBackends(config);
   for (const RouteConfig& route : config.routes) validateRoute(config, route, known);
   validateRouteUniqueness(config);
+  validateSsl(config);
   validateAdmin(config);
 }
 
-void checkServable(const Config& config) {
-  if (config.ssl.enabled) {
-    failAtPath(config, "ssl.enabled", {},
-               "TLS termination is not available in this version; set it to false");
+ConfigError configErrorAt(const Config& config, const std::string& path,
+                          const std::string& message) {
+  // "backends.default[0].ca_file" -> "backends.default[0]" -> "backends.default" -> "backends"
+  Mark mark;
+  for (std::string at = path; !at.empty() && mark.line == 0;) {
+    mark = markOf(config, at);
+    const size_t cut = at.find_last_of(".[");
+    at = cut == std::string::npos ? "" : at.substr(0, cut);
   }
-  for (const auto& [upstream, backends] : config.backends) {
-    for (size_t i = 0; i < backends.size(); ++i) {
-      if (backends[i].scheme == "https") {
-        failAtPath(config, backendPath(upstream, i) + ".scheme", backends[i].mark,
-                   "TLS to backends is not available in this version; use \"http\"");
-      }
-    }
-  }
+  return ConfigError(config.file, mark.line, mark.column, quoted(path) + ": " + message, path);
 }
 
 int effectiveWorkers(const ServerConfig& server) {

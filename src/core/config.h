@@ -53,10 +53,12 @@ Config parseConfig(std::string_view yaml, const std::string& file, const KnownNa
 // for a key that was not written, and nowhere ("FILE: message") for a Config built in code.
 void validateConfig(const Config& config, const KnownNames& known);
 
-// Refuses settings this version parses but cannot honour, where serving anyway would be unsafe:
-// TLS termination (ssl.enabled) and TLS to backends (scheme https). Throws ConfigError, located
-// as validateConfig's.
-void checkServable(const Config& config);
+// An error about the value at `path` (Config::marks' spelling: "ssl.cert_file",
+// "backends.default[0].ca_file") found by a check outside the core (the certificates, which
+// src/process loads): "'PATH': MESSAGE", located at that value, else at the nearest enclosing
+// value that was written ("ssl", "backends.default[0]"), else nowhere ("FILE: message").
+ConfigError configErrorAt(const Config& config, const std::string& path,
+                          const std::string& message);
 
 // Number of worker processes to fork: server.workers, or the number of online CPUs for auto.
 int effectiveWorkers(const ServerConfig& server);

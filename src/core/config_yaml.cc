@@ -268,6 +268,7 @@ void writeBackend(Document& d, const BackendConfig& b) {
   d.spelling("fail_timeout", formatDuration(b.fail_timeout));
   d.spelling("slow_start", formatDuration(b.slow_start));
   d.boolean("tls_verify", b.tls_verify);
+  d.text("ca_file", b.ca_file);
   d.number("keepalive", b.keepalive);
   if (b.health_check.enabled) {
     const HealthCheckConfig& hc = b.health_check;

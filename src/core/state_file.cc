@@ -444,7 +444,6 @@ Config applyStateFile(const Config& yaml, const std::string& state_path, const K
   if (overlay.empty()) return config;
   overlay.applyTo(config, notes);
   blameStateFile(yaml, config, state_path, [&](const Config& c) { validateConfig(c, known); });
-  blameStateFile(yaml, config, state_path, [](const Config& c) { checkServable(c); });
   return config;
 }
 

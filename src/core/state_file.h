@@ -112,7 +112,7 @@ bool saveStateFile(const std::string& path, const StateOverlay& overlay, std::st
 
 // The YAML config plus the overlay read from `state_path` (server.state_file, resolved by the
 // caller), validated with validateConfig. Errors from the state file, and an effective config
-// that validateConfig or checkServable refuses although `yaml` passes, are thrown as ConfigError
+// that validateConfig refuses although `yaml` passes, are thrown as ConfigError
 // naming the state file. Updates skipped because the YAML lost their backend are told in `notes`.
 Config applyStateFile(const Config& yaml, const std::string& state_path, const KnownNames& known,
                       std::vector<std::string>* notes = nullptr);

@@ -37,6 +37,10 @@ struct ZoneHeader {
   size_t retired_count = 0;
   // Why the master's last reload or upgrade failed (Zone::setLifecycleError).
   char lifecycle_error[512] = {};
+  TicketKeyRing ticket_keys;
+  // Bumped by each POST /api/v1/config/reload-ssl (Zone::bumpTlsSerial): the workers load
+  // their certificates anew when it moves.
+  std::atomic<uint64_t> tls_serial{0};
 };
 
 // Changes whenever a type that lives in the zone changes size; a binary upgrade between two
@@ -45,10 +49,15 @@ struct ZoneHeader {
 // in the padding of a cache line), and is bumped as well when sizes change in ways the xor of
 // sizes might not tell apart (6: latency histograms, responses by class, health history; also
 // the rows of BackendWorkerCounters, whose size the formula does not hold; 7: the retry
-// counters of ServerCounters; 8: BackendState::ramp_start_ms, in the padding of a cache line).
-constexpr uint64_t kLayout = (uint64_t{8} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
+// counters of ServerCounters; 8: BackendState::ramp_start_ms, in the padding of a cache line;
+// 9: ZoneBackendConfig::ca_file, the ticket keys, the TLS serials).
+constexpr uint64_t kLayout = (uint64_t{9} << 56) ^ (uint64_t{sizeof(Slab)} << 48) ^
                              (sizeof(ZoneHeader) << 32) ^ (sizeof(BackendSlot) << 16) ^
                              sizeof(ZoneBackendConfig);
+
+// Configuration blocks are replaced on every update: they stay in the slab's largest size
+// class, whose freed blocks the next ones reuse, rather than take page runs.
+static_assert(sizeof(ZoneBackendConfig) <= Slab::kMinBlock << (Slab::kClasses - 1));
 
 // The writer lock over structural changes. A holder that died leaves the table as it was
 // between two of its steps, each of which keeps the table consistent. When it cannot be taken
@@ -205,6 +214,7 @@ bool toZoneConfig(const std::string& upstream, const BackendConfig& in,
       !copyString(out.name, sizeof(out.name), in.name, "backend name", error) ||
       !copyString(out.host, sizeof(out.host), in.host, "backend host", error) ||
       !copyString(out.scheme, sizeof(out.scheme), in.scheme, "scheme", error) ||
+      !copyString(out.ca_file, sizeof(out.ca_file), in.ca_file, "backend ca_file", error) ||
       !copyString(out.health_path, sizeof(out.health_path), in.health_check.path,
                   "health_check path", error)) {
     return false;
@@ -247,6 +257,7 @@ BackendConfig fromZoneConfig(const ZoneBackendConfig& in) {
   out.fail_timeout = Duration(in.fail_timeout_ms);
   out.slow_start = Duration(in.slow_start_ms);
   out.tls_verify = in.tls_verify;
+  out.ca_file = in.ca_file;
   out.health_check.enabled = in.health_enabled;
   out.health_check.path = in.health_path;
   out.health_check.interval = Duration(in.health_interval_ms);
@@ -335,6 +346,7 @@ int Zone::claimWorkerSlot(pid_t owner) {
     c.bytes_out.store(0, kRelaxed);
     c.request_latency.clear();
     c.seen_generation.store(0, kRelaxed);
+    c.seen_tls_serial.store(0, kRelaxed);
     c.ready.store(0, kRelaxed);
     c.pid.store(owner, std::memory_order_release);  // reclaim waits for it from now on
     uint32_t limit = header_->worker_slot_limit.load(std::memory_order_acquire);
@@ -644,6 +656,43 @@ void Zone::setLifecycleError(const std::string& why) {
 std::string Zone::lifecycleError() const {
   const char* in = header_->lifecycle_error;
   return std::string(in, strnlen(in, sizeof(header_->lifecycle_error)));
+}
+
+bool Zone::rotateTicketKey(const ZoneTicketKey& fresh, int64_t interval_s) {
+  WriteLock lock(*header_);
+  if (!lock.held()) return false;
+  TicketKeyRing& ring = header_->ticket_keys;
+  const uint64_t current = ring.serial.load(kRelaxed);  // written under this lock only
+  if (current != 0 &&
+      fresh.created_unix - ring.slots[current % kTicketKeySlots].created_unix < interval_s) {
+    return false;  // another master rotated meanwhile (a binary upgrade), or it is not due
+  }
+  const uint64_t next = current + 1;
+  ring.writing.store(next, kRelaxed);
+  std::atomic_thread_fence(std::memory_order_release);  // `writing` before the slot's bytes
+  ring.slots[next % kTicketKeySlots] = fresh;
+  ring.serial.store(next, std::memory_order_release);
+  return true;
+}
+
+uint64_t Zone::ticketKeySerial() const {
+  return header_->ticket_keys.serial.load(std::memory_order_acquire);
+}
+
+bool Zone::ticketKey(uint64_t n, ZoneTicketKey& out) const {
+  const TicketKeyRing& ring = header_->ticket_keys;
+  if (n == 0 || n > ring.serial.load(std::memory_order_acquire)) return false;
+  out = ring.slots[n % kTicketKeySlots];
+  std::atomic_thread_fence(std::memory_order_acquire);  // the copy before `writing`
+  return ring.writing.load(kRelaxed) < n + kTicketKeySlots;
+}
+
+uint64_t Zone::tlsSerial() const { return header_->tls_serial.load(std::memory_order_acquire); }
+
+uint64_t Zone::bumpTlsSerial() {
+  const uint64_t serial = header_->tls_serial.fetch_add(1, std::memory_order_acq_rel) + 1;
+  publish();
+  return serial;
 }
 
 size_t Zone::wakeWorkers() const {

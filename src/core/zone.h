@@ -147,6 +147,23 @@ class Zone {
   ChangeResult recordReport(const std::string& upstream, const std::string& id,
                             const PerformanceReport& report, int64_t now_ms);
 
+  // Session-ticket keys (TicketKeyRing). A master makes `fresh` (random bytes, created_unix =
+  // now) and calls this: it becomes the current key if the ring has none yet or the current one
+  // is `interval_s` old, under the writer lock; false when it is not due (or the lock cannot be
+  // taken), nothing changed.
+  bool rotateTicketKey(const ZoneTicketKey& fresh, int64_t interval_s);
+  // The current key's number, 0 before the first (any process, no lock).
+  uint64_t ticketKeySerial() const;
+  // Copies key `n`; false when it is not made yet or its slot was reused (n is more than
+  // kTicketKeySlots - 1 behind, or being overwritten while it was copied).
+  bool ticketKey(uint64_t n, ZoneTicketKey& out) const;
+
+  // The certificates' serial: moved by POST /api/v1/config/reload-ssl (control process), which
+  // also publishes a new generation, so that the workers load their certificates anew and the
+  // API waits for them (ServerCounters::seen_tls_serial). Returns the new serial.
+  uint64_t tlsSerial() const;
+  uint64_t bumpTlsSerial();
+
   // Sends kZoneChangedSignal to every live worker (a slot with a pid), so that each applies
   // the current generation now and publishes it in seen_generation: the control process calls
   // it after a change, then waits for them. Returns how many were signalled.

@@ -125,6 +125,7 @@ struct alignas(kCacheLine) ServerCounters {
   // queued to the client, or the exchange's end without one), CLOCK_MONOTONIC microseconds.
   LatencyHistogram request_latency;
   std::atomic<uint64_t> seen_generation{0};       // the zone generation this worker applied
+  std::atomic<uint64_t> seen_tls_serial{0};       // the certificates it serves (Zone::tlsSerial)
   std::atomic<int32_t> pid{0};                    // 0: no worker in this slot
   std::atomic<uint32_t> claimed{0};  // handed to a worker by a master (Zone::claimWorkerSlot)
   std::atomic<uint32_t> ready{0};    // the worker accepts connections
@@ -134,12 +135,14 @@ struct alignas(kCacheLine) ServerCounters {
 struct ZoneBackendConfig {
   static constexpr size_t kShort = 64;   // upstream, id, scheme
   static constexpr size_t kLong = 256;   // name, host, health path
+  static constexpr size_t kPath = 512;   // ca_file
   char upstream[kShort];
   char id[kShort];
   char name[kLong];
   char host[kLong];
   char health_path[kLong];
   char scheme[kShort];
+  char ca_file[kPath];  // as configured (relative to the prefix); "" = the system store
   int32_t port;
   int32_t weight;
   int32_t max_fails;
@@ -157,6 +160,29 @@ struct ZoneBackendConfig {
   // Resolved before the backend was added or updated (see BackendAddress).
   sockaddr_storage address;
   uint32_t address_len;
+};
+
+// A session-ticket key (RFC 5077: its name, AES-256 and HMAC-SHA256 keys) as the zone keeps it.
+struct ZoneTicketKey {
+  uint8_t name[16];
+  uint8_t aes_key[32];
+  uint8_t hmac_key[32];
+  int64_t created_unix;  // wall clock, seconds: the next rotation is due from it
+};
+
+// The ticket keys every worker's TLS contexts share, so a client resumes on any worker and
+// after any reload (DESIGN §10). Made and rotated by the masters (Zone::rotateTicketKey, under
+// the writer lock: two masters share the zone during a binary upgrade), read without a lock by
+// the workers (Zone::ticketKey). Key n (1, 2, ...) lives in slots[n % kTicketKeySlots]; the
+// newest, `serial`, encrypts new tickets, and the two before it still decrypt (with a new
+// ticket issued). A seqlock: the writer stores `writing` = n before it overwrites key n - 3's
+// slot and `serial` = n after; a reader that copied key k checks afterwards that `writing` has
+// not reached k + kTicketKeySlots.
+constexpr size_t kTicketKeySlots = 3;
+struct TicketKeyRing {
+  std::atomic<uint64_t> serial{0};  // the current key; 0 = none made yet
+  std::atomic<uint64_t> writing{0};
+  ZoneTicketKey slots[kTicketKeySlots];
 };
 
 // Active health-check results, written by the control process only.

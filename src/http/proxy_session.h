@@ -153,6 +153,9 @@ struct ProxyContext {
   upstream::UpstreamSet* upstreams = nullptr;
   upstream::ConnectionPool* pool = nullptr;
   AccessLog* access_log = nullptr;
+  // The certificates new TLS connections are served with (ssl.enabled); the worker replaces it
+  // on a certificate reload, and the connections made before keep the contexts they started on.
+  std::shared_ptr<const event::ServerTls> server_tls;
   ServerCounters* counters = nullptr;      // this worker's slot
   ServerCounters* all_counters = nullptr;  // every worker's slot, for server.max_conn
   const std::atomic<uint32_t>* worker_slot_limit = nullptr;  // slots [0, limit) are summed
@@ -167,9 +170,6 @@ struct ProxyContext {
   std::vector<std::unique_ptr<Exchange>> spare_exchanges;
   HeadLimits request_limits;
   HeadLimits response_limits;
-  // The certificates of the TLS listener (nullptr without one). A reload replaces it; sessions
-  // already accepted keep the SSL they were given, and through it the old contexts.
-  std::shared_ptr<const event::ServerTls> server_tls;
   // What the relative ca_file paths of https backends are under (-p).
   std::string prefix;
 
@@ -186,7 +186,7 @@ class ProxySession final : public event::StreamHandler {
  public:
   // Takes ownership of the accepted socket `fd`, accepted on a TLS listener when `tls` (then
   // ctx.server_tls is set). The session registers itself in ctx.sessions.
-  ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer, bool tls);
+  ProxySession(ProxyContext& ctx, int fd, const sockaddr* peer, bool tls = false);
   ~ProxySession();
 
   // Starts reading the first request.

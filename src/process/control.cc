@@ -21,6 +21,7 @@
 #include "event/handles.h"
 #include "event/timer.h"
 #include "process/notify.h"
+#include "process/tls_check.h"
 #include "upstream/balancer.h"
 #include "upstream/health.h"
 
@@ -49,10 +50,13 @@ int64_t unixMs() {
 // Probes one backend every health_check.interval and records the results in its zone slot.
 class HealthChecker {
  public:
-  HealthChecker(event_base* base, BackendSlot& slot, uint64_t incarnation)
+  // `prefix`: what an https backend's relative ca_file is under.
+  HealthChecker(event_base* base, BackendSlot& slot, uint64_t incarnation,
+                const std::string& prefix)
       : base_(base),
         slot_(slot),
         incarnation_(incarnation),
+        prefix_(prefix),
         backend_(core::BackendConfig{}, &slot.runtime),
         timer_(event::newTimer(base, &HealthChecker::onTimer, this)) {
     update(*slot.config.load(std::memory_order_acquire));
@@ -75,7 +79,8 @@ class HealthChecker {
     auto* self = static_cast<HealthChecker*>(arg);
     self->probe_ = std::make_unique<upstream::HealthProbe>(
         self->base_, self->backend_,
-        [self](bool passed, const std::string& reason) { self->onResult(passed, reason); });
+        [self](bool passed, const std::string& reason) { self->onResult(passed, reason); },
+        self->prefix_);
   }
 
   void onResult(bool passed, const std::string& reason) {
@@ -99,6 +104,7 @@ class HealthChecker {
   event_base* base_;
   BackendSlot& slot_;
   uint64_t incarnation_;
+  std::string prefix_;
   std::string upstream_;
   upstream::Backend backend_;
   event::EventPtr timer_;
@@ -186,6 +192,50 @@ class MasterLink final : public admin::Lifecycle {
   std::vector<Done> waiting_;
 };
 
+// The API's certificate checks and reload-ssl, with the paths under the prefix. Runs as
+// server.user: a key that only root can read is reloaded by a HUP, not by reload-ssl.
+class TlsFiles final : public admin::Certificates {
+ public:
+  TlsFiles(std::string prefix, std::vector<event::CertificateInfo> served)
+      : prefix_(std::move(prefix)), served_(std::move(served)) {}
+
+  // A key that only root can read cannot be loaded here: the server's certificates are then
+  // left to the master, which loads them as root when the change reaches it (a reload), and a
+  // failure there changes nothing either.
+  void check(const core::Config& config) override {
+    core::Config checked = config;
+    for (const event::CertificateFiles& pair : serverTlsOptions(config, prefix_).certificates) {
+      for (const std::string& file : {pair.cert_file, pair.key_file}) {
+        if (access(file.c_str(), R_OK) != 0 && errno == EACCES) checked.ssl.enabled = false;
+      }
+    }
+    checkTls(checked, prefix_);
+  }
+
+  bool checkBackend(const core::BackendConfig& backend, std::string& error) override {
+    return checkBackendTls(backend, prefix_, error);
+  }
+
+  bool reload(const core::Config& config, std::string& error) override {
+    try {
+      std::unique_ptr<event::ServerTls> tls =
+          event::ServerTls::load(serverTlsOptions(config, prefix_));
+      served_ = tls->certificates();
+    } catch (const event::TlsError& e) {
+      error = describe(e);
+      return false;
+    }
+    for (const std::string& w : expiryWarnings(served_, time(nullptr))) SM_WARN("%s", w.c_str());
+    return true;
+  }
+
+  const std::vector<event::CertificateInfo>& served() const override { return served_; }
+
+ private:
+  std::string prefix_;
+  std::vector<event::CertificateInfo> served_;
+};
+
 class Control {
  public:
   explicit Control(const ControlSetup& setup) : setup_(setup) {}
@@ -212,6 +262,7 @@ class Control {
   // The management API (when admin.enabled): declared in this order so that the Api, which
   // holds calls of the server, goes first.
   std::unique_ptr<MasterLink> master_;
+  std::unique_ptr<TlsFiles> tls_files_;
   std::unique_ptr<admin::HttpServer> server_;
   std::unique_ptr<admin::Api> api_;
   event::EventPtr stop_poll_;
@@ -240,6 +291,8 @@ bool Control::startApi() {
   api.state_path = setup_.state_path;
   api.known = {upstream::balancerNames()};
   api.lifecycle = master_.get();
+  tls_files_ = std::make_unique<TlsFiles>(setup_.prefix, setup_.certificates);
+  api.certificates = tls_files_.get();
   api.generation = setup_.generation;
   api.started_unix_ms = setup_.started_unix_ms;
   api_ = std::make_unique<admin::Api>(api, *server_);
@@ -301,7 +354,8 @@ void Control::sync() {
       it->second->update(*zc);
       next.emplace(index, std::move(it->second));
     } else {
-      next.emplace(index, std::make_unique<HealthChecker>(base_.get(), slot, incarnation));
+      next.emplace(index, std::make_unique<HealthChecker>(base_.get(), slot, incarnation,
+                                                                 setup_.prefix));
     }
   });
   checkers_ = std::move(next);

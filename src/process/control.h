@@ -4,9 +4,11 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/config_types.h"
 #include "core/zone.h"
+#include "event/tls.h"
 
 namespace speedmimi::process {
 
@@ -22,6 +24,9 @@ struct ControlSetup {
   int admin_fd = -1;      // the management API's listening socket (-1: admin.enabled false)
   uint64_t generation = 0;  // the master's generation this process belongs to
   int64_t started_unix_ms = 0;  // when the master started
+  std::string prefix;           // what relative certificate paths are under (-p)
+  // The certificates this generation serves, as the master loaded them.
+  std::vector<event::CertificateInfo> certificates;
 };
 
 // Runs until TERM, INT or QUIT, or until the master is gone. Returns the process exit code.

@@ -3,6 +3,7 @@
 // replays the state file onto the YAML itself, since a generation keeps both; -t and -T replay
 // it here.
 #include <cstdio>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "core/config_yaml.h"
 #include "core/state_file.h"
 #include "process/master.h"
+#include "process/tls_check.h"
 #include "process/title.h"
 #include "upstream/balancer.h"
 
@@ -43,7 +45,6 @@ int main(int argc, char** argv) {
   Config config;
   try {
     config = loadConfigFile(file, {speedmimi::upstream::balancerNames()});
-    checkServable(config);
   } catch (const ConfigError& e) {
     fprintf(stderr, "%s\n", e.what());
     if (options.test_config) fprintf(stderr, "speedmimi: configuration file %s test failed\n",
@@ -61,6 +62,19 @@ int main(int argc, char** argv) {
     } catch (const ConfigError& e) {
       fprintf(stderr, "speedmimi: %s\n", e.what());
       fprintf(stderr, "speedmimi: configuration file %s test failed\n", file.c_str());
+      return 1;
+    }
+    // The certificates, as the master loads them: an error at the key, as the YAML's are told.
+    try {
+      if (auto tls = speedmimi::process::checkTls(config, options.prefix)) {
+        for (const std::string& w :
+             speedmimi::process::expiryWarnings(tls->certificates(), time(nullptr))) {
+          notes.push_back("warning: " + w);
+        }
+      }
+    } catch (const ConfigError& e) {
+      fprintf(stderr, "%s\nspeedmimi: configuration file %s test failed\n", e.what(),
+              file.c_str());
       return 1;
     }
     for (const std::string& note : notes) fprintf(stderr, "speedmimi: %s\n", note.c_str());

@@ -44,7 +44,9 @@
 #include "process/notify.h"
 #include "process/pid_file.h"
 #include "process/title.h"
+#include "process/tls_check.h"
 #include "process/worker.h"
+#include "process/zone_ticket_keys.h"
 #include "upstream/backend_table.h"
 #include "upstream/balancer.h"
 
@@ -185,12 +187,32 @@ void prepareStateDirectory(const std::string& state_file, const std::string& pre
           under_prefix ? std::strerror(errno) : "");
 }
 
+int64_t unixNow() { return static_cast<int64_t>(time(nullptr)); }
+
+// Every certificate and CA bundle `config` names, loaded as root before anything changes.
+// Throws ConfigError.
+std::vector<event::CertificateInfo> checkCertificates(const core::Config& config,
+                                                      const std::string& prefix) {
+  std::unique_ptr<event::ServerTls> tls = checkTls(config, prefix);
+  return tls ? tls->certificates() : std::vector<event::CertificateInfo>{};
+}
+
+void warnExpiring(const std::vector<event::CertificateInfo>& certificates) {
+  for (const std::string& w : expiryWarnings(certificates, unixNow())) SM_WARN("%s", w.c_str());
+}
+
 // One configuration and the sockets it listens on; lives while a process of it runs.
 struct Generation {
   uint64_t number = 0;
   core::Config yaml;    // the YAML as loaded, before the state file
   core::Config config;  // effective: the YAML with the state file replayed; the zone follows it
-  std::vector<ListenerRef> listeners;  // [0]: server.host:port
+  // The certificates it serves, as the master loaded them (for the API's statistics).
+  std::vector<event::CertificateInfo> certificates;
+  // [0]: server.host:port; then the TLS listener of ssl.port and the management API's, when
+  // there are.
+  std::vector<ListenerRef> listeners;
+  ListenerRef tls;    // ssl.port beside server.port; listeners[0] itself when ssl.port is 0
+  ListenerRef admin;
   size_t workers = 0;
   Clock::time_point started{};
   std::vector<pid_t> waiters;  // `-s reload` processes waiting for it to serve
@@ -268,8 +290,10 @@ bool Master::setUp() {
   // error there stops the start as one in the YAML does: on stderr, before anything is opened.
   core::Config yaml = first_config_;
   std::vector<std::string> notes;
+  std::vector<event::CertificateInfo> certificates;
   try {
     first_config_ = effectiveConfig(yaml, prefix, notes);
+    certificates = checkCertificates(first_config_, prefix);
   } catch (const core::ConfigError& e) {
     fprintf(stderr, "speedmimi: %s\n", e.what());
     return false;
@@ -287,6 +311,7 @@ bool Master::setUp() {
     return false;
   }
   for (const std::string& note : notes) SM_WARN("%s", note.c_str());
+  warnExpiring(certificates);
   auto fail = [&](const std::string& why) {
     SM_ALERT("%s", why.c_str());
     fprintf(stderr, "speedmimi: %s\n", why.c_str());
@@ -313,6 +338,7 @@ bool Master::setUp() {
   std::unique_ptr<Generation> first = prepare(std::move(first_config_), error);
   if (!first) return fail(error);
   first->yaml = std::move(yaml);
+  first->certificates = std::move(certificates);
   listeners_.closeUnclaimed();
   // -d: detach once every start error has reached the terminal, before the first fork, so the
   // children are ours and do not hold the terminal. A new binary of an upgrade stays in the
@@ -348,7 +374,9 @@ bool Master::openZone(std::string& error) {
     if (!zone_) return false;
     arrival = Zone::Arrival::kAtStart;
   }
-  return upstream::syncBackends(*zone_, first_config_, error, nullptr, arrival);
+  if (!upstream::syncBackends(*zone_, first_config_, error, nullptr, arrival)) return false;
+  rotateTicketKeys(*zone_, unixNow());  // the first key, unless the zone was inherited with one
+  return true;
 }
 
 // Everything a generation needs that can fail, done before anything changes: its listening
@@ -356,19 +384,30 @@ bool Master::openZone(std::string& error) {
 std::unique_ptr<Generation> Master::prepare(core::Config config, std::string& error) {
   auto g = std::make_unique<Generation>();
   g->config = std::move(config);
-  ListenerRef listener = listeners_.acquire(g->config.server.host, g->config.server.port, error);
+  const core::ServerConfig& server = g->config.server;
+  const core::SslConfig& ssl = g->config.ssl;
+  ListenerRef listener = listeners_.acquire(server.host, server.port, error);
   if (!listener) return nullptr;
   g->listeners.push_back(std::move(listener));
+  if (ssl.enabled && ssl.port == 0) g->tls = g->listeners[0];
+  if (ssl.enabled && ssl.port != 0) {
+    g->tls = listeners_.acquire(server.host, ssl.port, error);
+    if (!g->tls) return nullptr;
+    g->listeners.push_back(g->tls);
+  }
   const core::AdminConfig& admin = g->config.admin;
   if (admin.enabled) {
-    if (listenerAddress(admin.host, admin.port) == g->listeners[0]->address) {
-      error = "the management API cannot listen on " + g->listeners[0]->address +
-              ", the address of server.host and server.port";
+    const std::string address = listenerAddress(admin.host, admin.port);
+    for (const ListenerRef& l : g->listeners) {
+      if (address != l->address) continue;
+      error = "the management API cannot listen on " + address + ", the address of " +
+              (l == g->tls && ssl.port != 0 ? "server.host and ssl.port"
+                                            : "server.host and server.port");
       return nullptr;
     }
-    ListenerRef api = listeners_.acquire(admin.host, admin.port, error);
-    if (!api) return nullptr;
-    g->listeners.push_back(std::move(api));
+    g->admin = listeners_.acquire(admin.host, admin.port, error);
+    if (!g->admin) return nullptr;
+    g->listeners.push_back(g->admin);
   }
   g->workers = std::min<size_t>(core::effectiveWorkers(g->config.server), core::kMaxWorkers);
   return g;
@@ -430,11 +469,13 @@ void Master::spawn(Child& child) {
 // watches them; the rest are unblocked.
 void Master::runChild(const Child& child, const Generation& g, int slot) {
   pipe_write_.reset();
-  int listen_fd = -1;
+  // A worker serves server.port (plain HTTP or TLS) and ssl.port; the control process the API.
+  int listen_fd = -1, tls_listen_fd = -1;
   for (const ListenerRef& l : listeners_.open()) {
-    bool ours = child.role == Role::kWorker ? l == g.listeners[0]
-                                            : g.listeners.size() > 1 && l == g.listeners[1];
-    if (ours) {
+    const bool worker = child.role == Role::kWorker;
+    if (worker && l == g.tls) {
+      tls_listen_fd = l->fd.release();
+    } else if (worker ? l == g.listeners[0] : l == g.admin) {
       listen_fd = l->fd.release();
     } else {
       ::close(l->fd.release());
@@ -457,12 +498,16 @@ void Master::runChild(const Child& child, const Generation& g, int slot) {
     setup.admin_fd = listen_fd;
     setup.generation = g.number;
     setup.started_unix_ms = started_unix_ms_;
+    setup.prefix = options_.prefix;
+    setup.certificates = g.certificates;
     _exit(runControl(setup));
   }
   setTitle("speedmimi: worker process");
   WorkerSetup setup;
   setup.config = &g.config;
   setup.listen_fd = listen_fd;
+  setup.tls_listen_fd = tls_listen_fd;
+  setup.prefix = options_.prefix;
   setup.zone = zone_.get();
   setup.slot = static_cast<size_t>(slot);
   setup.access_log_path = resolvePath(options_.prefix, g.config.server.access_log);
@@ -594,17 +639,21 @@ void Master::reload(pid_t waiter) {
   std::unique_ptr<Generation> next;
   try {
     core::Config yaml = core::loadConfigFile(file, {upstream::balancerNames()});
-    core::checkServable(yaml);
     keepRestartOnlyKeys(yaml);
     std::vector<std::string> notes;
     core::Config config = effectiveConfig(yaml, options_.prefix, notes);
     for (const std::string& note : notes) SM_WARN("reload: %s", note.c_str());
+    std::vector<event::CertificateInfo> certificates = checkCertificates(config, options_.prefix);
     next = prepare(std::move(config), error);
-    if (next) next->yaml = std::move(yaml);
+    if (next) {
+      next->yaml = std::move(yaml);
+      next->certificates = std::move(certificates);
+    }
   } catch (const core::ConfigError& e) {
     error = e.what();
   }
   if (next && !upstream::syncBackends(*zone_, next->config, error)) next.reset();
+  if (next) warnExpiring(next->certificates);
   if (!next) {
     SM_ERROR("reload failed: %s; still serving generation %llu", error.c_str(),
              static_cast<unsigned long long>(current().number));
@@ -833,6 +882,7 @@ int Master::run() {
     checkProgress();
     respawnDue();
     collectGenerations();
+    rotateTicketKeys(*zone_, unixNow());
   }
   stop(stop_signal);
   return 0;

@@ -13,6 +13,8 @@
 #include "http/proxy_session.h"
 #include "http/router.h"
 #include "process/title.h"
+#include "process/tls_check.h"
+#include "process/zone_ticket_keys.h"
 #include "upstream/connection_pool.h"
 #include "upstream/upstream_set.h"
 
@@ -37,12 +39,19 @@ class Worker {
 
  private:
   bool init();
+  bool startAcceptor(std::unique_ptr<event::Acceptor>& acceptor, int fd, bool tls);
+  // Loads the certificates of ssl.* anew (ssl.enabled), with the zone's ticket keys; false with
+  // an error logged, ctx_.server_tls unchanged.
+  bool loadTls();
+  // A POST /api/v1/config/reload-ssl moved the zone's TLS serial: new handshakes get the files
+  // as they are now; open connections keep what they started with.
+  void followTlsSerial();
   // Draining (reload, QUIT, the master gone): stop accepting at once; exchanges in progress end
   // with "Connection: close"; idle keep-alive connections stay open for their next request
   // until `idle_grace` passes (then they get a FIN); tunnels and event streams run until they
   // end or server.shutdown_timeout passes.
   void stopGracefully(std::chrono::milliseconds idle_grace);
-  void onAccept(int fd, sockaddr* addr);
+  void onAccept(int fd, sockaddr* addr, bool tls);
   static void onSignal(evutil_socket_t sig, short, void* arg);
   static void onTick(evutil_socket_t, short, void* arg);
   static void onShutdownDeadline(evutil_socket_t, short, void* arg);
@@ -63,8 +72,13 @@ class Worker {
   std::unique_ptr<upstream::ConnectionPool> pool_;
   std::unique_ptr<upstream::UpstreamSet> upstreams_;  // refers to pool_
   http::AccessLog access_log_;
+  // Before ctx_: the TLS contexts keep a pointer to it until their last connection closes.
+  ZoneTicketKeys ticket_keys_{*setup_.zone};
   http::ProxyContext ctx_;
-  std::unique_ptr<event::Acceptor> acceptor_;  // owns this process's copy of the listener
+  // Each owns this process's copy of its listener: plain HTTP, TLS.
+  std::unique_ptr<event::Acceptor> acceptor_;
+  std::unique_ptr<event::Acceptor> tls_acceptor_;
+  uint64_t tls_serial_ = 0;  // the zone's TLS serial the certificates were loaded at
   std::vector<event::EventPtr> signals_;
   event::EventPtr tick_;
   event::EventPtr deadline_;
@@ -105,6 +119,7 @@ bool Worker::init() {
   ctx_.upstreams = upstreams_.get();
   ctx_.pool = pool_.get();
   ctx_.access_log = &access_log_;
+  ctx_.prefix = setup_.prefix;
   ctx_.all_counters = setup_.zone->workers();
   ctx_.counters = &mine;
   ctx_.worker_slot_limit = setup_.zone->workerSlotLimitPtr();
@@ -115,12 +130,12 @@ bool Worker::init() {
   ctx_.header_storage.resize(
       std::max(ctx_.request_limits.max_headers, ctx_.response_limits.max_headers) + 1);
 
-  acceptor_ = std::make_unique<event::Acceptor>(
-      base_.get(), event::Fd(setup_.listen_fd),
-      [this](int fd, sockaddr* addr, socklen_t) { onAccept(fd, addr); },
-      event::Acceptor::Options{});
-  if (!acceptor_->start(error)) {
-    SM_CRIT("%s", error.c_str());
+  // As root still: keys readable by root alone load.
+  tls_serial_ = setup_.zone->tlsSerial();
+  if (setup_.tls_listen_fd >= 0 && !loadTls()) return false;
+  mine.seen_tls_serial.store(tls_serial_, std::memory_order_release);
+  if (!startAcceptor(acceptor_, setup_.listen_fd, false) ||
+      !startAcceptor(tls_acceptor_, setup_.tls_listen_fd, true)) {
     return false;
   }
 
@@ -158,6 +173,48 @@ bool Worker::init() {
   return true;
 }
 
+bool Worker::startAcceptor(std::unique_ptr<event::Acceptor>& acceptor, int fd, bool tls) {
+  if (fd < 0) return true;
+  acceptor = std::make_unique<event::Acceptor>(
+      base_.get(), event::Fd(fd),
+      [this, tls](int client, sockaddr* addr, socklen_t) { onAccept(client, addr, tls); },
+      event::Acceptor::Options{});
+  std::string error;
+  if (!acceptor->start(error)) {
+    SM_CRIT("%s", error.c_str());
+    return false;
+  }
+  return true;
+}
+
+bool Worker::loadTls() {
+  event::ServerTlsOptions options = serverTlsOptions(*setup_.config, setup_.prefix);
+  options.tickets = &ticket_keys_;
+  try {
+    ctx_.server_tls = event::ServerTls::load(options);
+    return true;
+  } catch (const event::TlsError& e) {
+    SM_ERROR("cannot load the certificates: %s", describe(e).c_str());
+    return false;
+  }
+}
+
+void Worker::followTlsSerial() {
+  const uint64_t serial = setup_.zone->tlsSerial();
+  if (serial == tls_serial_) return;
+  tls_serial_ = serial;
+  if (ctx_.server_tls) {
+    if (loadTls()) {
+      SM_INFO("certificates reloaded");
+    } else {
+      SM_ERROR("the certificates loaded before stay in use");
+    }
+  }
+  // Applied either way: the control process loaded the same files before it moved the serial,
+  // so a failure here is this worker's own (and logged).
+  setup_.zone->workers()[setup_.slot].seen_tls_serial.store(serial, std::memory_order_release);
+}
+
 int Worker::run() {
   if (!init()) return 2;
   // The master blocks these signals; libevent delivers them here from now on.
@@ -183,13 +240,13 @@ int Worker::run() {
   return 0;
 }
 
-void Worker::onAccept(int fd, sockaddr* addr) {
+void Worker::onAccept(int fd, sockaddr* addr, bool tls) {
   const ServerConfig& server = setup_.config->server;
   if (server.max_conn > 0 &&
       ctx_.totalActiveConnections() >= static_cast<int64_t>(server.max_conn)) {
     return refuse(fd);
   }
-  auto* session = new http::ProxySession(ctx_, fd, addr, false);  // deletes itself
+  auto* session = new http::ProxySession(ctx_, fd, addr, tls);  // deletes itself
   session->start();
 }
 
@@ -230,6 +287,7 @@ void Worker::stopGracefully(std::chrono::milliseconds idle_grace) {
   // Our copy of the listening socket goes too: the master and the new workers keep theirs, so
   // no connection is refused, and a worker left behind by a dead master holds no port.
   acceptor_.reset();
+  tls_acceptor_.reset();
   pool_->clear();
   deadline_ = event::newTimer(base_.get(), &Worker::onShutdownDeadline, this);
   event::addTimer(deadline_.get(), setup_.config->server.shutdown_timeout);
@@ -275,6 +333,7 @@ void Worker::onZoneChanged(evutil_socket_t, short, void* arg) {
 // read the backend it has just released (its access-log line, a retry that finds no other
 // backend). Disconnects are taken before, while their backends are sure to be allocated.
 void Worker::followZone() {
+  followTlsSerial();
   upstreams_->refresh();
   closeDisconnected();
   upstreams_->collectRetired();

@@ -16,13 +16,15 @@ using core::Zone;
 
 struct WorkerSetup {
   const Config* config = nullptr;  // this worker's generation
-  int listen_fd = -1;              // owned by the worker from now on
+  int listen_fd = -1;      // plain HTTP (-1: none, server.port speaks TLS); the worker's now
+  int tls_listen_fd = -1;  // TLS (ssl.enabled: server.port, or ssl.port beside it); the worker's
+  std::string prefix;      // what the certificates' relative paths are under (-p)
   Zone* zone = nullptr;            // shared memory: counters, backends
   size_t slot = 0;                 // this worker's counter slot in the zone
   std::string access_log_path;     // resolved against the prefix, or "off"
   int master_pipe = -1;            // reads EOF when the master is gone
-  // Called once the worker has opened what it needs as root (its access log), before it
-  // serves: drops to server.user. False stops the worker.
+  // Called once the worker has opened what it needs as root (its access log, its certificates
+  // and keys), before it serves: drops to server.user. False stops the worker.
   std::function<bool()> drop_privileges;
 };
 

@@ -71,8 +71,7 @@ class HealthProbe final : public event::StreamHandler {
 
   // An https backend is probed over TLS, verified as requests are (Backend::clientTls, with
   // `prefix` for a relative ca_file); a handshake or verification failure fails the probe.
-  HealthProbe(event_base* base, const Backend& backend, Done done,
-              const std::string& prefix = std::string());
+  HealthProbe(event_base* base, const Backend& backend, Done done, const std::string& prefix);
   ~HealthProbe();
 
   void onStreamEvent(event::Stream& stream, event::StreamEvent ev) override;

@@ -53,6 +53,35 @@ class FakeLifecycle final : public Lifecycle {
   int reloads = 0;
 };
 
+// What src/process would load: a check that refuses what the test says, a reload that fails or
+// serves `loaded`.
+class FakeCertificates final : public Certificates {
+ public:
+  void check(const core::Config& config) override {
+    if (!refuse_path.empty()) throw core::configErrorAt(config, refuse_path, "x.pem: bad");
+  }
+  bool checkBackend(const core::BackendConfig& b, std::string& error) override {
+    if (b.scheme != "https" || b.ca_file != "bad.pem") return true;
+    error = "backend.ca_file: bad.pem: cannot read";
+    return false;
+  }
+  bool reload(const core::Config&, std::string& error) override {
+    ++reloads;
+    if (!reload_ok) error = "certs/server.key: key values mismatch";
+    if (reload_ok) served_ = loaded;
+    return reload_ok;
+  }
+  const std::vector<event::CertificateInfo>& served() const override { return served_; }
+
+  std::string refuse_path;
+  bool reload_ok = true;
+  int reloads = 0;
+  std::vector<event::CertificateInfo> loaded;
+
+ private:
+  std::vector<event::CertificateInfo> served_;
+};
+
 class ApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -91,6 +120,7 @@ class ApiTest : public ::testing::Test {
     setup.state_path = state_path;
     setup.known = known_;
     setup.lifecycle = &lifecycle_;
+    setup.certificates = &certificates_;
     setup.generation = 3;
     api_ = std::make_unique<Api>(setup, *server_);
     std::string error;
@@ -124,6 +154,7 @@ class ApiTest : public ::testing::Test {
   core::Config yaml_;
   std::unique_ptr<core::Zone> zone_;
   FakeLifecycle lifecycle_;
+  FakeCertificates certificates_;
   event::EventBasePtr base_;
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<Api> api_;
@@ -376,6 +407,85 @@ TEST_F(ApiTest, ReloadSslWithoutTlsIs409) {
   std::string answer = call("POST", "/api/v1/config/reload-ssl");
   EXPECT_EQ(statusOf(answer), 409) << answer;
   EXPECT_NE(answer.find("ssl.enabled: false"), std::string::npos) << answer;
+}
+
+TEST_F(ApiTest, ReloadSslLoadsFirstAndABadPairChangesNothing) {
+  yaml_.ssl.enabled = true;
+  certificates_.reload_ok = false;
+  const uint64_t serial = zone_->tlsSerial(), generation = zone_->generation();
+  std::string answer = call("POST", "/api/v1/config/reload-ssl");
+  EXPECT_EQ(statusOf(answer), 500) << answer;
+  EXPECT_NE(answer.find(R"("error": "certs/server.key: key values mismatch")"), std::string::npos)
+      << answer;
+  EXPECT_EQ(zone_->tlsSerial(), serial);
+  EXPECT_EQ(zone_->generation(), generation);
+}
+
+TEST_F(ApiTest, ReloadSslAnswersOnceEveryWorkerLoadedTheCertificates) {
+  yaml_.ssl.enabled = true;
+  certificates_.loaded.resize(2);
+  int slot = zone_->claimWorkerSlot(getpid());
+  ASSERT_GE(slot, 0);
+  core::ServerCounters& worker = zone_->workers()[slot];
+  worker.ready.store(1);
+  worker.seen_generation.store(zone_->generation());
+  const uint64_t serial = zone_->tlsSerial();
+  bool answered_before_apply = false, received = false;
+  int turns = 0;
+  std::string answer = call("POST", "/api/v1/config/reload-ssl", "", "", [&] {
+    // The worker has seen the generation at once, but loads the certificates 20 turns later.
+    worker.seen_generation.store(zone_->generation());
+    if (++turns == 20) worker.seen_tls_serial.store(zone_->tlsSerial());
+    received |= server_->pending() > 0;
+    if (turns < 20 && received && server_->pending() == 0) answered_before_apply = true;
+  });
+  EXPECT_EQ(statusOf(answer), 200) << answer;
+  EXPECT_NE(answer.find(R"("message": "SSL certificates reloaded")"), std::string::npos) << answer;
+  EXPECT_NE(answer.find(R"("certificates": 2)"), std::string::npos) << answer;
+  EXPECT_EQ(zone_->tlsSerial(), serial + 1);
+  EXPECT_GE(turns, 20);
+  EXPECT_FALSE(answered_before_apply);
+  EXPECT_EQ(certificates_.reloads, 1);
+  zone_->releaseWorkerSlot(static_cast<size_t>(slot));
+}
+
+TEST_F(ApiTest, CertificatesAreCheckedBeforeAChange) {
+  certificates_.refuse_path = "ssl.cert_file";
+  std::string answer = call("PUT", "/api/v1/config?dry_run=true",
+                            R"({"config": {"ssl": {"enabled": true}}})");
+  EXPECT_EQ(statusOf(answer), 400) << answer;
+  EXPECT_NE(answer.find(R"("error": "config.ssl.cert_file: x.pem: bad")"), std::string::npos)
+      << answer;
+  EXPECT_EQ(lifecycle_.reloads, 0);
+  answer = call("POST", "/api/v1/backends/add",
+                R"({"upstream": "default", "backend": {"id": "s", "host": "127.0.0.1",
+                "port": 8443, "scheme": "https", "ca_file": "bad.pem"}})");
+  EXPECT_EQ(statusOf(answer), 400) << answer;
+  EXPECT_NE(answer.find("backend.ca_file: bad.pem: cannot read"), std::string::npos) << answer;
+  EXPECT_EQ(backend("s"), nullptr);
+  answer = call("PUT", "/api/v1/backends/update",
+                R"({"upstream": "default", "backend": {"id": "backend1", "scheme": "https",
+                "ca_file": "bad.pem"}})");
+  EXPECT_EQ(statusOf(answer), 400) << answer;
+  EXPECT_EQ(std::string(backend("backend1")->scheme), "http");
+  // A good one goes in, with its ca_file.
+  answer = call("PUT", "/api/v1/backends/update",
+                R"({"upstream": "default", "backend": {"id": "backend1", "scheme": "https",
+                "ca_file": "certs/ca.pem"}})");
+  EXPECT_EQ(statusOf(answer), 200) << answer;
+  EXPECT_EQ(std::string(backend("backend1")->ca_file), "certs/ca.pem");
+  EXPECT_NE(stateFile().find(R"("ca_file": "certs/ca.pem")"), std::string::npos) << stateFile();
+}
+
+TEST_F(ApiTest, ServerStatsShowTheCertificatesWhenTlsIsOn) {
+  std::string answer = call("GET", "/api/v1/stats/server");
+  EXPECT_EQ(answer.find(R"("tls")"), std::string::npos) << answer;
+  yaml_.ssl.enabled = true;
+  certificates_.loaded = {{"/p/a.crt", {"a.test"}, "EC", time(nullptr) + 3 * 86400 + 60}};
+  ASSERT_EQ(statusOf(call("POST", "/api/v1/config/reload-ssl")), 200);
+  answer = call("GET", "/api/v1/stats/server");
+  EXPECT_NE(answer.find(R"("file": "/p/a.crt")"), std::string::npos) << answer;
+  EXPECT_NE(answer.find(R"("warning": "expires in 3 days")"), std::string::npos) << answer;
 }
 
 TEST_F(ApiTest, ListsBackendsAndStats) {

@@ -76,9 +76,8 @@ grpc:
 )";
 
 // Every key of DESIGN §7 away from its default, with text that reads like null, a number or a
-// boolean, YAML indicators, quotes and non-ASCII letters. Not ssl.enabled and not scheme https:
-// checkServable refuses those, and configFromJson validates as -t does
-// (ThisVersionsRefusalsStand covers them).
+// boolean, YAML indicators, quotes and non-ASCII letters. ssl.enabled and scheme https are
+// TlsSettingsRoundTrip's.
 constexpr char kEveryKey[] = R"(server:
   host: "::"
   port: 80
@@ -126,6 +125,7 @@ backends:
       fail_timeout: 2500ms
       slow_start: 45s
       tls_verify: false
+      ca_file: "certs/ca: ünïcode.pem"
       keepalive: 32
       health_check: {path: "/up?x=1&y=#2", interval: 2s, timeout: 500ms, failures: 5, successes: 2}
     - {host: "::1", port: 8081}
@@ -244,10 +244,10 @@ TEST(ConfigToJson, ShowsEveryEffectiveValueWithItsType) {
       R"("port":0,"certificates":[],"protocols":["TLSv1.2","TLSv1.3"]},)"
       R"("backends":{"default":[{"id":"backend1","name":"Backend Server 1","host":"127.0.0.1",)"
       R"("port":8081,"weight":100,"scheme":"http","active":true,"max_conn":0,"max_fails":1,)"
-      R"("fail_timeout":"10s","slow_start":"0s","tls_verify":true,"keepalive":0},)"
+      R"("fail_timeout":"10s","slow_start":"0s","tls_verify":true,"ca_file":"","keepalive":0},)"
       R"({"id":"backend2","name":"Backend Server 2","host":"127.0.0.1","port":8082,"weight":100,)"
       R"("scheme":"http","active":true,"max_conn":0,"max_fails":1,"fail_timeout":"10s",)"
-      R"("slow_start":"0s","tls_verify":true,)"
+      R"("slow_start":"0s","tls_verify":true,"ca_file":"",)"
       R"("keepalive":0}]},"routing":{"default":{"path":"/","host":"","upstream":"default",)"
       R"("load_balancer":"least_connections_weight","protocols":{},"retries":1,)"
       R"("retry_on":["connect-failure","reset","timeout","invalid-response"],"retry_budget":20}},)"
@@ -413,23 +413,24 @@ TEST(ConfigFromJson, ErrorsNameTheFieldPath) {
   EXPECT_EQ(errorOf(withBackend(backend)), "(no error)");
 }
 
-// What -t refuses because this version cannot honour it, the API refuses too; the JSON still
-// shows such a config as it is.
-TEST(ConfigFromJson, ThisVersionsRefusalsStand) {
+// TLS settings go through as they are: the certificates are loaded by the caller (src/process),
+// as -t loads them after parsing.
+TEST(ConfigFromJson, TlsSettingsRoundTrip) {
   Config c = core::parseConfig(kEveryKey, "every.yaml", kKnown);
   c.ssl.enabled = true;
-  EXPECT_NE(core::jsonText(configToJson(c).get()).find(R"("ssl":{"enabled":true,)"),
-            std::string::npos);
-  Config out;
-  EXPECT_EQ(
-      fromJson(configToJson(c).get(), out),
-      "config.ssl.enabled: TLS termination is not available in this version; set it to false");
-  c.ssl.enabled = false;
+  c.ssl.port = 8443;
   c.backends.at("api")[1].scheme = "https";
+  c.backends.at("api")[1].ca_file = "certs/private-ca.pem";
+  Config out;
+  EXPECT_EQ(fromJson(configToJson(c).get(), out), "");
+  EXPECT_TRUE(out.ssl.enabled);
+  EXPECT_EQ(out.ssl.port, 8443);
+  EXPECT_EQ(out.backends.at("api")[1].scheme, "https");
+  EXPECT_EQ(out.backends.at("api")[1].ca_file, "certs/private-ca.pem");
+  c.ssl.port = c.server.port;
   EXPECT_EQ(fromJson(configToJson(c).get(), out),
-            "config.backends.api[1].scheme: TLS to backends is not available in this version; use "
-            "\"http\"");
-  EXPECT_TRUE(out.backends.empty());  // untouched by the failures
+            "config.ssl.port: " + std::to_string(c.server.port) +
+                " is server.port; 0 makes server.port itself speak TLS");
 }
 
 TEST(ConfigFromJson, DeeplyNestedBodyIsRefused) {
@@ -458,7 +459,7 @@ TEST(ConfigEtag, StableForEqualConfigsWhateverTheKeyOrder) {
   // A fixed value: the first 64 bits of the SHA-256 of the canonical text, the same in every
   // process and on every machine (`sha256sum` of configToJson's text with sorted keys). It
   // changes when a key is added to the configuration; recompute it then.
-  EXPECT_EQ(etag, "\"d9e0e477e4ce3bf9\"");
+  EXPECT_EQ(etag, "\"5310849a7736dd7f\"");
 
   // The same configuration written with keys and routes in other orders.
   const JsonPtr a = parseJson(R"({

@@ -695,11 +695,11 @@ TEST(ConfigErrors, RouteValues) {
   });
 }
 
-// what() of the error that parsing `yaml` and then checkServable() throw, or "(no error)":
-// what the daemon and -t report.
-std::string servableErrorOf(const std::string& yaml) {
+// what() of the error that parsing `yaml` throws, or "(no error)": what the daemon and -t report
+// (before the certificates are loaded, which src/process does).
+std::string crossCheckErrorOf(const std::string& yaml) {
   try {
-    checkServable(parseConfig(yaml, kFile, kKnown));
+    parseConfig(yaml, kFile, kKnown);
   } catch (const ConfigError& e) {
     return e.what();
   }
@@ -722,22 +722,10 @@ TEST(ConfigErrors, CrossChecksNameTheValueAtFault) {
        "t.yaml:9:12: 'routing.r.protocols.sse': 'sticky' is not a known load balancer"},
       {backends + route + "    protocols: {http: round_robin, https: sticky}\n",
        "t.yaml:7:43: 'routing.r.protocols.https': 'sticky' is not a known load balancer"},
-      {backends + route + "ssl:\n  cert_file: a.crt\n  enabled: true\n",
-       "t.yaml:9:12: 'ssl.enabled': TLS termination is not available in this version; set it "
-       "to false"},
-      {backends + route + "ssl: {enabled: True}\n",
-       "t.yaml:7:16: 'ssl.enabled': TLS termination is not available in this version; set it "
-       "to false"},
-      {"backends:\n  u:\n    - id: a\n      host: 127.0.0.1\n      port: 8081\n"
-       "      scheme: https\n" +
-           route,
-       "t.yaml:6:15: 'backends.u[0].scheme': TLS to backends is not available in this version; "
-       "use \"http\""},
-      {"backends:\n  u:\n    - {id: a, host: h, port: 1}\n    - {id: b, host: h, port: 2, "
-       "scheme: https}\n" +
-           route,
-       "t.yaml:4:41: 'backends.u[1].scheme': TLS to backends is not available in this version; "
-       "use \"http\""},
+      {backends + route + "ssl:\n  cert_file: a.crt\n  enabled: true\n  port: 8080\n",
+       "t.yaml:10:9: 'ssl.port': 8080 is server.port; 0 makes server.port itself speak TLS"},
+      {backends + route + "ssl: {enabled: True, port: 8080}\n",
+       "t.yaml:7:28: 'ssl.port': 8080 is server.port; 0 makes server.port itself speak TLS"},
       {backends +
            "    - id: b\n      host: 127.0.0.1\n      port: 8082\n    - id: a\n"
            "      host: 127.0.0.1\n      port: 8083\n" +
@@ -755,19 +743,26 @@ TEST(ConfigErrors, CrossChecksNameTheValueAtFault) {
        "t.yaml:4:37: 'routing.r.retries': -1 is out of range 0..10"},
   };
   for (const ErrorCase& c : cases) {
-    EXPECT_EQ(servableErrorOf(c.yaml), c.error) << c.yaml;
+    EXPECT_EQ(crossCheckErrorOf(c.yaml), c.error) << c.yaml;
   }
-  EXPECT_EQ(servableErrorOf(backends + route), "(no error)");
+  EXPECT_EQ(crossCheckErrorOf(backends + route), "(no error)");
+  // TLS settings are the certificates' business: they parse.
+  EXPECT_EQ(crossCheckErrorOf(backends + route + "ssl: {enabled: true, port: 8443}\n"),
+            "(no error)");
+  EXPECT_EQ(crossCheckErrorOf("backends:\n  u:\n    - {id: a, host: h, port: 1, scheme: https, "
+                              "ca_file: ca.pem}\n" +
+                              route),
+            "(no error)");
 }
 
 // ConfigError::path: the value at fault by the path Config::marks uses, whichever finds it (the
-// reader, a cross-check, checkServable), including where its position alone could not tell (a
+// reader, a cross-check), including where its position alone could not tell (a
 // mapping value that starts on the next line, flow-style siblings on one line); "" when no
 // value is at fault. Each case is "PATH | what()".
 TEST(ConfigErrors, PathNamesTheValueAtFault) {
   auto pathOf = [](const std::string& yaml) {
     try {
-      checkServable(parseConfig(yaml, kFile, kKnown));
+      parseConfig(yaml, kFile, kKnown);
     } catch (const ConfigError& e) {
       return e.path() + " | " + e.what();
     }
@@ -844,15 +839,9 @@ TEST(ConfigErrors, PathNamesTheValueAtFault) {
       {backends + route + "admin: {host: 0.0.0.0}\n",
        "admin.host | t.yaml:7:15: the management listener on '0.0.0.0' is not a loopback "
        "address; set 'admin.auth_token' or use 127.0.0.1"},
-      // checkServable.
-      {backends + route + "ssl: {enabled: true}\n",
-       "ssl.enabled | t.yaml:7:16: 'ssl.enabled': TLS termination is not available in this "
-       "version; set it to false"},
-      {"backends:\n  u:\n    - {id: a, host: h, port: 1}\n    - {id: b, host: h, port: 2, "
-       "scheme: https}\n" +
-           route,
-       "backends.u[1].scheme | t.yaml:4:41: 'backends.u[1].scheme': TLS to backends is not "
-       "available in this version; use \"http\""},
+      {backends + route + "ssl: {enabled: true, port: 8080}\n",
+       "ssl.port | t.yaml:7:28: 'ssl.port': 8080 is server.port; 0 makes server.port itself "
+       "speak TLS"},
   };
   for (const ErrorCase& c : cases) {
     EXPECT_EQ(pathOf(c.yaml), c.error) << c.yaml;
@@ -1045,7 +1034,6 @@ TEST(ValidateConfig, PathsWithoutPositions) {
     change(c);
     try {
       validateConfig(c, kKnown);
-      checkServable(c);
     } catch (const ConfigError& e) {
       return e.path();
     }
@@ -1066,9 +1054,14 @@ TEST(ValidateConfig, PathsWithoutPositions) {
             "routing.r.protocols.sse");
   EXPECT_EQ(pathAfter([](Config& c) { c.admin.port = 0; }), "admin.port");
   EXPECT_EQ(pathAfter([](Config& c) { c.admin.host = "10.0.0.1"; }), "admin.host");
-  EXPECT_EQ(pathAfter([](Config& c) { c.ssl.enabled = true; }), "ssl.enabled");
-  EXPECT_EQ(pathAfter([](Config& c) { c.backends["u"][0].scheme = "https"; }),
-            "backends.u[0].scheme");
+  EXPECT_EQ(pathAfter([](Config& c) { c.ssl.enabled = true; }), "(no error)");
+  EXPECT_EQ(pathAfter([](Config& c) {
+              c.ssl.enabled = true;
+              c.ssl.port = c.server.port;
+            }),
+            "ssl.port");
+  EXPECT_EQ(pathAfter([](Config& c) { c.ssl.port = -1; }), "ssl.port");
+  EXPECT_EQ(pathAfter([](Config& c) { c.backends["u"][0].scheme = "https"; }), "(no error)");
 }
 
 TEST(ConfigError, FormatsItsLocation) {
@@ -1127,64 +1120,50 @@ TEST(EffectiveWorkers, AutoIsTheNumberOfOnlineCpus) {
 namespace speedmimi::core {
 namespace {
 
-TEST(CheckServableTest, RefusesTlsSettingsThisVersionCannotHonour) {
-  Config tls = parseConfig(
-      "ssl: {enabled: true}\n"
-      "backends: {u: [{id: a, host: 127.0.0.1, port: 1}]}\n"
-      "routing: {r: {path: /, upstream: u}}\n",
-      "t.yaml", kKnown);
-  try {
-    checkServable(tls);
-    FAIL() << "ssl.enabled was accepted";
-  } catch (const ConfigError& e) {
-    EXPECT_STREQ(e.what(),
-                 "t.yaml:1:16: 'ssl.enabled': TLS termination is not available in this version; "
-                 "set it to false");
-  }
-  Config https = parseConfig(
+// What src/process reports when a certificate or CA bundle does not load: at the key that
+// names the file, else at the nearest enclosing value written, else nowhere.
+TEST(ConfigErrorAt, LocatesTheKeyOrTheNearestValueAbove) {
+  const Config c = parseConfig(
+      "ssl:\n"
+      "  enabled: true\n"
+      "  certificates:\n"
+      "    - {cert_file: b.crt, key_file: b.key}\n"
       "backends:\n"
       "  u:\n"
-      "    - {id: a, host: 127.0.0.1, port: 1, scheme: https}\n"
+      "    - {id: a, host: 127.0.0.1, port: 1, scheme: https, ca_file: ca.pem}\n"
+      "    - {id: b, host: 127.0.0.1, port: 2, scheme: https}\n"
       "routing: {r: {path: /, upstream: u}}\n",
       "t.yaml", kKnown);
-  try {
-    checkServable(https);
-    FAIL() << "scheme https was accepted";
-  } catch (const ConfigError& e) {
-    EXPECT_STREQ(e.what(),
-                 "t.yaml:3:49: 'backends.u[0].scheme': TLS to backends is not available in this "
-                 "version; use \"http\"");
-  }
-  Config plain = parseConfig(
-      "backends: {u: [{id: a, host: 127.0.0.1, port: 1}]}\n"
-      "routing: {r: {path: /, upstream: u}}\n",
-      "t.yaml", kKnown);
-  EXPECT_NO_THROW(checkServable(plain));
-
-  // Built in code (the admin API): no positions.
-  Config built = plain;
+  auto at = [&](const std::string& path) {
+    const ConfigError e = configErrorAt(c, path, "x.pem: no PEM certificate");
+    EXPECT_EQ(e.path(), path);
+    return std::string(e.what());
+  };
+  EXPECT_EQ(at("ssl.certificates[0].key_file"),
+            "t.yaml:4:36: 'ssl.certificates[0].key_file': x.pem: no PEM certificate");
+  EXPECT_EQ(at("backends.u[0].ca_file"),
+            "t.yaml:7:65: 'backends.u[0].ca_file': x.pem: no PEM certificate");
+  // Not written: its default is at fault where the enclosing mapping is.
+  EXPECT_EQ(at("ssl.cert_file"), "t.yaml:2:3: 'ssl.cert_file': x.pem: no PEM certificate");
+  EXPECT_EQ(at("backends.u[1].ca_file"),
+            "t.yaml:8:7: 'backends.u[1].ca_file': x.pem: no PEM certificate");
+  Config built = c;
   built.file = "api";
   built.marks.clear();
-  built.ssl.enabled = true;
-  try {
-    checkServable(built);
-    FAIL() << "ssl.enabled was accepted";
-  } catch (const ConfigError& e) {
-    EXPECT_STREQ(e.what(),
-                 "api: 'ssl.enabled': TLS termination is not available in this version; set it "
-                 "to false");
-  }
-  built.ssl.enabled = false;
-  built.backends["u"][0].scheme = "https";
-  built.backends["u"][0].mark = {};
-  try {
-    checkServable(built);
-    FAIL() << "scheme https was accepted";
-  } catch (const ConfigError& e) {
-    EXPECT_STREQ(e.what(),
-                 "api: 'backends.u[0].scheme': TLS to backends is not available in this version; "
-                 "use \"http\"");
-  }
+  EXPECT_STREQ(configErrorAt(built, "ssl.key_file", "bad").what(), "api: 'ssl.key_file': bad");
+}
+
+TEST(ConfigTest, CaFileIsReadAsWritten) {
+  const Config c = parseConfig(
+      "backends:\n"
+      "  u:\n"
+      "    - {id: a, host: 127.0.0.1, port: 1, scheme: https, ca_file: certs/ca.pem}\n"
+      "    - {id: b, host: 127.0.0.1, port: 2}\n"
+      "routing: {r: {path: /, upstream: u}}\n",
+      "t.yaml", kKnown);
+  EXPECT_EQ(c.backends.at("u")[0].ca_file, "certs/ca.pem");
+  EXPECT_EQ(c.backends.at("u")[1].ca_file, "");
+  EXPECT_EQ(c.marks.at("backends.u[0].ca_file").column, 65);
 }
 
 }  // namespace

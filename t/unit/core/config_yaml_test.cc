@@ -91,6 +91,7 @@ void expectSameConfig(const Config& a, const Config& b) {
       EXPECT_EQ(x.fail_timeout, y.fail_timeout);
       EXPECT_EQ(x.slow_start, y.slow_start);
       EXPECT_EQ(x.tls_verify, y.tls_verify);
+      EXPECT_EQ(x.ca_file, y.ca_file);
       EXPECT_EQ(x.health_check.enabled, y.health_check.enabled);
       EXPECT_EQ(x.health_check.path, y.health_check.path);
       EXPECT_EQ(x.health_check.interval, y.health_check.interval);
@@ -193,6 +194,7 @@ backends:
       fail_timeout: 2500ms
       slow_start: 1500ms
       tls_verify: false
+      ca_file: "certs/ca: ünïcode.pem"
       health_check: {path: "/up?x=1&y=#2", interval: 2s, timeout: 500ms, failures: 5, successes: 2}
     - {host: "::1", port: 8081}
   "8080": []
@@ -291,6 +293,7 @@ TEST(ConfigToYaml, DefaultsAreWrittenOut) {
             "    fail_timeout: 10s\n"
             "    slow_start: 0s\n"
             "    tls_verify: true\n"
+            "    ca_file: \"\"\n"
             "    keepalive: 0\n"
             "routing:\n"
             "  r:\n"
@@ -398,7 +401,8 @@ TEST(EmitConfig, EventsCarryTheValuesTypes) {
       "\"a.key\" } ] \"protocols\" ~[\"TLSv1.2\" \"TLSv1.3\" ] } "
       "\"backends\" {\"u\" [{\"id\" \"true\" \"name\" \"\" \"host\" \"127.0.0.1\" \"port\" #8081 "
       "\"weight\" #1 \"scheme\" \"http\" \"active\" ?true \"max_conn\" #0 \"max_fails\" #1 "
-      "\"fail_timeout\" =10s \"slow_start\" =0s \"tls_verify\" ?true \"keepalive\" #0 "
+      "\"fail_timeout\" =10s \"slow_start\" =0s \"tls_verify\" ?true \"ca_file\" \"\" "
+      "\"keepalive\" #0 "
       "\"health_check\" {\"path\" "
       "\"/health\" \"interval\" =90s \"timeout\" =5s \"failures\" #3 \"successes\" #1 } } ] } "
       "\"routing\" {\"r\" {\"path\" \"/\" \"host\" \"\" \"upstream\" \"u\" \"load_balancer\" "

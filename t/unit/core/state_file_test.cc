@@ -98,7 +98,7 @@ TEST(StateOverlay, AnUpdateAfterAnAddIsAppliedToTheAddedBackend) {
       "    {\"upstream\": \"app\", \"id\": \"b3\", \"added\": {\"id\": \"b3\", \"name\": \"\", "
       "\"host\": \"127.0.0.1\", \"port\": 8083, \"weight\": 50, \"scheme\": \"http\", "
       "\"active\": false, \"max_conn\": 0, \"max_fails\": 1, \"fail_timeout\": \"10s\", "
-      "\"slow_start\": \"0s\", \"tls_verify\": true, \"keepalive\": 0, \"health_check\": "
+      "\"slow_start\": \"0s\", \"tls_verify\": true, \"ca_file\": \"\", \"keepalive\": 0, \"health_check\": "
       "{\"path\": \"/up\", "
       "\"interval\": \"30s\", \"timeout\": \"5s\", \"failures\": 3, \"successes\": 1}}}\n"
       "  ]\n"
@@ -535,22 +535,6 @@ TEST_F(StateFileTest, ApplyStateFileBlamesTheStateFileForWhatItBreaks) {
   EXPECT_EQ(errorOf([&] { applyStateFile(y, path_, kKnown); }),
             path_ + ":2:14: ']' expected near end of file");
 
-  // Not servable in this version (TLS to backends), though the YAML is.
-  StateOverlay o;
-  BackendConfig tls = backend("b3", 8443);
-  tls.scheme = "https";
-  o.added("app", tls);
-  std::string error;
-  ASSERT_TRUE(saveStateFile(path_, o, error)) << error;
-  EXPECT_EQ(errorOf([&] { applyStateFile(y, path_, kKnown); }),
-            path_ +
-                ": with its changes applied to t.yaml, 'backends.app[2].scheme': TLS to "
-                "backends is not available in this version; use \"http\"");
-
-  // A YAML that is not servable itself is the caller's to report.
-  Config tls_yaml = y;
-  tls_yaml.backends["app"][0].scheme = "https";
-  EXPECT_EQ(errorOf([&] { applyStateFile(tls_yaml, path_, kKnown); }), "(no error)");
 }
 
 }  // namespace

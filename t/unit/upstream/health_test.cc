@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,6 +17,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "event/tls.h"
+#include "t/unit/event/test_certs.h"
 
 namespace speedmimi::upstream {
 namespace {
@@ -273,7 +277,9 @@ TEST(PassiveReason, NamesTheThresholds) {
 // word when `reply` is empty, until the server stops.
 class TinyServer {
  public:
-  explicit TinyServer(std::string reply) : reply_(std::move(reply)) {
+  // Over TLS with `tls`'s certificates when given.
+  explicit TinyServer(std::string reply, const event::ServerTls* tls = nullptr)
+      : reply_(std::move(reply)), tls_(tls) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -311,7 +317,11 @@ class TinyServer {
     while (waitReadable(fd_)) {
       int conn = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (conn < 0) continue;
-      serve(conn);
+      if (tls_ != nullptr) {
+        serveTls(conn);
+      } else {
+        serve(conn);
+      }
       close(conn);
     }
   }
@@ -335,7 +345,29 @@ class TinyServer {
     (void)ignored;
   }
 
+  // Blocking, bounded by a receive timeout: a handshake the probe aborts ends the connection.
+  void serveTls(int conn) {
+    timeval limit{1, 0};
+    setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+    event::SslPtr ssl = tls_->newSession();
+    SSL_set_fd(ssl.get(), conn);
+    if (SSL_accept(ssl.get()) != 1) return;
+    std::string head;
+    char buf[4096];
+    size_t n = 0;
+    while (head.find("\r\n\r\n") == std::string::npos && SSL_read_ex(ssl.get(), buf, sizeof(buf), &n)) {
+      head.append(buf, n);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      received_ += head;
+    }
+    SSL_write_ex(ssl.get(), reply_.data(), reply_.size(), &n);
+    SSL_shutdown(ssl.get());
+  }
+
   std::string reply_;
+  const event::ServerTls* tls_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
@@ -369,21 +401,24 @@ class HealthProbeTest : public ::testing::Test {
   void SetUp() override { base_.reset(event_base_new()); }
 
   // Runs one probe to completion (or 3 s): what `done` received, and how long it took.
-  Outcome run(int port) {
+  Outcome run(int port) { return run(probeConfig(port)); }
+  Outcome run(const core::BackendConfig& config) {
     Outcome out;
     BackendState state;
-    Backend backend(probeConfig(port), &state);
+    Backend backend(config, &state);
     EXPECT_TRUE(backend.resolve());
     auto start = SteadyClock::now();
     auto probe = std::make_unique<HealthProbe>(
-        base_.get(), backend, [&](bool passed, const std::string& reason) {
+        base_.get(), backend,
+        [&](bool passed, const std::string& reason) {
           out.called = true;
           ++out.calls;
           out.passed = passed;
           out.reason = reason;
           out.elapsed = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - start);
           event_base_loopbreak(base_.get());
-        });
+        },
+        "");
     EXPECT_FALSE(out.called) << "done must be called from the loop, not the constructor";
     timeval limit{3, 0};
     event_base_loopexit(base_.get(), &limit);
@@ -438,6 +473,33 @@ TEST_F(HealthProbeTest, StatusDecidesPassOrFail) {
           << out.reason;
     }
     EXPECT_LT(out.elapsed, milliseconds(150)) << "an answer must not wait for the timeout";
+  }
+}
+
+// An https backend is probed over TLS, verified like requests: a self-signed certificate passes
+// with tls_verify off and fails against the system store, saying why.
+TEST_F(HealthProbeTest, HttpsBackendsAreProbedOverTls) {
+  event::testing::CertDir dir;
+  event::testing::PkeyPtr key = event::testing::makeKey(true);
+  event::testing::X509Ptr cert = event::testing::makeCert({"b1", {"b1.test"}}, key.get());
+  event::ServerTlsOptions options;
+  options.certificates = {
+      {dir.writeCerts("b.crt", {cert.get()}), dir.writeKey("b.key", key.get())}};
+  auto tls = event::ServerTls::load(options);
+  for (bool verify : {false, true}) {
+    TinyServer server("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", tls.get());
+    ASSERT_GT(server.port(), 0);
+    core::BackendConfig c = probeConfig(server.port());
+    c.scheme = "https";
+    c.tls_verify = verify;
+    Outcome out = run(c);
+    ASSERT_TRUE(out.called);
+    EXPECT_EQ(out.passed, !verify) << out.reason;
+    if (verify) {
+      EXPECT_EQ(out.reason, "TLS: certificate verify failed: self-signed certificate");
+    } else {
+      EXPECT_NE(server.received().find("GET /health HTTP/1.1\r\n"), std::string::npos);
+    }
   }
 }
 
@@ -502,8 +564,8 @@ TEST_F(HealthProbeTest, DestroyingTheProbeCancelsIt) {
   Backend backend(probeConfig(server.port()), &state);
   ASSERT_TRUE(backend.resolve());
   int calls = 0;
-  auto probe = std::make_unique<HealthProbe>(base_.get(), backend,
-                                             [&](bool, const std::string&) { ++calls; });
+  auto probe = std::make_unique<HealthProbe>(
+      base_.get(), backend, [&](bool, const std::string&) { ++calls; }, "");
   // Let it connect and send, then cancel before the 200 ms timeout.
   timeval shortly{0, 50'000};
   event_base_loopexit(base_.get(), &shortly);
