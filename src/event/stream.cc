@@ -420,7 +420,7 @@ void Stream::readTls() {
   int saved_errno = 0;
   int err = continueHandshake(saved_errno);
   // Every decrypted byte reaches input() before the handler runs: what OpenSSL holds already
-  // read gives the socket no reason to wake us again.
+  // read (read-ahead, a record bigger than the room) gives the socket no reason to wake us.
   const size_t asked = read_size_;
   size_t total = 0;
   while (err == SSL_ERROR_NONE) {
@@ -440,7 +440,9 @@ void Stream::readTls() {
       break;
     }
     total += n;
-    if (total >= asked && !SSL_has_pending(ssl)) break;
+    // Only what OpenSSL holds: more on the socket wakes us again, as a plain read would, and
+    // a request then costs one read(2), not a second one that finds nothing.
+    if (!SSL_has_pending(ssl)) break;
   }
   afterRead(total, asked, asked);
   switch (err) {

@@ -282,6 +282,15 @@ void ProxySession::answerPlainHttpOnTls() {
   if (!x_) x_ = ctx_.takeExchange();
   x_->start_ms = ProxyContext::nowMs();
   x_->head_us = ProxyContext::preciseNowUs();
+  // The request line for the access log, when the head came whole.
+  RequestHead head;
+  ParseError error;
+  std::string_view bytes = pullup(client_->input(), ctx_.request_limits.max_head_size + 2);
+  if (parseRequestHead(bytes, ctx_.request_limits, ctx_.header_storage, head, error) ==
+      ParseStatus::kComplete) {
+    captureLogFields(head);
+    x_->client_minor = head.minor_version;
+  }
   respondError(400, "plain HTTP request on the TLS port",
                "The plain HTTP request was sent to HTTPS port");
 }
