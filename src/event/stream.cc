@@ -352,8 +352,8 @@ std::string_view Stream::tlsAlpn() const {
 
 void Stream::tlsFailed(int ssl_error, int saved_errno) {
   if (ssl_error == SSL_ERROR_SYSCALL && saved_errno != 0) {
+    // A socket error under TLS reads as on a plain stream (a stale pooled connection's EPIPE).
     last_error_ = saved_errno;
-    tls_error_ = std::strerror(saved_errno);
     ERR_clear_error();
     return;
   }

@@ -136,9 +136,9 @@ class Stream {
   const char* tlsVersion() const;  // "TLSv1.3"; "" before the handshake or when plain
   const char* tlsCipher() const;   // OpenSSL's name; "" likewise
   std::string_view tlsAlpn() const;
-  // After kError (or flush() false) of a TLS stream: OpenSSL's reason, for a client one that
-  // failed verification "certificate verify failed: <X509 reason>". lastError() is then EPROTO,
-  // or the errno of a socket error under TLS.
+  // After kError (or flush() false) of a TLS stream that failed in TLS: OpenSSL's reason, for a
+  // client one that failed verification "certificate verify failed: <X509 reason>", and
+  // lastError() is EPROTO. Empty after a socket error under TLS: lastError() has its errno.
   const std::string& tlsError() const { return tls_error_; }
 
  private:
