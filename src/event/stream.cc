@@ -147,6 +147,7 @@ void Stream::startReading(std::chrono::milliseconds timeout) {
   }
   if (rc != 0) return failLater(errno != 0 ? errno : ENOMEM);
   reading_ = true;
+  if (tls_eof_) event_active(read_event_.get(), EV_READ, 0);  // the end read before, told now
 }
 
 void Stream::stopReading() {
@@ -415,6 +416,11 @@ void Stream::readTls() {
       return;
     }
   }
+  if (tls_eof_) {
+    if (!reading_) return;  // startReading() comes back here
+    stopReading();
+    return notify(StreamEvent::kEof);
+  }
   if (!sniffed_ && !client_ && !sniffTls()) return;
   SSL* ssl = tls_.get();
   int saved_errno = 0;
@@ -453,19 +459,22 @@ void Stream::readTls() {
       read_wants_write_ = true;
       if (!waitForWrite(true)) return notify(StreamEvent::kError);
       break;
-    case SSL_ERROR_ZERO_RETURN:
-      // close_notify (or a bare FIN, SSL_OP_IGNORE_UNEXPECTED_EOF): bytes first, the end at
-      // the next call, which sees it again.
-      if (total > 0) return notify(StreamEvent::kReadable);
-      stopReading();
-      return notify(StreamEvent::kEof);
     case SSL_ERROR_SYSCALL:
-      if (saved_errno == 0) {
-        if (total > 0) return notify(StreamEvent::kReadable);
+      if (saved_errno != 0) {
+        tlsFailed(err, saved_errno);
+        return notify(StreamEvent::kError);
+      }
+      [[fallthrough]];  // a FIN
+    case SSL_ERROR_ZERO_RETURN:
+      // close_notify (or a bare FIN, SSL_OP_IGNORE_UNEXPECTED_EOF): the bytes first, the end
+      // from the loop, as a peer that sent close_notify and waits for ours wakes nobody again.
+      if (total == 0) {
         stopReading();
         return notify(StreamEvent::kEof);
       }
-      [[fallthrough]];
+      tls_eof_ = true;
+      event_active(read_event_.get(), EV_READ, 0);
+      return notify(StreamEvent::kReadable);
     default:
       tlsFailed(err, saved_errno);
       return notify(StreamEvent::kError);

@@ -205,6 +205,7 @@ class Stream {
   bool handshake_done_ = false;
   bool read_wants_write_ = false;  // SSL_read wanted to write: retried once writable
   bool write_wants_read_ = false;  // SSL_write wanted to read: flush retried once readable
+  bool tls_eof_ = false;           // the peer's end was read with bytes: kEof still owed
 };
 
 }  // namespace speedmimi::event

@@ -470,6 +470,21 @@ TEST_F(TlsStreamTest, CloseNotifyAndABareFinAreEof) {
   ::shutdown(client_->fd(), SHUT_WR);  // no close_notify
   ASSERT_TRUE(runUntil([&] { return server_h_.saw(StreamEvent::kEof); }));
   EXPECT_FALSE(server_h_.saw(StreamEvent::kError));
+
+  // Bytes and close_notify read at once from a peer that keeps its socket open (it waits for
+  // our close_notify): nothing wakes the loop again, yet the end is told after the bytes.
+  server_h_.events.clear();
+  connectPair(server->newSession(), client->newSession("a"));
+  pingPong();
+  server_->stopReading();
+  evbuffer_add(client_->output(), "tail", 4);
+  ASSERT_TRUE(client_->flush());
+  ASSERT_EQ(SSL_shutdown(client_->tlsSession()), 0);  // close_notify sent, no FIN
+  usleep(20'000);                                     // both records are in before we read
+  server_->startReading(milliseconds(5000));
+  ASSERT_TRUE(runUntil([&] { return server_h_.saw(StreamEvent::kEof); }, 2));
+  EXPECT_EQ(take(server_->input()), "tail");
+  EXPECT_EQ(server_h_.events.front(), StreamEvent::kReadable);
 }
 
 TEST_F(TlsStreamTest, PlainHttpOnATlsStreamIsDeliveredInClearText) {
