@@ -97,7 +97,10 @@ t_integration_integration_tests_SOURCES = \
 	t/integration/service_test.cc \
 	t/integration/smuggling_test.cc \
 	t/integration/state_file_test.cc \
-	t/integration/tls_harness_test.cc
+	t/integration/tls_backend_test.cc \
+	t/integration/tls_harness_test.cc \
+	t/integration/tls_reload_test.cc \
+	t/integration/tls_termination_test.cc
 
 TESTS += t/unit/unit_tests t/integration/integration_tests
 

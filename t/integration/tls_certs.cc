@@ -124,14 +124,12 @@ std::string writeFile(const std::string& dir, const std::string& name, const std
   return path;
 }
 
-// The directory and everything in it go when the test program exits.
-struct CertDir {
-  std::string path;
-  ~CertDir() {
-    std::error_code ignored;
-    if (!path.empty()) std::filesystem::remove_all(path, ignored);
-  }
-};
+std::string makeTempDir(const std::string& name) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" + name;
+  if (mkdtemp(pattern.data()) == nullptr) die("mkdtemp " + pattern);
+  return pattern;
+}
 
 class Maker {
  public:
@@ -210,16 +208,16 @@ TestCerts makeAll(const std::string& dir) {
 }  // namespace
 
 const TestCerts& testCerts() {
-  static CertDir dir;
-  static const TestCerts certs = [] {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/speedmimi-certs-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) die("mkdtemp " + pattern);
-    dir.path = pattern;
-    return makeAll(pattern);
-  }();
+  static ScratchDir dir;  // removed when the test program exits
+  static const TestCerts certs = makeAll(dir.path());
   return certs;
+}
+
+ScratchDir::ScratchDir() : path_(makeTempDir("speedmimi-tls-XXXXXX")) {}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
 }
 
 bool replaceFile(const std::string& from, const std::string& to) {

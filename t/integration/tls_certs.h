@@ -38,6 +38,19 @@ struct TestCerts {
 // (no test could mean anything without them).
 const TestCerts& testCerts();
 
+// A directory of the test's own (mkdtemp under $TMPDIR), removed with everything in it.
+class ScratchDir {
+ public:
+  ScratchDir();
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 // Copies a file (cert or key) to `to`, replacing it atomically (temp file + rename), so a
 // process re-reading `to` sees the old or the new bytes, never a mix.
 bool replaceFile(const std::string& from, const std::string& to);
