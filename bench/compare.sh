@@ -149,16 +149,16 @@ select_proxies_and_workloads() {
 # Prints the comma-separated workload list $1 with "tls" replaced by the six TLS workloads and
 # tls-ka50, tls-new, tls-resume by their -ecdsa and -rsa pair.
 expand_tls_names() {
-  local name out=()
+  local name names=() expanded=()
   IFS=, read -ra names <<<"$1"
   for name in "${names[@]}"; do
     case $name in
-      tls) out+=("${kTlsWorkloads[@]}") ;;
-      tls-ka50 | tls-new | tls-resume) out+=("$name-ecdsa" "$name-rsa") ;;
-      *) out+=("$name") ;;
+      tls) expanded+=("${kTlsWorkloads[@]}") ;;
+      tls-ka50 | tls-new | tls-resume) expanded+=("$name-ecdsa" "$name-rsa") ;;
+      *) expanded+=("$name") ;;
     esac
   done
-  (IFS=,; echo "${out[*]}")
+  (IFS=,; echo "${expanded[*]}")
 }
 
 # The shape of workload $1, in globals: wl (its name), wl_title (one line for the report),
@@ -386,8 +386,10 @@ check_tls() {
   local request=$'GET / HTTP/1.1\r\nHost: bench.test\r\nConnection: close\r\n\r\n'
   timeout 10 openssl s_client -connect "127.0.0.1:${port[$name]}" -ign_eof \
     -sess_out "$out.session" <<<"$request" >"$out.first" 2>&1 || true
-  grep -q "Server public key is $bits bit" "$out.first" && grep -q "TLSv1.3" "$out.first" ||
+  if ! grep -q "Server public key is $bits bit" "$out.first" || ! grep -q "TLSv1.3" "$out.first"
+  then
     die "$wl: $name did not serve the $wl_tls certificate over TLS 1.3 (see $out.first)"
+  fi
   [[ $wl == tls-resume-* ]] || return 0
   timeout 10 openssl s_client -connect "127.0.0.1:${port[$name]}" -ign_eof \
     -sess_in "$out.session" <<<"$request" >"$out.again" 2>&1 || true
