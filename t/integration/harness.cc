@@ -1290,6 +1290,10 @@ long rssKiB(pid_t pid) {
   return -1;
 }
 
+bool sanitized(pid_t pid) {
+  return readFile("/proc/" + std::to_string(pid) + "/maps").find("libasan") != std::string::npos;
+}
+
 bool processGone(pid_t pid) {
   if (kill(pid, 0) != 0 && errno == ESRCH) return true;
   std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");

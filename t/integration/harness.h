@@ -605,6 +605,8 @@ pid_t workerHolding(const Proxy& proxy, Client& client);
 
 std::string readFile(const std::string& path);
 long rssKiB(pid_t pid);       // VmRSS of a process, -1 if unknown
+// True when the process runs under AddressSanitizer, whose shadow memory inflates every RSS.
+bool sanitized(pid_t pid);
 bool processGone(pid_t pid);  // no such process, or a zombie
 
 // ---------------------------------------------------------------------------------------------

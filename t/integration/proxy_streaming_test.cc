@@ -129,11 +129,6 @@ TEST_F(ProxyTest, SseStreamIsNotCutByReadTimeout) {
   EXPECT_EQ(response->body, "data: a\n\ndata: b\n\n");
 }
 
-// True when the proxy runs under AddressSanitizer, whose shadow memory inflates every RSS.
-bool sanitized(pid_t pid) {
-  return readFile("/proc/" + std::to_string(pid) + "/maps").find("libasan") != std::string::npos;
-}
-
 TEST_P(ProxyTransportTest, SlowClientGets50MiBWhileProxyMemoryStaysBounded) {
   constexpr uint64_t kSize = 50ull * 1024 * 1024;
   constexpr long kLimitKiB = 64 * 1024;
