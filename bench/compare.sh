@@ -634,6 +634,17 @@ declare -A faults_runs=() # "faults/proxy/column" -> one count per round (kFault
 declare -A noisy_runs=() saturated_runs=() # per workload: runs other programs disturbed, or that
                                            # the wrk + backend CPU may have capped
 
+# Counts a run of workload wl as noisy when other programs used $1 CPUs, over kForeignLimit, and
+# as saturated when the wrk + backend CPU was $2 percent busy, kSaturatedPercent or more.
+count_disturbed() {
+  if awk -v f="$1" -v limit="$kForeignLimit" 'BEGIN { exit !(f > limit) }'; then
+    noisy_runs[$wl]=$((${noisy_runs[$wl]:-0} + 1))
+  fi
+  if [[ -n $load_cpus ]] && (($2 >= kSaturatedPercent)); then
+    saturated_runs[$wl]=$((${saturated_runs[$wl]:-0} + 1))
+  fi
+}
+
 # One round of workload wl (a wrk workload) over the proxies.
 measure_round() {
   local round=$1 name key out rps p99 errors requests rate before after foreign cpu_us load
@@ -657,12 +668,7 @@ measure_round() {
     note "$wl round $round/$runs: $name $rps req/s$([[ $wl == large ]] && echo " ($rate GB/s)")," \
       "p99 ${p99}ms, ${cpu_us}us CPU/req, errors $errors; other programs used $foreign" \
       "CPU${load_cpus:+, wrk+backend CPU $load% busy}"
-    if awk -v f="$foreign" -v limit="$kForeignLimit" 'BEGIN { exit !(f > limit) }'; then
-      noisy_runs[$wl]=$((${noisy_runs[$wl]:-0} + 1))
-    fi
-    if [[ -n $load_cpus ]] && ((load >= kSaturatedPercent)); then
-      saturated_runs[$wl]=$((${saturated_runs[$wl]:-0} + 1))
-    fi
+    count_disturbed "$foreign" "$load"
   done
 }
 
@@ -850,12 +856,7 @@ measure_handshake_round() {
     note "$wl round $round/$runs: $name $rate handshakes/s ($st_connections in ${st_secs}s)," \
       "${cpu_us}us CPU/handshake, errors $st_errors; other programs used $foreign" \
       "CPU${load_cpus:+, s_time+backend CPU $load% busy}"
-    if awk -v f="$foreign" -v limit="$kForeignLimit" 'BEGIN { exit !(f > limit) }'; then
-      noisy_runs[$wl]=$((${noisy_runs[$wl]:-0} + 1))
-    fi
-    if [[ -n $load_cpus ]] && ((load >= kSaturatedPercent)); then
-      saturated_runs[$wl]=$((${saturated_runs[$wl]:-0} + 1))
-    fi
+    count_disturbed "$foreign" "$load"
   done
 }
 

@@ -75,7 +75,7 @@ t_integration_integration_tests_LDADD = $(DEPS_LIBS) $(TEST_LIBS)
 t_integration_integration_tests_SOURCES = \
 	t/integration/harness.cc t/integration/harness.h \
 	t/integration/tls_certs.cc t/integration/tls_certs.h \
-	t/integration/tls_client.cc t/integration/tls_client.h \
+	t/integration/tls_client.cc t/integration/tls_client.h t/integration/tls_handles.h \
 	t/integration/tls_transport.cc t/integration/tls_transport.h \
 	t/integration/accept_test.cc \
 	t/integration/api_backends_test.cc \

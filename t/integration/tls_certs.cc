@@ -18,17 +18,11 @@
 #include <sstream>
 #include <vector>
 
+#include "tls_handles.h"
+
 namespace speedmimi::test {
 
 namespace {
-
-template <typename T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
-};
-using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
-using CertPtr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
 
 constexpr long kDay = 24 * 3600;
 

@@ -8,16 +8,11 @@
 #include <cerrno>
 #include <cstring>
 
+#include "tls_handles.h"
+
 namespace speedmimi::test {
 
 namespace {
-
-template <typename T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
-};
-using CtxPtr = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX, SSL_CTX_free>>;
-using SslPtr = std::unique_ptr<SSL, Deleter<SSL, SSL_free>>;
 
 // OpenSSL's error queue as one line (and emptied, so the next failure starts clean).
 std::string openSslErrors() {
