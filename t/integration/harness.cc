@@ -1196,6 +1196,7 @@ std::string ProxyOptions::toYaml() const {
     << "\n  max_headers: " << max_headers << "\n  max_conn: " << max_conn << "\n"
     << "  error_log: logs/error.log\n  log_level: " << log_level << "\n"
     << "  access_log: logs/access.log\n  pid_file: logs/speedmimi.pid\n";
+  if (!access_log_format.empty()) y << "  access_log_format: " << access_log_format << "\n";
   if (!user.empty()) y << "  user: \"" << user << "\"\n";
   if (!real_ip_header.empty()) y << "  real_ip_header: \"" << real_ip_header << "\"\n";
   if (!trusted_proxies.empty()) {

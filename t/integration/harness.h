@@ -487,6 +487,7 @@ struct ProxyOptions {
   int max_headers = 100;
   int max_conn = 1000;
   std::string log_level = "info";
+  std::string access_log_format;  // "" = not written (combined); "json"
   std::string real_ip_header;                // "" = not written (the config default)
   std::vector<std::string> trusted_proxies;  // empty = not written
   std::string user;  // server.user; "" = not written (when set, the prefix is made 0755)
