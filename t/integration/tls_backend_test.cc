@@ -74,15 +74,19 @@ TEST_F(TlsBackendTest, WrongCaGets502AndTheVerifyErrorIsLogged) {
   ASSERT_TRUE(response) << error;
   EXPECT_EQ(response->status, 502);
   EXPECT_EQ(backend.requestCount(), 0u) << "a request went to an unverified backend";
+  // OpenSSL's verify error, as X509_verify_cert_error_string words it: 20 or 21 for a leaf whose
+  // issuer is unknown (21 when the chain is the leaf alone).
   std::vector<std::string> lines;
   EXPECT_TRUE(waitFor(
       [&] {
-        lines = linesContaining(proxy->errorLog(), {"unable to get local issuer certificate"});
+        lines = linesContaining(proxy->errorLog(), {"unable to get local issuer certificate",
+                                                    "unable to verify the first certificate"});
         return !lines.empty();
       },
       Millis(3000)))
       << proxy->errorLog();
-  for (const std::string& line : lines) EXPECT_THAT(line, HasSubstr("b1")) << line;
+  const std::string address = "127.0.0.1:" + std::to_string(backend.port());
+  for (const std::string& line : lines) EXPECT_THAT(line, HasSubstr(address)) << line;
 }
 
 TEST_F(TlsBackendTest, TheSystemStoreIsTheDefaultAndDoesNotKnowThePrivateCa) {
