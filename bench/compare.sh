@@ -17,6 +17,13 @@
 #   faults   (only when asked for) a healthy and a misbehaving backend (bench/faults_backend.py)
 #            behind each proxy, 2,400 GETs from 16 keep-alive clients (bench/faults_client.py),
 #            each answer classified correct / clean 5xx / truncated / corrupt 200
+#   tls-*    (only when asked for, `--workloads tls` for all six) the proxies terminating TLS 1.3
+#            with one certificate made here by openssl, ECDSA P-256 (-ecdsa) or RSA 2048 (-rsa):
+#            tls-ka50-*   50 keep-alive clients over TLS (wrk https)
+#            tls-new-*    a new connection and a full handshake per request: kTlsNewClients
+#                         `openssl s_time -new` in parallel (wrk resumes sessions on reconnect)
+#            tls-resume-* a new connection per request, the session resumed: 50 wrk clients with
+#                         Connection: close (wrk keeps the session across its reconnects)
 # All but idle10k, nagle and faults are wrk -t1 runs; the report gives per workload the median req/s, p99
 # and proxy CPU time per request over the rounds (plus GB/s for large), idle10k the processes'
 # total RSS and PSS, and the ratios speedmimi/nginx and speedmimi/haproxy; nagle the requests
@@ -35,8 +42,11 @@ readonly kHere
 readonly kForeignLimit=0.10
 # At or above this share busy, the CPU of wrk + backend (--pin split) may have capped a run.
 readonly kSaturatedPercent=97
-readonly kWorkloads=(ka50 ka1000 large post64k close idle10k nagle faults)
-# What runs without --workloads: faults takes ~15 s a proxy and round, and is asked for by name.
+readonly kTlsWorkloads=(tls-ka50-ecdsa tls-ka50-rsa tls-new-ecdsa tls-new-rsa tls-resume-ecdsa
+  tls-resume-rsa)
+readonly kWorkloads=(ka50 ka1000 large post64k close idle10k nagle faults "${kTlsWorkloads[@]}")
+# What runs without --workloads: faults takes ~15 s a proxy and round, and is asked for by name;
+# the six TLS workloads would more than double the default run (~6 min), and are asked for too.
 readonly kDefaultWorkloads=(ka50 ka1000 large post64k close idle10k nagle)
 readonly kPostBytes=$((64 * 1024))
 readonly kIdleClients=10000
@@ -51,6 +61,7 @@ readonly kNagleModes=(fresh keep-alive)
 readonly kFaultsRequests=2400 # faults: the GETs of each run, as in issue 12's table
 readonly kFaultsClients=16    # faults: keep-alive client connections (threads)
 readonly kFaultsColumns=(correct 5xx truncated corrupt)
+readonly kTlsNewClients=8 # tls-new-*: openssl s_time processes, each one connection at a time
 
 duration=5
 ka50_clients=50
@@ -78,8 +89,10 @@ usage: bench/compare.sh [options]
   --speedmimi PATH     speedmimi binary (default: ./src/speedmimi from the build directory, then
                        the one next to this script's tree, then speedmimi in PATH)
   --workloads LIST     comma-separated subset of ka50,ka1000,large,post64k,close,idle10k,
-                       nagle,faults (default all but faults, which is opt-in: ~15 s per proxy
-                       and round; see bench/README)
+                       nagle,faults,tls-ka50-ecdsa,tls-ka50-rsa,tls-new-ecdsa,tls-new-rsa,
+                       tls-resume-ecdsa,tls-resume-rsa; "tls" stands for the six TLS ones,
+                       tls-ka50, tls-new and tls-resume for both of their key types (default all
+                       but faults and the TLS ones, which are opt-in; see bench/README)
   --duration SECS      length of each measured run; for idle10k, how long the connections are
                        held idle before the memory is read (default 5)
   --connections N      the clients of ka50 (default 50)
@@ -129,7 +142,23 @@ select_proxies_and_workloads() {
   select_names wanted --only proxy "$only" "${kProxies[@]}"
   local defaults
   defaults=$(IFS=,; echo "${kDefaultWorkloads[*]}")
-  select_names wanted_workload --workloads workload "${workloads:-$defaults}" "${kWorkloads[@]}"
+  select_names wanted_workload --workloads workload "$(expand_tls_names "${workloads:-$defaults}")" \
+    "${kWorkloads[@]}"
+}
+
+# Prints the comma-separated workload list $1 with "tls" replaced by the six TLS workloads and
+# tls-ka50, tls-new, tls-resume by their -ecdsa and -rsa pair.
+expand_tls_names() {
+  local name names=() expanded=()
+  IFS=, read -ra names <<<"$1"
+  for name in "${names[@]}"; do
+    case $name in
+      tls) expanded+=("${kTlsWorkloads[@]}") ;;
+      tls-ka50 | tls-new | tls-resume) expanded+=("$name-ecdsa" "$name-rsa") ;;
+      *) expanded+=("$name") ;;
+    esac
+  done
+  (IFS=,; echo "${expanded[*]}")
 }
 
 # The shape of workload $1, in globals: wl (its name), wl_title (one line for the report),
@@ -139,10 +168,15 @@ select_proxies_and_workloads() {
 # The limit leaves room for a backend connection per client, which nginx counts in it too; for
 # idle10k at most kIdleWindow clients are busy at once, so it leaves 1,024 over the clients.
 wl="" wl_title="" wl_clients=0 wl_workers=1 wl_path=/ wl_limit=0
+wl_tls="" # TLS workloads: the key type of the certificate, ecdsa or rsa; "" = plain HTTP
 wl_wrk=()
 set_workload() {
-  wl=$1 wl_workers=1 wl_path=/ wl_wrk=()
-  local answer="$((${#kBody} + 1))-byte answers"
+  wl=$1 wl_workers=1 wl_path=/ wl_wrk=() wl_tls=""
+  local answer="$((${#kBody} + 1))-byte answers" certificate
+  if [[ $wl == tls-* ]]; then
+    wl_tls=${wl##*-}
+    certificate=$([[ $wl_tls == ecdsa ]] && echo "ECDSA P-256" || echo "RSA 2048")
+  fi
   case $wl in
     ka50) wl_clients=$ka50_clients wl_title="$wl_clients keep-alive clients, $answer" ;;
     ka1000) wl_clients=1000 wl_title="1000 keep-alive clients, $answer" ;;
@@ -172,6 +206,20 @@ set_workload() {
       wl_title+=" Content-Length, 3 s stalls; read timeout 2 s, 1 retry), $kFaultsRequests GETs"
       wl_title+=" from $kFaultsClients keep-alive clients"
       ;;
+    tls-ka50-*)
+      wl_clients=$ka50_clients
+      wl_title="$wl_clients keep-alive clients over TLS ($certificate), $answer"
+      ;;
+    tls-new-*)
+      wl_clients=$kTlsNewClients
+      wl_title="a new TLS connection and full handshake ($certificate) per request,"
+      wl_title+=" $kTlsNewClients openssl s_time -new clients, $answer"
+      ;;
+    tls-resume-*)
+      wl_clients=50 wl_wrk=(-H "Connection: close")
+      wl_title="a new TLS connection per request, session resumed ($certificate), 50 wrk"
+      wl_title+=" clients, $answer"
+      ;;
   esac
   if [[ $wl == idle10k ]]; then
     wl_limit=$((wl_clients + 1024))
@@ -186,9 +234,13 @@ set_workload() {
 # Installs wrk, nginx and haproxy (and python3 for idle10k) from Debian when one is missing and we
 # may (root + apt-get).
 ensure_tools() {
-  local missing=()
+  local missing=() name
   local python=${wanted_workload[idle10k]:-${wanted_workload[nagle]:-${wanted_workload[faults]:-}}}
-  find_missing wrk nginx haproxy ${python:+python3}
+  local tls=""
+  for name in "${kTlsWorkloads[@]}"; do
+    if [[ -n ${wanted_workload[$name]:-} ]]; then tls=openssl; fi
+  done
+  find_missing wrk nginx haproxy ${python:+python3} ${tls:+openssl curl}
   ((${#missing[@]} == 0)) && return 0
   if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
     die "missing ${missing[*]}; install them (Debian: apt-get install wrk nginx-light haproxy" \
@@ -199,7 +251,7 @@ ensure_tools() {
   apt-get update
   local nginx_pkg=nginx
   apt-cache show nginx-light >/dev/null 2>&1 && nginx_pkg=nginx-light
-  apt-get install -y wrk "$nginx_pkg" haproxy ${python:+python3}
+  apt-get install -y wrk "$nginx_pkg" haproxy ${python:+python3} ${tls:+openssl curl}
 }
 
 # ka1000 and idle10k need more open files than the usual 1024, in wrk, idle_clients.py and the
@@ -259,6 +311,11 @@ start_pinned() {
 # Writes to $5 the raw answer of server $1 to one "$2 $3" request (method, path) with a body of $4
 # bytes of "x" (none when 0), on a connection of its own.
 fetch() {
+  if [[ -n $tls_cert ]]; then
+    curl -sk -i --max-time 10 -X "$2" -H "Connection: close" \
+      "https://127.0.0.1:${port[$1]}$3" >"$5" 2>/dev/null || true
+    return 0
+  fi
   # shellcheck disable=SC2016 # the $n belong to the inner bash
   timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"
     if (($4 > 0)); then
@@ -310,9 +367,59 @@ check_answer() {
       why="the backend read ${length:-no} bytes of the request, less than its $kPostBytes of body"
     fi
   fi
+  if [[ -z $why && -n $wl_tls ]]; then check_tls "$name" || true; fi
   [[ -z $why ]] && return 0
   head -c 600 "$out" | tr -d '\r' | head -n 8 >&2 || true
   die "$wl: $name on port ${port[$name]} did not answer as the backend does: $why (answer above)"
+}
+
+# Workload wl is a TLS one: server $1 must serve the certificate made for it (its key size tells
+# ECDSA P-256 from RSA 2048) over TLS 1.3, and, for tls-resume, resume a session (else the
+# workload would measure full handshakes): a fatal error for the first, a warning in the report
+# for the second.
+declare -A no_resumption=() # workload -> the proxies that did not resume a session
+check_tls() {
+  local name=$1 out=$workdir/$wl/tls-$1 bits
+  bits=$([[ $wl_tls == ecdsa ]] && echo 256 || echo 2048)
+  # A request answered and the connection closed by the server (-ign_eof): TLS 1.3 sends its
+  # session tickets after the handshake, and s_client must read them before it saves the session.
+  local request=$'GET / HTTP/1.1\r\nHost: bench.test\r\nConnection: close\r\n\r\n'
+  timeout 10 openssl s_client -connect "127.0.0.1:${port[$name]}" -ign_eof \
+    -sess_out "$out.session" <<<"$request" >"$out.first" 2>&1 || true
+  if ! grep -q "Server public key is $bits bit" "$out.first" || ! grep -q "TLSv1.3" "$out.first"
+  then
+    die "$wl: $name did not serve the $wl_tls certificate over TLS 1.3 (see $out.first)"
+  fi
+  [[ $wl == tls-resume-* ]] || return 0
+  timeout 10 openssl s_client -connect "127.0.0.1:${port[$name]}" -ign_eof \
+    -sess_in "$out.session" <<<"$request" >"$out.again" 2>&1 || true
+  if ! grep -q "^Reused," "$out.again"; then
+    note "$wl: $name did not resume the session (see $out.again)"
+    no_resumption[$wl]+=" $name"
+  fi
+}
+
+# Sets tls_cert, tls_key and tls_pem (lib.sh) to the certificate of workload wl, or clears them.
+use_tls_certificate() {
+  tls_cert="" tls_key="" tls_pem=""
+  [[ -n $wl_tls ]] || return 0
+  tls_cert=$workdir/tls/$wl_tls.crt tls_key=$workdir/tls/$wl_tls.key tls_pem=$workdir/tls/$wl_tls.pem
+}
+
+# One self-signed certificate per key type for the TLS workloads, made into workdir/tls: the same
+# files for the three proxies.
+make_tls_certificates() {
+  local dir=$workdir/tls kind
+  mkdir -p "$dir"
+  for kind in ecdsa rsa; do
+    local key_args=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
+    [[ $kind == ecdsa ]] || key_args=(-newkey rsa:2048)
+    openssl req -x509 "${key_args[@]}" -nodes -keyout "$dir/$kind.key" -out "$dir/$kind.crt" \
+      -subj /CN=bench.test -addext "subjectAltName=DNS:bench.test,IP:127.0.0.1" -days 30 \
+      2>"$dir/$kind.log" || die "openssl could not make the $kind certificate: $(cat "$dir/$kind.log")"
+    cat "$dir/$kind.crt" "$dir/$kind.key" >"$dir/$kind.pem"
+  done
+  chmod 644 "$dir"/*
 }
 
 # Starts proxy $1 for workload wl, in its own directory, on a fresh port.
@@ -449,9 +556,10 @@ parse_wrk() {
 }
 
 run_wrk() {
-  local name=$1 secs=$2 cmd
+  local name=$1 secs=$2 cmd scheme=http
+  [[ -z $wl_tls ]] || scheme=https
   cmd=(wrk -t1 "-c$wl_clients" "-d${secs}s" --latency "${wl_wrk[@]}"
-    "http://127.0.0.1:${port[$name]}$wl_path")
+    "$scheme://127.0.0.1:${port[$name]}$wl_path")
   if [[ -n $load_cpus ]]; then cmd=(taskset -c "$load_cpus" "${cmd[@]}"); fi
   "${cmd[@]}"
 }
@@ -526,6 +634,17 @@ declare -A faults_runs=() # "faults/proxy/column" -> one count per round (kFault
 declare -A noisy_runs=() saturated_runs=() # per workload: runs other programs disturbed, or that
                                            # the wrk + backend CPU may have capped
 
+# Counts a run of workload wl as noisy when other programs used $1 CPUs, over kForeignLimit, and
+# as saturated when the wrk + backend CPU was $2 percent busy, kSaturatedPercent or more.
+count_disturbed() {
+  if awk -v f="$1" -v limit="$kForeignLimit" 'BEGIN { exit !(f > limit) }'; then
+    noisy_runs[$wl]=$((${noisy_runs[$wl]:-0} + 1))
+  fi
+  if [[ -n $load_cpus ]] && (($2 >= kSaturatedPercent)); then
+    saturated_runs[$wl]=$((${saturated_runs[$wl]:-0} + 1))
+  fi
+}
+
 # One round of workload wl (a wrk workload) over the proxies.
 measure_round() {
   local round=$1 name key out rps p99 errors requests rate before after foreign cpu_us load
@@ -549,12 +668,7 @@ measure_round() {
     note "$wl round $round/$runs: $name $rps req/s$([[ $wl == large ]] && echo " ($rate GB/s)")," \
       "p99 ${p99}ms, ${cpu_us}us CPU/req, errors $errors; other programs used $foreign" \
       "CPU${load_cpus:+, wrk+backend CPU $load% busy}"
-    if awk -v f="$foreign" -v limit="$kForeignLimit" 'BEGIN { exit !(f > limit) }'; then
-      noisy_runs[$wl]=$((${noisy_runs[$wl]:-0} + 1))
-    fi
-    if [[ -n $load_cpus ]] && ((load >= kSaturatedPercent)); then
-      saturated_runs[$wl]=$((${saturated_runs[$wl]:-0} + 1))
-    fi
+    count_disturbed "$foreign" "$load"
   done
 }
 
@@ -689,9 +803,67 @@ measure_faults_round() {
   done
 }
 
+# Runs kTlsNewClients `openssl s_time -new` against server $1 for $2 seconds, all at once (pinned
+# with wrk's CPU), their output in $3-<i>. Sets st_connections (summed over them), st_errors (the
+# clients that failed or read no answer) and st_secs (the wall time they took together: s_time
+# counts whole seconds).
+st_connections=0 st_errors=0 st_secs=0
+run_s_time() {
+  local name=$1 secs=$2 out=$3 i pids=() start end line count bytes
+  local cmd=(openssl s_time -connect "127.0.0.1:${port[$name]}" -www / -new -time "$secs")
+  if [[ -n $load_cpus ]]; then cmd=(taskset -c "$load_cpus" "${cmd[@]}"); fi
+  start=$(date +%s.%N)
+  for ((i = 0; i < kTlsNewClients; i++)); do
+    "${cmd[@]}" >"$out-$i" 2>&1 </dev/null &
+    pids+=($!)
+  done
+  st_connections=0 st_errors=0
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || st_errors=$((st_errors + 1))
+  done
+  end=$(date +%s.%N)
+  st_secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')
+  for ((i = 0; i < kTlsNewClients; i++)); do
+    # "N connections in T real seconds, B bytes read per connection"
+    line=$(grep -a 'connections in .* real seconds' "$out-$i" | tail -n 1) || true
+    count=$(awk '{ print $1 }' <<<"$line") bytes=$(awk '{ print $(NF - 4) }' <<<"$line")
+    if [[ ! $count =~ ^[0-9]+$ || ! $bytes =~ ^[0-9]+$ ]] || ((bytes < ${#kBody})); then
+      st_errors=$((st_errors + 1))
+      continue
+    fi
+    st_connections=$((st_connections + count))
+  done
+}
+
+# One round of a tls-new workload over the proxies: handshakes (= requests) per second of
+# kTlsNewClients s_time clients, and the proxy's CPU time per handshake.
+measure_handshake_round() {
+  local round=$1 name key before after rate foreign cpu_us load
+  for name in "${kProxies[@]}"; do
+    [[ -n ${wanted[$name]:-} ]] || continue
+    key=$wl/$name
+    if ((warmup > 0)); then run_s_time "$name" "$warmup" "$workdir/$wl/warm-$name"; fi
+    before=$(cpu_sample "${session[$name]}")
+    run_s_time "$name" "$duration" "$workdir/$wl/s_time-$name-$round"
+    after=$(cpu_sample "${session[$name]}")
+    ((st_connections > 0)) || die "$wl: openssl s_time against $name made no connection" \
+      "(see $workdir/$wl/s_time-$name-$round-0)"
+    rate=$(awk -v n="$st_connections" -v t="$st_secs" 'BEGIN { printf "%.2f", n / t }')
+    read -r foreign cpu_us load < <(run_stats "$before" "$after" "$st_connections")
+    rps_runs[$key]+=" $rate"
+    cpu_runs[$key]+=" $cpu_us"
+    error_total[$key]=$((${error_total[$key]:-0} + st_errors))
+    note "$wl round $round/$runs: $name $rate handshakes/s ($st_connections in ${st_secs}s)," \
+      "${cpu_us}us CPU/handshake, errors $st_errors; other programs used $foreign" \
+      "CPU${load_cpus:+, s_time+backend CPU $load% busy}"
+    count_disturbed "$foreign" "$load"
+  done
+}
+
 run_workload() {
   local name round
   set_workload "$1"
+  use_tls_certificate
   note "== $wl: $wl_title"
   if [[ $wl == nagle ]]; then port[upstream]=${port[nagle_backend]}; fi
   if [[ $wl == faults ]]; then
@@ -708,11 +880,13 @@ run_workload() {
       idle10k) measure_idle_round "$round" ;;
       nagle) measure_nagle_round "$round" ;;
       faults) measure_faults_round "$round" ;;
+      tls-new-*) measure_handshake_round "$round" ;;
       *) measure_round "$round" ;;
     esac
   done
   stop_proxies
   unset 'port[upstream]' 'port[faulty]'
+  tls_cert="" tls_key="" tls_pem=""
 }
 
 # Prints "speedmimi/$1  what a/b  what a/b ..." for the pairs "what mine theirs" in "${@:2}";
@@ -738,9 +912,9 @@ medians_of() {
   # shellcheck disable=SC2086 # the run lists are space-separated numbers
   if [[ -n ${rps_runs[$key]:-} ]]; then
     m_rps=$(median ${rps_runs[$key]})
-    m_p99=$(median ${p99_runs[$key]})
+    m_p99=$(median ${p99_runs[$key]:-}) # tls-new-* has no latencies (s_time gives none)
     m_cpu=$(median ${cpu_runs[$key]})
-    m_gib=$(median ${gib_runs[$key]})
+    m_gib=$(median ${gib_runs[$key]:-})
   fi
   # shellcheck disable=SC2086
   if [[ -n ${rss_runs[$key]:-} ]]; then
@@ -816,9 +990,13 @@ report_workload() {
     return
   fi
   [[ $wl == large ]] && large=1
+  local handshakes=0
+  [[ $wl != tls-new-* ]] || handshakes=1
   echo
   echo "$wl: $wl_title; median of $runs round$( ((runs == 1)) || echo s)"
-  if [[ $wl == idle10k ]]; then
+  if ((handshakes)); then
+    printf '  %-10s %12s %9s %7s\n' proxy handshakes/s cpu/hs errors
+  elif [[ $wl == idle10k ]]; then
     printf '  %-10s %9s %9s %12s %9s %6s %7s\n' proxy 'rss' 'pss' 'rss before' KiB/conn procs errors
   elif ((large)); then
     printf '  %-10s %9s %7s %10s %9s %7s\n' proxy req/s GB/s p99 cpu/req errors
@@ -831,7 +1009,9 @@ report_workload() {
     medians_of "$wl" "$name"
     rps[$name]=$m_rps p99[$name]=$m_p99 cpu[$name]=$m_cpu gib[$name]=$m_gib
     rss[$name]=$m_rss pss[$name]=$m_pss
-    if [[ $wl == idle10k ]]; then
+    if ((handshakes)); then
+      printf '  %-10s %12.0f %7.1fus %7d\n' "$name" "$m_rps" "$m_cpu" "${error_total[$key]}"
+    elif [[ $wl == idle10k ]]; then
       awk -v n="$name" -v rss="$m_rss" -v pss="$m_pss" -v base="$m_rss0" -v clients="$wl_clients" \
         -v procs="${procs_seen[$key]}" -v errors="${error_total[$key]}" 'BEGIN {
           printf("  %-10s %5.1fMiB %5.1fMiB %8.1fMiB %9.2f %6d %7d\n", n, rss / 1024, pss / 1024,
@@ -849,6 +1029,9 @@ report_workload() {
     [[ -n ${wanted[$other]:-} ]] || continue
     if [[ $wl == idle10k ]]; then
       pairs=(rss "${rss[speedmimi]}" "${rss[$other]}" pss "${pss[speedmimi]}" "${pss[$other]}")
+    elif ((handshakes)); then
+      pairs=(handshakes/s "${rps[speedmimi]}" "${rps[$other]}" cpu/hs "${cpu[speedmimi]}"
+        "${cpu[$other]}")
     else
       # req/s and GB/s: higher is better; cpu/req and p99: lower is better.
       pairs=(req/s "${rps[speedmimi]}" "${rps[$other]}")
@@ -867,6 +1050,10 @@ report_warnings() {
   if ((${noisy_runs[$1]:-0} > 0)); then
     echo "  WARNING: ${noisy_runs[$1]} of $total runs noisy (other programs used over" \
       "$kForeignLimit CPU)"
+  fi
+  if [[ -n ${no_resumption[$1]:-} ]]; then
+    echo "  WARNING:${no_resumption[$1]} did not resume a TLS session: its row measures full" \
+      "handshakes"
   fi
   if ((${saturated_runs[$1]:-0} > 0)); then
     echo "  WARNING: ${saturated_runs[$1]} of $total runs had the wrk + backend CPU" \
@@ -974,6 +1161,12 @@ EOF
   launch_backend
   if [[ -n ${wanted_workload[nagle]:-} ]]; then launch_nagle_backend; fi
   if [[ -n ${wanted_workload[faults]:-} ]]; then launch_faults_backends; fi
+  for name in "${kTlsWorkloads[@]}"; do
+    if [[ -n ${wanted_workload[$name]:-} ]]; then
+      make_tls_certificates
+      break
+    fi
+  done
   for name in "${selected[@]}"; do run_workload "$name"; done
 
   report_header

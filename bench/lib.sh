@@ -8,7 +8,10 @@
 # port[upstream] is set (compare.sh's nagle workload points them at another backend). When
 # port[faulty] is set (compare.sh's faults workload), each proxy gets a second backend there, of
 # equal weight, and the fault handling that workload compares: a 2 s read timeout, one retry at
-# the other backend, passive health off (see the faults section of bench/README).
+# the other backend, passive health off (see the faults section of bench/README). When tls_cert
+# and tls_key are set (compare.sh's TLS workloads: PEM files of one certificate and its key;
+# tls_pem, both in one file, for HAProxy), each proxy's listener speaks TLS 1.2 and 1.3 with them
+# instead of plain HTTP, session resumption as each does it by default (tickets).
 # shellcheck shell=bash disable=SC2154 # those globals are the sourcing script's
 
 readonly kProxies=(speedmimi nginx haproxy)
@@ -16,6 +19,7 @@ readonly kBody="hello, world"
 readonly kLargeBytes=$((1024 * 1024)) # the backend's /large answer
 
 workdir=""
+tls_cert="" tls_key="" tls_pem="" # the TLS listener's certificate and key; empty = plain HTTP
 declare -a started_pids=()  # every process we started and did not stop yet; each leads a group
 declare -A port=()          # name -> TCP port on 127.0.0.1
 declare -A wanted=()        # proxy name -> 1 when it takes part in this run
@@ -202,6 +206,19 @@ nginx_servers() {
   echo "    server 127.0.0.1:${port[faulty]} max_fails=0;"
 }
 
+# The TLS of nginx's listener when tls_cert is set: " ssl" for its listen line (nginx_tls ssl),
+# then its ssl_* lines (nginx_tls lines). TLSv1.3 is named: nginx 1.22's default is TLSv1 to
+# TLSv1.2.
+nginx_tls() {
+  [[ -n $tls_cert ]] || return 0
+  if [[ $1 == ssl ]]; then
+    printf ' ssl'
+    return
+  fi
+  printf '\n    %s' "ssl_certificate $tls_cert;" "ssl_certificate_key $tls_key;" \
+    "ssl_protocols TLSv1.2 TLSv1.3;" "ssl_prefer_server_ciphers on;"
+}
+
 # The faults workload's retry policy for nginx's location (nothing otherwise).
 nginx_fault_handling() {
   [[ -n ${port[faulty]:-} ]] || return 0
@@ -223,7 +240,7 @@ $(nginx_servers)
     keepalive_requests 100000000;
   }
   server {
-    listen 127.0.0.1:${port[nginx]};
+    listen 127.0.0.1:${port[nginx]}$(nginx_tls ssl);$(nginx_tls lines)
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
@@ -247,7 +264,10 @@ EOF
 # of a stopping worker closed only after answering their next request (idle-close-on-response).
 # hard-stop-after bounds how long old workers linger.
 write_haproxy_conf() {
-  local dir=$1 maxconn=$2 threads=${4:-1} global_more="" defaults_more="" hard
+  local dir=$1 maxconn=$2 threads=${4:-1} global_more="" defaults_more="" hard bind_tls="" proto=http
+  if [[ -n $tls_cert ]]; then
+    bind_tls=" ssl crt $tls_pem alpn http/1.1 ssl-min-ver TLSv1.2" proto=https
+  fi
   # HAProxy wants 2 descriptors per connection (client + server) and, by default (strict-limits),
   # refuses to start when the hard limit is lower; a proxy of idle clients needs only one each.
   hard=$(ulimit -Hn)
@@ -277,10 +297,10 @@ defaults
     timeout http-keep-alive 75s
 
 frontend bench
-    bind 127.0.0.1:${port[haproxy]}
+    bind 127.0.0.1:${port[haproxy]}$bind_tls
     option forwardfor
     http-request set-header X-Real-IP %[src]
-    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Proto $proto
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
     default_backend backend
 
@@ -304,6 +324,11 @@ EOF
 # server.max_conn $5 (default: speedmimi's own, 10000).
 write_speedmimi_conf() {
   local dir=$1 level=$2 balancer=$3 workers=${4:-1} max_conn="" faults="" second="" retries=""
+  local ssl=""
+  if [[ -n $tls_cert ]]; then
+    ssl=$'\n'"ssl:"$'\n'"  enabled: true"$'\n'"  port: 0"$'\n'"  cert_file: \"$tls_cert\""
+    ssl+=$'\n'"  key_file: \"$tls_key\""
+  fi
   if [[ -n ${5:-} ]]; then max_conn=$'\n'"  max_conn: $5"; fi
   # The faults workload: a 2 s read timeout, the faulty backend beside the other (passive health
   # off on both, as for nginx), one retry with the default retry_on.
@@ -323,7 +348,7 @@ server:
   error_log: "logs/error.log"
   log_level: "$level"
   access_log: "off"
-  pid_file: "logs/speedmimi.pid"
+  pid_file: "logs/speedmimi.pid"$ssl
 backends:
   default:
     - id: "b1"

@@ -78,6 +78,9 @@ t_integration_integration_tests_CXXFLAGS = $(TEST_CXXFLAGS) \
 t_integration_integration_tests_LDADD = $(DEPS_LIBS) $(TEST_LIBS)
 t_integration_integration_tests_SOURCES = \
 	t/integration/harness.cc t/integration/harness.h \
+	t/integration/tls_certs.cc t/integration/tls_certs.h \
+	t/integration/tls_client.cc t/integration/tls_client.h t/integration/tls_handles.h \
+	t/integration/tls_transport.cc t/integration/tls_transport.h \
 	t/integration/accept_test.cc \
 	t/integration/api_backends_test.cc \
 	t/integration/api_config_test.cc \
@@ -97,7 +100,11 @@ t_integration_integration_tests_SOURCES = \
 	t/integration/upstream_pool_test.cc \
 	t/integration/service_test.cc \
 	t/integration/smuggling_test.cc \
-	t/integration/state_file_test.cc
+	t/integration/state_file_test.cc \
+	t/integration/tls_backend_test.cc \
+	t/integration/tls_harness_test.cc \
+	t/integration/tls_reload_test.cc \
+	t/integration/tls_termination_test.cc
 
 TESTS += t/unit/unit_tests t/integration/integration_tests
 

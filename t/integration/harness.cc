@@ -477,7 +477,10 @@ Stream::Io Stream::sendAll(std::string_view bytes, const Deadline& deadline) {
   size_t sent = 0;
   while (sent < bytes.size()) {
     if (fd_ < 0) return Io::kError;
-    ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    short wait = POLLOUT;
+    ssize_t n = transport_
+                    ? transport_->write(bytes.data() + sent, bytes.size() - sent, &wait)
+                    : ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
     if (n > 0) {
       sent += static_cast<size_t>(n);
       continue;
@@ -488,7 +491,7 @@ Stream::Io Stream::sendAll(std::string_view bytes, const Deadline& deadline) {
     }
     if (stopped()) return Io::kStopped;
     if (deadline.expired()) return Io::kTimeout;
-    pollfd p{fd_, POLLOUT, 0};
+    pollfd p{fd_, wait, 0};
     poll(&p, 1, deadline.pollTimeout(kPollSlice));
   }
   return Io::kData;
@@ -499,7 +502,8 @@ Stream::Io Stream::fill(const Deadline& deadline, size_t max) {
   max = std::min(max, sizeof chunk);
   while (true) {
     if (fd_ < 0) return Io::kError;
-    ssize_t n = ::recv(fd_, chunk, max, 0);
+    short wait = POLLIN;
+    ssize_t n = transport_ ? transport_->read(chunk, max, &wait) : ::recv(fd_, chunk, max, 0);
     if (n > 0) {
       std::string_view got(chunk, static_cast<size_t>(n));
       buffer_.append(got);
@@ -516,12 +520,13 @@ Stream::Io Stream::fill(const Deadline& deadline, size_t max) {
     }
     if (stopped()) return Io::kStopped;
     if (deadline.expired()) return Io::kTimeout;
-    pollfd p{fd_, POLLIN, 0};
+    pollfd p{fd_, wait, 0};
     poll(&p, 1, deadline.pollTimeout(kPollSlice));
   }
 }
 
 void Stream::shutdownWrite() {
+  if (fd_ >= 0 && transport_) transport_->shutdownWrite();
   if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
 }
 
@@ -880,8 +885,10 @@ void FakeBackend::serve(int index) {
     std::lock_guard<std::mutex> lock(mutex_);
     connections_[static_cast<size_t>(index)]->received.append(bytes);
   });
-  if (mode_ == Mode::kHttp) serveHttp(index, *stream);
-  if (mode_ == Mode::kRecordRaw) recordRaw(*stream);
+  bool accepted = !accept_hook_ || accept_hook_(*stream, stop_);
+  if (!accepted) noteError(index, "the accept hook refused the connection");
+  if (accepted && mode_ == Mode::kHttp) serveHttp(index, *stream);
+  if (accepted && mode_ == Mode::kRecordRaw) recordRaw(*stream);
   // The fd is only shut down here and closed by the destructor, after every thread has joined,
   // so stop() never touches a descriptor number that was reused.
   std::lock_guard<std::mutex> lock(mutex_);
@@ -1189,11 +1196,29 @@ std::string ProxyOptions::toYaml() const {
     << "\n  max_headers: " << max_headers << "\n  max_conn: " << max_conn << "\n"
     << "  error_log: logs/error.log\n  log_level: " << log_level << "\n"
     << "  access_log: logs/access.log\n  pid_file: logs/speedmimi.pid\n";
+  if (!access_log_format.empty()) y << "  access_log_format: " << access_log_format << "\n";
   if (!user.empty()) y << "  user: \"" << user << "\"\n";
   if (!real_ip_header.empty()) y << "  real_ip_header: \"" << real_ip_header << "\"\n";
   if (!trusted_proxies.empty()) {
     y << "  trusted_proxies:\n";
     for (const auto& cidr : trusted_proxies) y << "    - \"" << cidr << "\"\n";
+  }
+  if (ssl) {
+    y << "ssl:\n  enabled: " << (ssl->enabled ? "true" : "false") << "\n  port: " << ssl->port
+      << "\n  cert_file: \"" << ssl->cert_file << "\"\n  key_file: \"" << ssl->key_file << "\"\n";
+    if (!ssl->certificates.empty()) {
+      y << "  certificates:\n";
+      for (const auto& [cert, key] : ssl->certificates) {
+        y << "    - cert_file: \"" << cert << "\"\n      key_file: \"" << key << "\"\n";
+      }
+    }
+    if (!ssl->protocols.empty()) {
+      y << "  protocols: [";
+      for (size_t i = 0; i < ssl->protocols.size(); ++i) {
+        y << (i ? ", " : "") << ssl->protocols[i];
+      }
+      y << "]\n";
+    }
   }
   y << "backends:\n";
   for (const auto& [name, list] : backends) {
@@ -1206,6 +1231,9 @@ std::string ProxyOptions::toYaml() const {
       if (b.max_fails >= 0) y << "      max_fails: " << b.max_fails << "\n";
       if (b.keepalive >= 0) y << "      keepalive: " << b.keepalive << "\n";
       if (!b.fail_timeout.empty()) y << "      fail_timeout: " << b.fail_timeout << "\n";
+      if (!b.scheme.empty()) y << "      scheme: \"" << b.scheme << "\"\n";
+      if (b.tls_verify) y << "      tls_verify: " << (*b.tls_verify ? "true" : "false") << "\n";
+      if (!b.ca_file.empty()) y << "      ca_file: \"" << b.ca_file << "\"\n";
       if (b.health_check) {
         const HealthCheckSpec& hc = *b.health_check;
         y << "      health_check:\n        path: \"" << hc.path
@@ -1261,6 +1289,10 @@ long rssKiB(pid_t pid) {
     if (line.compare(0, 6, "VmRSS:") == 0) return std::atol(line.c_str() + 6);
   }
   return -1;
+}
+
+bool sanitized(pid_t pid) {
+  return readFile("/proc/" + std::to_string(pid) + "/maps").find("libasan") != std::string::npos;
 }
 
 bool processGone(pid_t pid) {
@@ -1349,6 +1381,7 @@ std::string Proxy::binaryPath() {
 bool Proxy::start(std::string* error) {
   if (options_.port == 0) options_.port = pickFreePort();
   if (options_.api && options_.api_port == 0) options_.api_port = pickFreePort();
+  if (options_.ssl && options_.ssl->port < 0) options_.ssl->port = pickFreePort();
   const char* tmp = std::getenv("TMPDIR");
   std::string pattern =
       std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/speedmimi-it-XXXXXX";
@@ -1414,15 +1447,26 @@ bool Proxy::waitReady(std::string* error) {
     }
     int err = 0;
     int fd = connectLoopback(options_.port, Millis(100), &err);
+    bool tls_listening = true;  // a TLS listener beside plain HTTP accepts too
+    if (sslPort() > 0 && sslPort() != options_.port) {
+      int tls_fd = connectLoopback(sslPort(), Millis(100), &err);
+      tls_listening = tls_fd >= 0;
+      if (tls_listening) ::close(tls_fd);
+    }
     if (fd >= 0) {
       ::close(fd);
-      if (childPids().size() >= static_cast<size_t>(options_.workers)) return true;
+      if (tls_listening && childPids().size() >= static_cast<size_t>(options_.workers)) return true;
     }
     std::this_thread::sleep_for(Millis(10));
   }
   *error = "speedmimi did not accept on 127.0.0.1:" + std::to_string(options_.port) + " with " +
            std::to_string(options_.workers) + " workers within 10 s\nerror log:\n" + errorLog();
   return false;
+}
+
+int Proxy::sslPort() const {
+  if (!options_.ssl || !options_.ssl->enabled) return 0;
+  return options_.ssl->port > 0 ? options_.ssl->port : options_.port;
 }
 
 bool Proxy::running() {
@@ -1470,6 +1514,7 @@ bool Proxy::rewriteConfig(ProxyOptions options) {
   options.port = options_.port;
   options.private_binary = options_.private_binary;
   if (options.api && options.api_port == 0) options.api_port = options_.api_port;
+  if (options.ssl && options.ssl->port < 0 && options_.ssl) options.ssl->port = options_.ssl->port;
   if (!writeConfig(options.toYaml())) return false;
   options_ = std::move(options);
   return true;
@@ -1477,11 +1522,17 @@ bool Proxy::rewriteConfig(ProxyOptions options) {
 
 Proxy::CommandResult Proxy::runCommand(const std::vector<std::string>& extra,
                                        Millis timeout) const {
-  CommandResult result;
-  std::string out_path = prefix_ + "/logs/command.out";
-  std::string err_path = prefix_ + "/logs/command.err";
   std::vector<std::string> args = {binary(), "-c", configPath(), "-p", prefix_};
   args.insert(args.end(), extra.begin(), extra.end());
+  return runProgram(args, prefix_ + "/logs", timeout);
+}
+
+Proxy::CommandResult runProgram(const std::vector<std::string>& program, const std::string& dir,
+                                Millis timeout) {
+  Proxy::CommandResult result;
+  std::string out_path = dir + "/command.out";
+  std::string err_path = dir + "/command.err";
+  std::vector<std::string> args = program;
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -1497,7 +1548,7 @@ Proxy::CommandResult Proxy::runCommand(const std::vector<std::string>& extra,
     if (out >= 0) dup2(out, 1);
     if (err >= 0) dup2(err, 2);
     if (in >= 0) dup2(in, 0);
-    execv(argv[0], argv.data());
+    execvp(argv[0], argv.data());
     _exit(127);
   }
   int status = 0;

@@ -166,6 +166,20 @@ class Stream {
  public:
   enum class Io { kData, kEof, kTimeout, kError, kStopped };
 
+  // A layer between the socket and the buffer (TLS, see tls_client.h). When one is set, every
+  // read and write goes through it, so the HTTP reading above works the same over it.
+  class Transport {
+   public:
+    virtual ~Transport() = default;
+    // As recv()/send() on the non-blocking socket: bytes moved (> 0), 0 at the end of the
+    // stream (read only), or -1 with errno set; with EAGAIN, *wait is the poll() event to wait
+    // for (a TLS read may need the socket writable, a write may need it readable).
+    virtual ssize_t read(char* data, size_t size, short* wait) = 0;
+    virtual ssize_t write(const char* data, size_t size, short* wait) = 0;
+    // Says the end of the stream at this layer (a TLS close_notify) before the socket's FIN.
+    virtual void shutdownWrite() = 0;
+  };
+
   explicit Stream(int fd);  // takes ownership of fd
   ~Stream();
   Stream(const Stream&) = delete;
@@ -182,6 +196,8 @@ class Stream {
   void setRecorder(std::function<void(std::string_view)> recorder) {
     recorder_ = std::move(recorder);
   }
+  void setTransport(std::unique_ptr<Transport> transport) { transport_ = std::move(transport); }
+  Transport* transport() { return transport_.get(); }
 
   Io sendAll(std::string_view bytes, const Deadline& deadline);
   // Receives what is available (at most `max`) into buffer(), waiting until the deadline.
@@ -199,6 +215,7 @@ class Stream {
   std::string buffer_;
   const std::atomic<bool>* stop_ = nullptr;
   std::function<void(std::string_view)> recorder_;
+  std::unique_ptr<Transport> transport_;
 };
 
 // Reads a message body from a Stream with the given framing (Framing::kNone reads nothing).
@@ -252,6 +269,13 @@ class Client {
   bool waitForClose(Millis timeout);
   std::optional<WsFrame> readWsFrame(Millis timeout = kIoTimeout);
   Stream* stream() { return stream_.get(); }
+
+ protected:
+  // For a twin over another transport (TlsClient): a setup that failed drops the connection.
+  void disconnect(std::string why) {
+    stream_.reset();
+    error_ = std::move(why);
+  }
 
  private:
   bool fail(std::string what);
@@ -329,6 +353,11 @@ class FakeBackend {
   // Answers "100 Continue" to a request with "Expect: 100-continue" and a body before reading
   // the body (as origin servers do), so a client waiting for it can go on.
   void setContinueBeforeBody(bool on) { continue_before_body_ = on; }
+  // Runs on each accepted connection's thread before anything is read (a TLS handshake that
+  // sets the stream's transport, see tlsServer() in tls_client.h); false drops the connection.
+  // Set it before the first connection arrives.
+  using AcceptHook = std::function<bool(Stream&, const std::atomic<bool>& stop)>;
+  void setAcceptHook(AcceptHook hook) { accept_hook_ = std::move(hook); }
   void stop();  // closes everything and joins the threads; idempotent
 
   int connectionCount() const;
@@ -374,6 +403,7 @@ class FakeBackend {
   Handler handler_;
   Mode mode_;
   std::atomic<bool> continue_before_body_{false};
+  AcceptHook accept_hook_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
@@ -414,6 +444,9 @@ struct BackendSpec {
   int keepalive = -1;        // -1 = not written
   std::string fail_timeout;  // "" = not written
   std::optional<HealthCheckSpec> health_check;
+  std::string scheme;                 // "" = not written (http); "https"
+  std::optional<bool> tls_verify;     // not written when unset
+  std::string ca_file;                // "" = not written
 };
 
 struct RouteSpec {
@@ -426,6 +459,18 @@ struct RouteSpec {
   int retries = -1;                              // -1 = not written
   std::optional<std::vector<std::string>> retry_on;  // not written when unset
   int retry_budget = -1;                             // -1 = not written
+};
+
+// The `ssl` block. Certificate paths are written as given (absolute ones are simplest).
+struct SslSpec {
+  bool enabled = true;
+  // -1: a TLS listener beside plain HTTP on a port picked at start (Proxy::sslPort());
+  // 0: server.port itself speaks TLS; else that port.
+  int port = -1;
+  std::string cert_file;
+  std::string key_file;
+  std::vector<std::pair<std::string, std::string>> certificates;  // extra {cert_file, key_file}
+  std::vector<std::string> protocols;                             // empty = not written
 };
 
 struct ProxyOptions {
@@ -442,6 +487,7 @@ struct ProxyOptions {
   int max_headers = 100;
   int max_conn = 1000;
   std::string log_level = "info";
+  std::string access_log_format;  // "" = not written (combined); "json"
   std::string real_ip_header;                // "" = not written (the config default)
   std::vector<std::string> trusted_proxies;  // empty = not written
   std::string user;  // server.user; "" = not written (when set, the prefix is made 0755)
@@ -457,6 +503,7 @@ struct ProxyOptions {
   int api_port = 0;
   std::string auth_token;                // "" = not written
   std::vector<std::string> admin_allow;  // empty = not written (the default: loopback)
+  std::optional<SslSpec> ssl;            // not written when unset (TLS off)
 
   // One upstream "app" with these backend ports and one route "/" to it.
   static ProxyOptions forBackends(const std::vector<int>& ports);
@@ -476,6 +523,8 @@ class Proxy {
   bool start(std::string* error);
   int port() const { return options_.port; }
   int apiPort() const { return options_.api_port; }
+  // The port that speaks TLS: ssl.port, or server.port when ssl.port is 0; 0 without ssl.
+  int sslPort() const;
   std::string stateFilePath() const { return prefix_ + "/logs/speedmimi.state.json"; }
   // One call to the management API on a connection of its own: `body` is sent with
   // Content-Type: application/json when not empty; `headers` are added (Authorization...).
@@ -494,7 +543,7 @@ class Proxy {
   std::string pidFilePath() const { return prefix_ + "/logs/speedmimi.pid"; }
   pid_t pidFromFile() const;  // the pid in the pid file, 0 if none
   // Replaces the config file (atomically, by rename) with `yaml`, or with the YAML of `options`
-  // (the port stays the one picked at start). Nothing is signalled.
+  // (the ports stay the ones picked at start). Nothing is signalled.
   bool writeConfig(const std::string& yaml);
   bool rewriteConfig(ProxyOptions options);
 
@@ -546,12 +595,19 @@ class Proxy {
   std::vector<pid_t> last_children_;
 };
 
+// Runs `program` (argv[0] looked up in PATH) with stdin from /dev/null, its stdout and stderr
+// into `dir`/command.{out,err}, waiting at most `timeout` (then it is killed): curl, openssl.
+Proxy::CommandResult runProgram(const std::vector<std::string>& program, const std::string& dir,
+                                Millis timeout = Millis(15'000));
+
 // The worker process that holds `client`'s connection to `proxy` (found through /proc: the
 // accepted socket's inode among each child's descriptors), 0 if none within 2 s.
 pid_t workerHolding(const Proxy& proxy, Client& client);
 
 std::string readFile(const std::string& path);
 long rssKiB(pid_t pid);       // VmRSS of a process, -1 if unknown
+// True when the process runs under AddressSanitizer, whose shadow memory inflates every RSS.
+bool sanitized(pid_t pid);
 bool processGone(pid_t pid);  // no such process, or a zombie
 
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // backend sees, and the access log. Each test starts its backends, starts speedmimi in front of
 // them, sends, and asserts what the client and each backend saw.
 #include "harness.h"
+#include "tls_transport.h"
 
 namespace speedmimi::test {
 namespace {
@@ -15,16 +16,18 @@ struct BodyCase {
   const char* method;
   Framing framing;
   size_t size;
+  Transport transport;
 };
 
 std::string bodyCaseName(const ::testing::TestParamInfo<BodyCase>& info) {
   const BodyCase& c = info.param;
   return std::string(c.method) + (c.framing == Framing::kChunked ? "Chunked" : "Length") +
-         std::to_string(c.size) + "B";
+         std::to_string(c.size) + "B" + (c.transport == Transport::kTls ? "OverTls" : "");
 }
 
 void PrintTo(const BodyCase& c, std::ostream* out) {
-  *out << c.method << (c.framing == Framing::kChunked ? " chunked " : " length ") << c.size;
+  *out << c.method << (c.framing == Framing::kChunked ? " chunked " : " length ") << c.size
+       << " over " << transportName(c.transport);
 }
 
 class ProxyBodyTest : public ProxyTest, public ::testing::WithParamInterface<BodyCase> {};
@@ -32,12 +35,13 @@ class ProxyBodyTest : public ProxyTest, public ::testing::WithParamInterface<Bod
 TEST_P(ProxyBodyTest, BodyIsByteIdenticalBothWays) {
   const BodyCase& c = GetParam();
   FakeBackend backend(FakeBackend::echo());
-  Proxy* proxy = startProxy(ProxyOptions::forBackends({backend.port()}));
+  Proxy* proxy = startProxy(withTransport(ProxyOptions::forBackends({backend.port()}), c.transport));
   ASSERT_NE(proxy, nullptr);
 
   std::string body = patternBytes(c.size, c.size);  // offset by size: each case differs
   std::string target = "/echo/" + std::to_string(c.size) + "?m=" + c.method;
-  Client client(proxy->port());
+  auto connection = connectClient(proxy->port(), c.transport);
+  Client& client = *connection;
   ASSERT_TRUE(
       client.sendRaw(buildRequest(c.method, target, {{"Host", "body.test"}}, body, c.framing, 8192),
                      Millis(30'000)))
@@ -65,13 +69,15 @@ TEST_P(ProxyBodyTest, BodyIsByteIdenticalBothWays) {
   EXPECT_THAT(backend.errors(), IsEmpty());
 }
 
-// GET and POST, each framing, each size: 16 cases.
+// GET and POST, each framing, each size, over plain TCP and over TLS: 32 cases.
 std::vector<BodyCase> bodyCases() {
   std::vector<BodyCase> cases;
-  for (const char* method : {"GET", "POST"}) {
-    for (Framing framing : {Framing::kLength, Framing::kChunked}) {
-      for (size_t size : {size_t{0}, size_t{1}, size_t{64 * 1024}, size_t{10 * 1024 * 1024}}) {
-        cases.push_back({method, framing, size});
+  for (Transport transport : {Transport::kPlain, Transport::kTls}) {
+    for (const char* method : {"GET", "POST"}) {
+      for (Framing framing : {Framing::kLength, Framing::kChunked}) {
+        for (size_t size : {size_t{0}, size_t{1}, size_t{64 * 1024}, size_t{10 * 1024 * 1024}}) {
+          cases.push_back({method, framing, size, transport});
+        }
       }
     }
   }
@@ -82,12 +88,13 @@ INSTANTIATE_TEST_SUITE_P(Sizes, ProxyBodyTest, ::testing::ValuesIn(bodyCases()),
 
 // --- connections ---------------------------------------------------------------------------------
 
-TEST_F(ProxyTest, HundredKeepAliveRequestsUseOneConnectionOnEachSide) {
+TEST_P(ProxyTransportTest, HundredKeepAliveRequestsUseOneConnectionOnEachSide) {
   FakeBackend backend(FakeBackend::targetEcho());
-  Proxy* proxy = startProxy(ProxyOptions::forBackends({backend.port()}));
+  Proxy* proxy = startProxyOver(ProxyOptions::forBackends({backend.port()}));
   ASSERT_NE(proxy, nullptr);
 
-  Client client(proxy->port());
+  auto connection = connect(*proxy);
+  Client& client = *connection;
   for (int i = 0; i < 100; ++i) {
     std::string target = "/keepalive/" + std::to_string(i);
     ASSERT_TRUE(client.sendRaw(buildRequest("GET", target, {}, "", Framing::kNone)))
@@ -105,14 +112,15 @@ TEST_F(ProxyTest, HundredKeepAliveRequestsUseOneConnectionOnEachSide) {
   for (const Request& r : backend.requests()) EXPECT_EQ(r.connection, 0);
 }
 
-TEST_F(ProxyTest, PipelinedRequestsAreAnsweredInOrder) {
+TEST_P(ProxyTransportTest, PipelinedRequestsAreAnsweredInOrder) {
   FakeBackend backend([](const Request& r, Responder& out) {
     out.send(buildResponse(200, {}, r.method + " " + r.target + " [" + r.body + "]"));
   });
-  Proxy* proxy = startProxy(ProxyOptions::forBackends({backend.port()}));
+  Proxy* proxy = startProxyOver(ProxyOptions::forBackends({backend.port()}));
   ASSERT_NE(proxy, nullptr);
 
-  Client client(proxy->port());
+  auto connection = connect(*proxy);
+  Client& client = *connection;
   ASSERT_TRUE(client.sendRaw(buildRequest("GET", "/first", {}, "", Framing::kNone) +
                              buildRequest("POST", "/second", {}, "payload") +
                              buildRequest("GET", "/third", {}, "", Framing::kNone)));

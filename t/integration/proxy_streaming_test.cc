@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include "harness.h"
+#include "tls_transport.h"
 
 namespace speedmimi::test {
 namespace {
@@ -29,12 +30,13 @@ void expectEcho(Client& client, uint8_t opcode, const std::string& payload) {
   EXPECT_TRUE(sameBytes(payload, frame->payload));
 }
 
-TEST_F(ProxyTest, WebSocketEchoThroughTheTunnel) {
+TEST_P(ProxyTransportTest, WebSocketEchoThroughTheTunnel) {
   FakeBackend backend(FakeBackend::webSocketEcho());
-  Proxy* proxy = startProxy(ProxyOptions::forBackends({backend.port()}));
+  Proxy* proxy = startProxyOver(ProxyOptions::forBackends({backend.port()}));
   ASSERT_NE(proxy, nullptr);
 
-  Client client(proxy->port());
+  auto connection = connect(*proxy);
+  Client& client = *connection;
   ASSERT_TRUE(client.sendRaw(upgradeRequest())) << client.error();
   auto handshake = client.readResponse();
   ASSERT_TRUE(handshake) << client.error();
@@ -76,13 +78,14 @@ TEST_F(ProxyTest, WebSocketTunnelIsNotCutByReadTimeout) {
   expectEcho(client, kWsText, "after the quiet period");
 }
 
-TEST_F(ProxyTest, SseEventsArriveOneByOneBeforeTheStreamEnds) {
+TEST_P(ProxyTransportTest, SseEventsArriveOneByOneBeforeTheStreamEnds) {
   auto feed = std::make_shared<EventFeed>();
   FakeBackend backend(FakeBackend::sse(feed));
-  Proxy* proxy = startProxy(ProxyOptions::forBackends({backend.port()}));
+  Proxy* proxy = startProxyOver(ProxyOptions::forBackends({backend.port()}));
   ASSERT_NE(proxy, nullptr);
 
-  Client client(proxy->port());
+  auto connection = connect(*proxy);
+  Client& client = *connection;
   ASSERT_TRUE(client.sendRaw(
       buildRequest("GET", "/events", {{"Accept", "text/event-stream"}}, "", Framing::kNone)));
   feed->push("id: 1\ndata: first\n\n");
@@ -126,21 +129,17 @@ TEST_F(ProxyTest, SseStreamIsNotCutByReadTimeout) {
   EXPECT_EQ(response->body, "data: a\n\ndata: b\n\n");
 }
 
-// True when the proxy runs under AddressSanitizer, whose shadow memory inflates every RSS.
-bool sanitized(pid_t pid) {
-  return readFile("/proc/" + std::to_string(pid) + "/maps").find("libasan") != std::string::npos;
-}
-
-TEST_F(ProxyTest, SlowClientGets50MiBWhileProxyMemoryStaysBounded) {
+TEST_P(ProxyTransportTest, SlowClientGets50MiBWhileProxyMemoryStaysBounded) {
   constexpr uint64_t kSize = 50ull * 1024 * 1024;
   constexpr long kLimitKiB = 64 * 1024;
   FakeBackend backend(FakeBackend::largeBody(kSize));
-  Proxy* proxy = startProxy(ProxyOptions::forBackends({backend.port()}));
+  Proxy* proxy = startProxyOver(ProxyOptions::forBackends({backend.port()}));
   ASSERT_NE(proxy, nullptr);
   // Under ASan only the growth is meaningful; otherwise the whole footprint must fit.
   long base_kib = sanitized(proxy->pid()) ? proxy->totalRssKiB() : 0;
 
-  Client client(proxy->port());
+  auto connection = connect(*proxy);
+  Client& client = *connection;
   client.setReceiveBuffer(64 * 1024);
   ASSERT_TRUE(client.sendRaw(buildRequest("GET", "/big", {}, "", Framing::kNone)));
   auto head = client.readResponseHead();
