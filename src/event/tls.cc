@@ -132,7 +132,11 @@ int onTicketKey(SSL* ssl, unsigned char name[16], unsigned char* iv, EVP_CIPHER_
   int ok = enc ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes_key, iv)
                : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes_key, iv);
   if (ok != 1) return -1;
-  return enc ? 1 : (renew ? 2 : 1);
+  if (enc) return 1;
+  // Renew (2) under an older key, and always under TLS 1.3: OpenSSL issues no ticket after a
+  // resumed TLS 1.3 handshake unless told to renew, and a TLS 1.3 client uses each ticket once,
+  // so without a new one its next connection would be a full handshake (nginx does the same).
+  return renew || SSL_version(ssl) == TLS1_3_VERSION ? 2 : 1;
 }
 
 // The client side's last session for its host, kept by the context (ex_data, freed with it).
