@@ -208,6 +208,16 @@ struct Generation {
   core::Config config;  // effective: the YAML with the state file replayed; the zone follows it
   // The certificates it serves, as the master loaded them (for the API's statistics).
   std::vector<event::CertificateInfo> certificates;
+  // Its TLS contexts (ssl.enabled), loaded by the master as root with the zone's ticket keys and
+  // inherited by its workers, and the zone's TLS serial they were loaded at (see followTls).
+  std::shared_ptr<const event::ServerTls> server_tls;
+  uint64_t tls_serial = 0;
+
+  void setTls(std::shared_ptr<const event::ServerTls> tls, uint64_t serial) {
+    certificates = tls ? tls->certificates() : std::vector<event::CertificateInfo>{};
+    server_tls = std::move(tls);
+    tls_serial = serial;
+  }
   // [0]: server.host:port; then the TLS listener of ssl.port and the management API's, when
   // there are.
   std::vector<ListenerRef> listeners;
@@ -243,6 +253,15 @@ class Master {
   void upgradeDone();
   void signalAll(const std::vector<Child*>& children, int sig);
   void reopenLogs();
+  // The TLS contexts of `config` (nullptr without ssl.enabled) with the zone's ticket keys.
+  // Throws core::ConfigError.
+  std::shared_ptr<const event::ServerTls> loadTls(const core::Config& config) const {
+    return checkTls(config, options_.prefix, 0, ticket_keys_.get());
+  }
+  // After a reload-ssl (the zone's TLS serial moved): the serving generation's contexts are
+  // loaded anew, so a worker respawned from then on serves the certificates the others switched
+  // to. A failure keeps the old ones (the control process loaded the same files just before).
+  void followTls();
   void collectGenerations();
   bool waitForChildren(Clock::time_point deadline);
   void stop(int sig);
@@ -260,6 +279,7 @@ class Master {
   std::string pid_path_;
   Identity identity_;
   std::unique_ptr<Zone> zone_;
+  std::unique_ptr<ZoneTicketKeys> ticket_keys_;  // over zone_, for the TLS contexts
   ListenerSet listeners_;
   event::Fd pipe_read_;   // children watch it: EOF means the master is gone
   event::Fd pipe_write_;  // never written; closed only by our death
@@ -338,7 +358,12 @@ bool Master::setUp() {
   std::unique_ptr<Generation> first = prepare(std::move(first_config_), error);
   if (!first) return fail(error);
   first->yaml = std::move(yaml);
-  first->certificates = std::move(certificates);
+  try {
+    // Loaded again, now with the zone's ticket keys (checked above before anything opened).
+    first->setTls(loadTls(first->config), zone_->tlsSerial());
+  } catch (const core::ConfigError& e) {
+    return fail(e.what());
+  }
   listeners_.closeUnclaimed();
   // -d: detach once every start error has reached the terminal, before the first fork, so the
   // children are ours and do not hold the terminal. A new binary of an upgrade stays in the
@@ -376,6 +401,7 @@ bool Master::openZone(std::string& error) {
   }
   if (!upstream::syncBackends(*zone_, first_config_, error, nullptr, arrival)) return false;
   rotateTicketKeys(*zone_, unixNow());  // the first key, unless the zone was inherited with one
+  ticket_keys_ = std::make_unique<ZoneTicketKeys>(*zone_);
   return true;
 }
 
@@ -508,6 +534,8 @@ void Master::runChild(const Child& child, const Generation& g, int slot) {
   setup.listen_fd = listen_fd;
   setup.tls_listen_fd = tls_listen_fd;
   setup.prefix = options_.prefix;
+  setup.server_tls = g.server_tls;
+  setup.tls_serial = g.tls_serial;
   setup.zone = zone_.get();
   setup.slot = static_cast<size_t>(slot);
   setup.access_log_path = resolvePath(options_.prefix, g.config.server.access_log);
@@ -643,11 +671,12 @@ void Master::reload(pid_t waiter) {
     std::vector<std::string> notes;
     core::Config config = effectiveConfig(yaml, options_.prefix, notes);
     for (const std::string& note : notes) SM_WARN("reload: %s", note.c_str());
-    std::vector<event::CertificateInfo> certificates = checkCertificates(config, options_.prefix);
+    const uint64_t tls_serial = zone_->tlsSerial();
+    std::shared_ptr<const event::ServerTls> tls = loadTls(config);
     next = prepare(std::move(config), error);
     if (next) {
       next->yaml = std::move(yaml);
-      next->certificates = std::move(certificates);
+      next->setTls(std::move(tls), tls_serial);
     }
   } catch (const core::ConfigError& e) {
     error = e.what();
@@ -676,6 +705,21 @@ void Master::reload(pid_t waiter) {
   prepareLogFile(access_log, identity_);
   if (waiter) next->waiters.push_back(waiter);
   start(std::move(next));
+}
+
+void Master::followTls() {
+  if (current_ == 0) return;
+  Generation& g = *generations_.at(current_);
+  const uint64_t serial = zone_->tlsSerial();
+  if (!g.server_tls || g.tls_serial == serial) return;
+  try {
+    g.setTls(loadTls(g.config), serial);
+    SM_INFO("certificates reloaded for the workers started from now on");
+  } catch (const core::ConfigError& e) {
+    g.tls_serial = serial;  // tried once: the workers' own reload said what it found
+    SM_ERROR("reload-ssl: %s; workers started from now on serve the certificates loaded before",
+             e.what());
+  }
 }
 
 // USR2: start the binary on disk with our sockets and zone; it tells us when it serves.
@@ -883,6 +927,7 @@ int Master::run() {
     respawnDue();
     collectGenerations();
     rotateTicketKeys(*zone_, unixNow());
+    followTls();
   }
   stop(stop_signal);
   return 0;

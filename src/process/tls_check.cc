@@ -59,11 +59,12 @@ event::ClientTlsOptions clientTlsOptions(const core::BackendConfig& backend,
 }
 
 std::unique_ptr<event::ServerTls> checkTls(const core::Config& config, const std::string& prefix,
-                                           int64_t now) {
+                                           int64_t now, const event::TicketKeySource* tickets) {
   std::unique_ptr<event::ServerTls> server;
   if (config.ssl.enabled) {
     event::ServerTlsOptions options = serverTlsOptions(config, prefix);
     options.now = now;
+    options.tickets = tickets;
     try {
       server = event::ServerTls::load(options);
     } catch (const event::TlsError& e) {

@@ -29,8 +29,10 @@ event::ClientTlsOptions clientTlsOptions(const core::BackendConfig& backend,
 // and shows. Throws core::ConfigError located by core::configErrorAt at the key at fault
 // ("ssl.key_file", "ssl.certificates[1].cert_file", "backends.default[0].ca_file"; "ssl" for
 // an error that is about no one file). `now`: Unix seconds for the validity check, 0 = time().
+// `tickets`: the session-ticket keys of the contexts returned (nullptr: none, for a check only).
 std::unique_ptr<event::ServerTls> checkTls(const core::Config& config, const std::string& prefix,
-                                           int64_t now = 0);
+                                           int64_t now = 0,
+                                           const event::TicketKeySource* tickets = nullptr);
 
 // One backend's CA bundle, for the API: false with `error` = "backend.ca_file: FILE: reason".
 bool checkBackendTls(const core::BackendConfig& backend, const std::string& prefix,

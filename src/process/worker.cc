@@ -130,9 +130,14 @@ bool Worker::init() {
   ctx_.header_storage.resize(
       std::max(ctx_.request_limits.max_headers, ctx_.response_limits.max_headers) + 1);
 
-  // As root still: keys readable by root alone load.
-  tls_serial_ = setup_.zone->tlsSerial();
-  if (setup_.tls_listen_fd >= 0 && !loadTls()) return false;
+  // The master's contexts: a worker never reads certificate files at its start, so one that is
+  // respawned serves what its generation validated, whatever the files hold by then.
+  ctx_.server_tls = setup_.server_tls;
+  tls_serial_ = setup_.tls_serial;
+  if (setup_.tls_listen_fd >= 0 && !ctx_.server_tls) {
+    SM_CRIT("a TLS listener without certificates");
+    return false;
+  }
   mine.seen_tls_serial.store(tls_serial_, std::memory_order_release);
   if (!startAcceptor(acceptor_, setup_.listen_fd, false) ||
       !startAcceptor(tls_acceptor_, setup_.tls_listen_fd, true)) {

@@ -20,6 +20,7 @@ namespace speedmimi::test {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 std::string get(const std::string& target) {
   return buildRequest("GET", target, {{"Host", "default.test"}}, "", Framing::kNone);
@@ -194,6 +195,10 @@ TEST_F(TlsReloadTest, HupReloadsTheCertificates) {
 TEST_F(TlsReloadTest, HupWithABadCertificateKeepsTheOldGenerationServing) {
   Proxy* proxy = startProxy(reloadable(testCerts().default_rsa));
   ASSERT_NE(proxy, nullptr);
+  // The port answers before the control process is forked: wait for the whole generation.
+  ASSERT_TRUE(waitFor([&] { return proxy->errorLog().find("speedmimi started") != std::string::npos; },
+                      Millis(5000)))
+      << proxy->errorLog();
   std::vector<pid_t> old = proxy->workerPids();
   size_t log_before = proxy->errorLog().size();
 
@@ -208,6 +213,33 @@ TEST_F(TlsReloadTest, HupWithABadCertificateKeepsTheOldGenerationServing) {
   EXPECT_EQ(proxy->workerPids(), old) << "the workers were replaced by a generation that failed";
   EXPECT_EQ(servedNames(*proxy), kDefault);
   EXPECT_TRUE(proxy->running());
+}
+
+// A worker that dies and is respawned serves its generation's certificates, loaded by the
+// master, whatever the files hold by then: it reads none of them itself.
+TEST_F(TlsReloadTest, ARespawnedWorkerServesItsGenerationsCertificates) {
+  Proxy* proxy = startProxy(reloadable(testCerts().default_rsa, 1));
+  ASSERT_NE(proxy, nullptr);
+  ASSERT_TRUE(waitFor([&] { return proxy->errorLog().find("speedmimi started") != std::string::npos; },
+                      Millis(5000)))
+      << proxy->errorLog();
+  std::vector<pid_t> before = proxy->workerPids();
+  ASSERT_TRUE(install(testCerts().expired.cert, testCerts().expired.key));
+  const std::string started = "started worker process";
+  const size_t starts = linesContaining(proxy->errorLog(), {started}).size();
+  size_t log_before = proxy->errorLog().size();
+  for (pid_t pid : before) {
+    if (proxy->errorLog().find("worker process " + std::to_string(pid)) != std::string::npos) {
+      ASSERT_EQ(kill(pid, SIGKILL), 0);
+    }
+  }
+  ASSERT_TRUE(waitFor([&] { return linesContaining(proxy->errorLog(), {started}).size() > starts; },
+                      Millis(5000)))
+      << proxy->errorLog();
+  ASSERT_TRUE(waitFor([&] { return servedNames(*proxy) == kDefault; }, Millis(5000)))
+      << proxy->errorLog();
+  EXPECT_THAT(linesContaining(proxy->errorLog().substr(log_before), {"expired", "cannot load"}),
+              IsEmpty());
 }
 
 // Sessions resume after a reload: the ticket keys are kept in the zone across it.
