@@ -2,11 +2,13 @@
 # (t/integration runs the built binary against fake backends on loopback), and the helpers.
 TEST_CXXFLAGS = $(AM_CXXFLAGS) $(GTEST_CFLAGS) $(GMOCK_CFLAGS)
 TEST_LIBS = $(GMOCK_LIBS) $(GTEST_LIBS) -lgtest_main -lpthread
+# What both test programs share: the one way to make test certificates.
+TEST_HELPER_SOURCES = t/helpers/test_certs.cc t/helpers/test_certs.h
 
 check_PROGRAMS += t/unit/unit_tests
 t_unit_unit_tests_CXXFLAGS = $(TEST_CXXFLAGS)
 t_unit_unit_tests_LDADD = libspeedmimi.la $(DEPS_LIBS) $(TEST_LIBS)
-t_unit_unit_tests_SOURCES = \
+t_unit_unit_tests_SOURCES = $(TEST_HELPER_SOURCES) \
 	t/unit/admin/api_test.cc \
 	t/unit/admin/config_json_test.cc \
 	t/unit/admin/host_stats_test.cc \
@@ -31,7 +33,6 @@ t_unit_unit_tests_SOURCES = \
 	t/unit/event/acceptor_test.cc \
 	t/unit/event/listener_test.cc \
 	t/unit/event/stream_test.cc \
-	t/unit/event/test_certs.h \
 	t/unit/event/tls_test.cc \
 	t/unit/process/children_test.cc \
 	t/unit/process/listeners_test.cc \
@@ -76,7 +77,7 @@ t_integration_integration_tests_CXXFLAGS = $(TEST_CXXFLAGS) \
 	-DSPEEDMIMI_BIN='"$(abs_top_builddir)/src/speedmimi"' \
 	-DSPEEDMIMI_BUILDDIR='"$(abs_top_builddir)"'
 t_integration_integration_tests_LDADD = $(DEPS_LIBS) $(TEST_LIBS)
-t_integration_integration_tests_SOURCES = \
+t_integration_integration_tests_SOURCES = $(TEST_HELPER_SOURCES) \
 	t/integration/harness.cc t/integration/harness.h \
 	t/integration/tls_certs.cc t/integration/tls_certs.h \
 	t/integration/tls_client.cc t/integration/tls_client.h t/integration/tls_handles.h \

@@ -1,217 +1,113 @@
 #include "tls_certs.h"
 
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-#include <stdlib.h>
-#include <unistd.h>
-
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <memory>
-#include <sstream>
-#include <vector>
-
-#include "tls_handles.h"
+#include <stdexcept>
 
 namespace speedmimi::test {
 
 namespace {
 
+using testing::CertPtr;
+using testing::CertSpec;
+using testing::KeyPtr;
+using testing::KeyType;
+
 constexpr long kDay = 24 * 3600;
 
-[[noreturn]] void die(const std::string& what) {
-  std::cerr << "tls_certs: " << what << ": ";
-  ERR_print_errors_fp(stderr);
-  std::cerr << std::endl;
-  std::abort();
+// Everything here carries the extensions of a public CA's certificates, as a proxy in
+// production meets them.
+CertSpec caSpec(const std::string& cn) {
+  return {
+      .cn = cn, .not_before = -kDay, .not_after = 3650 * kDay, .ca = true, .full_extensions = true};
 }
 
-enum class KeyType { kRsa, kEcdsa };
-
-KeyPtr newKey(KeyType type) {
-  KeyPtr key(type == KeyType::kRsa ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256"));
-  if (!key) die("key generation");
-  return key;
+CertSpec leafSpec(const std::string& dns, long not_before = -kDay, long not_after = 365 * kDay) {
+  return {.cn = dns,
+          .dns = {dns},
+          .not_before = not_before,
+          .not_after = not_after,
+          .full_extensions = true};
 }
 
-struct Issuer {
-  X509* cert = nullptr;  // nullptr: self-signed
-  EVP_PKEY* key = nullptr;
-};
-
-struct CertSpec {
-  std::string common_name;
-  std::vector<std::string> san;  // "DNS:a.test", "IP:127.0.0.1"
-  bool ca = false;
-  long not_before = -kDay;  // seconds from now
-  long not_after = 365 * kDay;
-};
-
-void addExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
-  if (ext == nullptr || X509_add_ext(cert, ext, -1) != 1) die("extension " + value);
-  X509_EXTENSION_free(ext);
-}
-
-CertPtr makeCert(const CertSpec& spec, EVP_PKEY* key, const Issuer& by) {
-  static long serial = 1;
-  CertPtr cert(X509_new());
-  if (!cert) die("X509_new");
-  X509_set_version(cert.get(), 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial++);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), spec.not_before);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), spec.not_after);
-  X509_set_pubkey(cert.get(), key);
-  X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(spec.common_name.c_str()), -1,
-                             -1, 0);
-  X509* issuer = by.cert != nullptr ? by.cert : cert.get();
-  X509_set_issuer_name(cert.get(), X509_get_subject_name(issuer));
-  addExtension(cert.get(), issuer, NID_basic_constraints,
-               spec.ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-  addExtension(cert.get(), issuer, NID_key_usage,
-               spec.ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature,keyEncipherment");
-  addExtension(cert.get(), issuer, NID_subject_key_identifier, "hash");
-  if (by.cert != nullptr) addExtension(cert.get(), issuer, NID_authority_key_identifier, "keyid");
-  if (!spec.ca) addExtension(cert.get(), issuer, NID_ext_key_usage, "serverAuth");
-  std::string san;
-  for (const auto& entry : spec.san) san += (san.empty() ? "" : ",") + entry;
-  if (!san.empty()) addExtension(cert.get(), issuer, NID_subject_alt_name, san);
-  if (X509_sign(cert.get(), by.key != nullptr ? by.key : key, EVP_sha256()) == 0) die("X509_sign");
-  return cert;
-}
-
-std::string certPem(X509* cert) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) die("PEM_write_bio_X509");
-  char* data = nullptr;
-  long size = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(size));
-}
-
-std::string keyPem(EVP_PKEY* key) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
-    die("PEM_write_bio_PrivateKey");
-  }
-  char* data = nullptr;
-  long size = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(size));
-}
-
-std::string writeFile(const std::string& dir, const std::string& name, const std::string& bytes) {
-  std::string path = dir + "/" + name;
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-  if (!out.flush()) die("writing " + path);
-  return path;
-}
-
-std::string makeTempDir(const std::string& name) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" + name;
-  if (mkdtemp(pattern.data()) == nullptr) die("mkdtemp " + pattern);
-  return pattern;
-}
-
+// Leaves signed by one CA, each written as NAME.leaf.crt, NAME.crt (leaf + CA) and NAME.key.
 class Maker {
  public:
-  Maker(std::string dir, const Issuer& issuer, const std::string& issuer_pem)
-      : dir_(std::move(dir)), issuer_(issuer), issuer_pem_(issuer_pem) {}
+  Maker(const testing::ScratchDir& dir, X509* issuer, EVP_PKEY* issuer_key)
+      : dir_(dir), issuer_(issuer), issuer_key_(issuer_key) {}
 
-  CertKey leaf(const std::string& name, KeyType type, const CertSpec& spec) {
-    KeyPtr key = newKey(type);
-    CertPtr cert = makeCert(spec, key.get(), issuer_);
-    std::string leaf_pem = certPem(cert.get());
+  CertKey leaf(const std::string& name, KeyType type, const CertSpec& spec) const {
+    KeyPtr key = testing::makeKey(type);
+    CertPtr cert = testing::makeCert(spec, key.get(), issuer_, issuer_key_);
     CertKey out;
-    out.leaf = writeFile(dir_, name + ".leaf.crt", leaf_pem);
-    out.cert = writeFile(dir_, name + ".crt", leaf_pem + issuer_pem_);
-    out.key = writeFile(dir_, name + ".key", keyPem(key.get()));
+    out.leaf = dir_.writeCerts(name + ".leaf.crt", {cert.get()});
+    out.cert = dir_.writeCerts(name + ".crt", {cert.get(), issuer_});
+    out.key = dir_.writeKey(name + ".key", key.get());
     return out;
   }
 
-  CertKey leaf(const std::string& name, KeyType type, const std::string& dns) {
-    CertSpec spec;
-    spec.common_name = dns;
-    spec.san = {"DNS:" + dns};
-    return leaf(name, type, spec);
-  }
-
  private:
-  std::string dir_;
-  Issuer issuer_;
-  std::string issuer_pem_;
+  const testing::ScratchDir& dir_;
+  X509* issuer_;
+  EVP_PKEY* issuer_key_;
 };
 
-TestCerts makeAll(const std::string& dir) {
+TestCerts makeAll(const testing::ScratchDir& dir) {
   TestCerts c;
-  c.dir = dir;
-  CertSpec root_spec{"SpeedMimi Test Root CA", {}, true, -kDay, 3650 * kDay};
-  KeyPtr root_key = newKey(KeyType::kEcdsa);
-  CertPtr root = makeCert(root_spec, root_key.get(), {});
-  c.ca = writeFile(dir, "ca.crt", certPem(root.get()));
+  c.dir = dir.path();
+  KeyPtr root_key = testing::makeKey(KeyType::kEc);
+  CertPtr root = testing::makeCert(caSpec("SpeedMimi Test Root CA"), root_key.get());
+  c.ca = dir.writeCerts("ca.crt", {root.get()});
 
-  CertSpec mid_spec{"SpeedMimi Test Intermediate CA", {}, true, -kDay, 3650 * kDay};
-  KeyPtr mid_key = newKey(KeyType::kEcdsa);
-  CertPtr mid = makeCert(mid_spec, mid_key.get(), {root.get(), root_key.get()});
-  std::string mid_pem = certPem(mid.get());
-  c.intermediate = writeFile(dir, "intermediate.crt", mid_pem);
+  KeyPtr mid_key = testing::makeKey(KeyType::kEc);
+  CertPtr mid = testing::makeCert(caSpec("SpeedMimi Test Intermediate CA"), mid_key.get(),
+                                  root.get(), root_key.get());
+  c.intermediate = dir.writeCerts("intermediate.crt", {mid.get()});
 
-  CertSpec wrong_spec{"Unrelated Test Root CA", {}, true, -kDay, 3650 * kDay};
-  KeyPtr wrong_key = newKey(KeyType::kEcdsa);
-  CertPtr wrong = makeCert(wrong_spec, wrong_key.get(), {});
-  std::string wrong_pem = certPem(wrong.get());
-  c.wrong_ca = writeFile(dir, "wrong-ca.crt", wrong_pem);
+  KeyPtr wrong_key = testing::makeKey(KeyType::kEc);
+  CertPtr wrong = testing::makeCert(caSpec("Unrelated Test Root CA"), wrong_key.get());
+  c.wrong_ca = dir.writeCerts("wrong-ca.crt", {wrong.get()});
 
-  Maker maker(dir, {mid.get(), mid_key.get()}, mid_pem);
-  c.default_rsa = maker.leaf("default-rsa", KeyType::kRsa, "default.test");
-  c.default_ecdsa = maker.leaf("default-ecdsa", KeyType::kEcdsa, "default.test");
-  c.a = maker.leaf("a", KeyType::kRsa, "a.test");
-  c.b = maker.leaf("b", KeyType::kEcdsa, "b.test");
-  c.wild = maker.leaf("wild", KeyType::kEcdsa, "*.wild.test");
-  CertSpec backend{"localhost", {"DNS:localhost", "IP:127.0.0.1"}};
-  c.backend = maker.leaf("backend", KeyType::kEcdsa, backend);
-  c.expired = maker.leaf("expired", KeyType::kEcdsa,
-                         CertSpec{"default.test", {"DNS:default.test"}, false, -30 * kDay, -kDay});
-  c.not_yet_valid = maker.leaf(
-      "not-yet-valid", KeyType::kEcdsa,
-      CertSpec{"default.test", {"DNS:default.test"}, false, kDay, 30 * kDay});
-  c.expiring = maker.leaf("expiring", KeyType::kEcdsa,
-                          CertSpec{"default.test", {"DNS:default.test"}, false, -kDay, 7 * kDay});
+  const Maker maker(dir, mid.get(), mid_key.get());
+  c.default_rsa = maker.leaf("default-rsa", KeyType::kRsa, leafSpec("default.test"));
+  c.default_ecdsa = maker.leaf("default-ecdsa", KeyType::kEc, leafSpec("default.test"));
+  c.a = maker.leaf("a", KeyType::kRsa, leafSpec("a.test"));
+  c.b = maker.leaf("b", KeyType::kEc, leafSpec("b.test"));
+  c.wild = maker.leaf("wild", KeyType::kEc, leafSpec("*.wild.test"));
+  CertSpec backend = leafSpec("localhost");
+  backend.ip = {"127.0.0.1"};
+  c.backend = maker.leaf("backend", KeyType::kEc, backend);
+  c.expired = maker.leaf("expired", KeyType::kEc, leafSpec("default.test", -30 * kDay, -kDay));
+  c.not_yet_valid =
+      maker.leaf("not-yet-valid", KeyType::kEc, leafSpec("default.test", kDay, 30 * kDay));
+  c.expiring = maker.leaf("expiring", KeyType::kEc, leafSpec("default.test", -kDay, 7 * kDay));
   c.chain = c.default_rsa.cert;
 
-  Maker wrong_maker(dir, {wrong.get(), wrong_key.get()}, wrong_pem);
-  c.wrong_backend = wrong_maker.leaf("wrong-backend", KeyType::kEcdsa, backend);
+  const Maker wrong_maker(dir, wrong.get(), wrong_key.get());
+  c.wrong_backend = wrong_maker.leaf("wrong-backend", KeyType::kEc, backend);
 
-  KeyPtr stray = newKey(KeyType::kEcdsa);
-  c.mismatched_key = writeFile(dir, "mismatched.key", keyPem(stray.get()));
+  KeyPtr stray = testing::makeKey(KeyType::kEc);
+  c.mismatched_key = dir.writeKey("mismatched.key", stray.get());
   return c;
+}
+
+// No test could mean anything without the certificates: a failure ends the program.
+TestCerts makeAllOrDie(const testing::ScratchDir& dir) {
+  try {
+    return makeAll(dir);
+  } catch (const std::exception& e) {
+    std::cerr << "tls_certs: " << e.what() << std::endl;
+    std::abort();
+  }
 }
 
 }  // namespace
 
 const TestCerts& testCerts() {
-  static ScratchDir dir;  // removed when the test program exits
-  static const TestCerts certs = makeAll(dir.path());
+  static const ScratchDir dir;  // removed when the test program exits
+  static const TestCerts certs = makeAllOrDie(dir);
   return certs;
-}
-
-ScratchDir::ScratchDir() : path_(makeTempDir("speedmimi-tls-XXXXXX")) {}
-
-ScratchDir::~ScratchDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
 }
 
 bool replaceFile(const std::string& from, const std::string& to) {

@@ -1,10 +1,12 @@
-// Test certificates, made at test time with OpenSSL (never checked in): a root CA and an
-// intermediate under it, leaf certificates signed by the intermediate, a second unrelated CA,
-// and the broken ones the validation tests need. They are made once per test-program run into a
-// temporary directory (removed at exit), so a test pays for the key generation only once.
+// The integration tests' catalogue of certificates, made with t/helpers/test_certs.h: a root CA
+// and an intermediate under it, leaf certificates signed by the intermediate, a second unrelated
+// CA, and the broken ones the validation tests need. They are made once per test-program run
+// into a temporary directory (removed at exit), so a test pays for the key generation only once.
 #pragma once
 
 #include <string>
+
+#include "t/helpers/test_certs.h"
 
 namespace speedmimi::test {
 
@@ -38,18 +40,8 @@ struct TestCerts {
 // (no test could mean anything without them).
 const TestCerts& testCerts();
 
-// A directory of the test's own (mkdtemp under $TMPDIR), removed with everything in it.
-class ScratchDir {
- public:
-  ScratchDir();
-  ~ScratchDir();
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+// A directory of the test's own, removed with everything in it (t/helpers/test_certs.h).
+using testing::ScratchDir;
 
 // Copies a file (cert or key) to `to`, replacing it atomically (temp file + rename), so a
 // process re-reading `to` sees the old or the new bytes, never a mix.

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "event/stream.h"
-#include "t/unit/event/test_certs.h"
+#include "t/helpers/test_certs.h"
 
 // Designated initializers name only the fields a test cares about.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -22,12 +22,13 @@ namespace speedmimi::event {
 namespace {
 
 using std::chrono::milliseconds;
-using testing::CertDir;
+using testing::CertPtr;
 using testing::CertSpec;
+using testing::KeyPtr;
+using testing::KeyType;
 using testing::makeCert;
 using testing::makeKey;
-using testing::PkeyPtr;
-using testing::X509Ptr;
+using testing::ScratchDir;
 
 TEST(DnsNameMatchesTest, ExactWildcardAndNoMatch) {
   struct Case {
@@ -59,11 +60,11 @@ TEST(DnsNameMatchesTest, ExactWildcardAndNoMatch) {
 class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    ca_key_ = new PkeyPtr(makeKey(true));
-    ca_ = new X509Ptr(makeCert({.cn = "Test CA", .ca = true}, ca_key_->get()));
-    other_ca_key_ = new PkeyPtr(makeKey(true));
-    other_ca_ = new X509Ptr(makeCert({.cn = "Other CA", .ca = true}, other_ca_key_->get()));
-    rsa_key_ = new PkeyPtr(makeKey(false));
+    ca_key_ = new KeyPtr(makeKey(KeyType::kEc));
+    ca_ = new CertPtr(makeCert({.cn = "Test CA", .ca = true}, ca_key_->get()));
+    other_ca_key_ = new KeyPtr(makeKey(KeyType::kEc));
+    other_ca_ = new CertPtr(makeCert({.cn = "Other CA", .ca = true}, other_ca_key_->get()));
+    rsa_key_ = new KeyPtr(makeKey(KeyType::kRsa));
   }
   static void TearDownTestSuite() {
     delete ca_key_;
@@ -75,30 +76,30 @@ class TlsTest : public ::testing::Test {
 
   // A leaf for `names` signed by the CA (the CA in the file too): its files.
   CertificateFiles leaf(const std::string& stem, const CertSpec& spec, bool rsa = false) {
-    PkeyPtr ec;
+    KeyPtr ec;
     EVP_PKEY* key = rsa_key_->get();
     if (!rsa) {
-      ec = makeKey(true);
+      ec = makeKey(KeyType::kEc);
       key = ec.get();
     }
-    X509Ptr cert = makeCert(spec, key, ca_->get(), ca_key_->get());
+    CertPtr cert = makeCert(spec, key, ca_->get(), ca_key_->get());
     return {dir_.writeCerts(stem + ".crt", {cert.get(), ca_->get()}),
             dir_.writeKey(stem + ".key", key)};
   }
   std::string caFile() { return dir_.writeCerts("ca.crt", {ca_->get()}); }
 
-  static PkeyPtr* ca_key_;
-  static X509Ptr* ca_;
-  static PkeyPtr* other_ca_key_;
-  static X509Ptr* other_ca_;
-  static PkeyPtr* rsa_key_;
-  CertDir dir_;
+  static KeyPtr* ca_key_;
+  static CertPtr* ca_;
+  static KeyPtr* other_ca_key_;
+  static CertPtr* other_ca_;
+  static KeyPtr* rsa_key_;
+  ScratchDir dir_;
 };
-PkeyPtr* TlsTest::ca_key_;
-X509Ptr* TlsTest::ca_;
-PkeyPtr* TlsTest::other_ca_key_;
-X509Ptr* TlsTest::other_ca_;
-PkeyPtr* TlsTest::rsa_key_;
+KeyPtr* TlsTest::ca_key_;
+CertPtr* TlsTest::ca_;
+KeyPtr* TlsTest::other_ca_key_;
+CertPtr* TlsTest::other_ca_;
+KeyPtr* TlsTest::rsa_key_;
 
 // Runs `load` and returns the TlsError it throws.
 TlsError loadError(const ServerTlsOptions& options) {
@@ -126,8 +127,8 @@ TEST_F(TlsTest, LoadsAChainAndDescribesItsCertificates) {
 }
 
 TEST_F(TlsTest, SelfSignedLeafIsItsOwnChain) {
-  PkeyPtr key = makeKey(true);
-  X509Ptr cert = makeCert({.cn = "self", .dns = {"self.test"}}, key.get());
+  KeyPtr key = makeKey(KeyType::kEc);
+  CertPtr cert = makeCert({.cn = "self", .dns = {"self.test"}}, key.get());
   ServerTlsOptions options;
   options.certificates = {
       {dir_.writeCerts("s.crt", {cert.get()}), dir_.writeKey("s.key", key.get())}};
@@ -182,8 +183,8 @@ TEST_F(TlsTest, ExpiredAndNotYetValid) {
 }
 
 TEST_F(TlsTest, ChainThatDoesNotBuild) {
-  PkeyPtr key = makeKey(true);
-  X509Ptr cert = makeCert({.cn = "orphan"}, key.get(), other_ca_->get(), other_ca_key_->get());
+  KeyPtr key = makeKey(KeyType::kEc);
+  CertPtr cert = makeCert({.cn = "orphan"}, key.get(), other_ca_->get(), other_ca_key_->get());
   ServerTlsOptions options;
   // Its issuer is neither in the file (the wrong CA is) nor in the system store.
   options.certificates = {
@@ -524,7 +525,7 @@ TEST_F(TlsStreamTest, ClientVerificationFailuresSayWhy) {
   ServerTlsOptions options;
   options.certificates = {leaf("a", {.cn = "a", .dns = {"a.test"}})};
   auto server = ServerTls::load(options);
-  CertDir other;
+  ScratchDir other;
   auto wrong_ca = ClientTls::load(
       {.verify = true, .ca_file = other.writeCerts("other.crt", {other_ca_->get()})});
   struct Case {

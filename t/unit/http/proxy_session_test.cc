@@ -21,7 +21,7 @@
 
 #include "core/zone.h"
 #include "event/tls.h"
-#include "t/unit/event/test_certs.h"
+#include "t/helpers/test_certs.h"
 #include "upstream/backend_table.h"
 
 namespace speedmimi::http {
@@ -439,8 +439,8 @@ class ProxySessionTlsTest : public ProxySessionDisconnectTest {
  protected:
   void SetUp() override {
     ProxySessionDisconnectTest::SetUp();
-    key_ = event::testing::makeKey(true);
-    cert_ = event::testing::makeCert({"localhost", {"localhost"}}, key_.get());
+    key_ = testing::makeKey(testing::KeyType::kEc);
+    cert_ = testing::makeCert({"localhost", {"localhost"}}, key_.get());
     event::ServerTlsOptions options;
     options.certificates = {{dir_.writeCerts("c.crt", {cert_.get()}),
                              dir_.writeKey("c.key", key_.get())}};
@@ -497,9 +497,9 @@ class ProxySessionTlsTest : public ProxySessionDisconnectTest {
     set_->refresh();
   }
 
-  event::testing::CertDir dir_;
-  event::testing::PkeyPtr key_;
-  event::testing::X509Ptr cert_;
+  testing::ScratchDir dir_;
+  testing::KeyPtr key_;
+  testing::CertPtr cert_;
   std::shared_ptr<const event::ServerTls> server_tls_;
   std::unique_ptr<event::ClientTls> client_tls_;
 };

@@ -1,19 +1,16 @@
 // The certificates a configuration names, loaded before anything changes: each failure is one
 // error at the config key naming the file, with the file and OpenSSL's reason. Certificates are
-// made at test time with the openssl command into a temporary directory, never checked in.
+// made at test time (t/helpers/test_certs.h) into a temporary directory, never checked in.
 #include "process/tls_check.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <cstdlib>
 #include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <string>
 
 #include "admin/stats.h"
 #include "core/config.h"
+#include "t/helpers/test_certs.h"
 
 namespace speedmimi::process {
 namespace {
@@ -23,22 +20,18 @@ const core::KnownNames kKnown{{"weight"}};
 class TlsCheckTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/sm-tlscheck-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     makePair("a", "a.test", 90);
     makePair("b", "b.test", 90);
     makePair("soon", "soon.test", 5);
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  // NAME.crt and NAME.key: a self-signed P-256 certificate for `host`, valid for `days`.
+  // NAME.crt and NAME.key: a self-signed P-256 certificate for `host`, valid from now for `days`.
   void makePair(const std::string& name, const std::string& host, int days) {
-    const std::string command =
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + dir_ +
-        "/" + name + ".key -out " + dir_ + "/" + name + ".crt -days " + std::to_string(days) +
-        " -subj /CN=" + host + " -addext subjectAltName=DNS:" + host + " 2>/dev/null";
-    ASSERT_EQ(std::system(command.c_str()), 0) << command;
+    testing::KeyPtr key = testing::makeKey(testing::KeyType::kEc);
+    testing::CertPtr cert = testing::makeCert(
+        {.cn = host, .dns = {host}, .not_before = 0, .not_after = days * 86400L}, key.get());
+    scratch_.writeCerts(name + ".crt", {cert.get()});
+    scratch_.writeKey(name + ".key", key.get());
   }
 
   core::Config parse(const std::string& yaml) { return core::parseConfig(yaml, "t.yaml", kKnown); }
@@ -56,7 +49,8 @@ class TlsCheckTest : public ::testing::Test {
     return "(no error)";
   }
 
-  std::string dir_;
+  testing::ScratchDir scratch_;
+  const std::string& dir_ = scratch_.path();
 };
 
 constexpr char kRoute[] =

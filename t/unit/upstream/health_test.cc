@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "event/tls.h"
-#include "t/unit/event/test_certs.h"
+#include "t/helpers/test_certs.h"
 
 namespace speedmimi::upstream {
 namespace {
@@ -479,9 +479,9 @@ TEST_F(HealthProbeTest, StatusDecidesPassOrFail) {
 // An https backend is probed over TLS, verified like requests: a self-signed certificate passes
 // with tls_verify off and fails against the system store, saying why.
 TEST_F(HealthProbeTest, HttpsBackendsAreProbedOverTls) {
-  event::testing::CertDir dir;
-  event::testing::PkeyPtr key = event::testing::makeKey(true);
-  event::testing::X509Ptr cert = event::testing::makeCert({"b1", {"b1.test"}}, key.get());
+  testing::ScratchDir dir;
+  testing::KeyPtr key = testing::makeKey(testing::KeyType::kEc);
+  testing::CertPtr cert = testing::makeCert({"b1", {"b1.test"}}, key.get());
   event::ServerTlsOptions options;
   options.certificates = {
       {dir.writeCerts("b.crt", {cert.get()}), dir.writeKey("b.key", key.get())}};
