@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -398,7 +399,10 @@ struct Outcome {
 
 class HealthProbeTest : public ::testing::Test {
  protected:
-  void SetUp() override { base_.reset(event_base_new()); }
+  void SetUp() override {
+    signal(SIGPIPE, SIG_IGN);  // as the master does before forking (a refused probe writes)
+    base_.reset(event_base_new());
+  }
 
   // Runs one probe to completion (or 3 s): what `done` received, and how long it took.
   Outcome run(int port) { return run(probeConfig(port)); }
