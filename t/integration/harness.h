@@ -247,6 +247,7 @@ std::string readHead(Stream& stream, const Deadline& deadline, std::string* head
 class Client {
  public:
   explicit Client(int port, Millis connect_timeout = Millis(5000));
+  virtual ~Client() = default;  // a TlsClient is owned through a Client pointer
 
   bool connected() const { return stream_ != nullptr; }
   const std::string& error() const { return error_; }  // what the last failed call saw
