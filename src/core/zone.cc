@@ -658,19 +658,38 @@ std::string Zone::lifecycleError() const {
   return std::string(in, strnlen(in, sizeof(header_->lifecycle_error)));
 }
 
+namespace {
+
+void storeTicketKey(TicketKeySlot& slot, const ZoneTicketKey& key) {
+  uint64_t words[kTicketKeyWords];
+  std::memcpy(words, &key, sizeof(words));
+  for (size_t i = 0; i < kTicketKeyWords; ++i) slot.words[i].store(words[i], kRelaxed);
+}
+
+ZoneTicketKey loadTicketKey(const TicketKeySlot& slot) {
+  uint64_t words[kTicketKeyWords];
+  for (size_t i = 0; i < kTicketKeyWords; ++i) words[i] = slot.words[i].load(kRelaxed);
+  ZoneTicketKey key;
+  std::memcpy(&key, words, sizeof(key));
+  return key;
+}
+
+}  // namespace
+
 bool Zone::rotateTicketKey(const ZoneTicketKey& fresh, int64_t interval_s) {
   WriteLock lock(*header_);
   if (!lock.held()) return false;
   TicketKeyRing& ring = header_->ticket_keys;
   const uint64_t current = ring.serial.load(kRelaxed);  // written under this lock only
   if (current != 0 &&
-      fresh.created_unix - ring.slots[current % kTicketKeySlots].created_unix < interval_s) {
+      fresh.created_unix - loadTicketKey(ring.slots[current % kTicketKeySlots]).created_unix <
+          interval_s) {
     return false;  // another master rotated meanwhile (a binary upgrade), or it is not due
   }
   const uint64_t next = current + 1;
   ring.writing.store(next, kRelaxed);
   std::atomic_thread_fence(std::memory_order_release);  // `writing` before the slot's bytes
-  ring.slots[next % kTicketKeySlots] = fresh;
+  storeTicketKey(ring.slots[next % kTicketKeySlots], fresh);
   ring.serial.store(next, std::memory_order_release);
   return true;
 }
@@ -682,7 +701,7 @@ uint64_t Zone::ticketKeySerial() const {
 bool Zone::ticketKey(uint64_t n, ZoneTicketKey& out) const {
   const TicketKeyRing& ring = header_->ticket_keys;
   if (n == 0 || n > ring.serial.load(std::memory_order_acquire)) return false;
-  out = ring.slots[n % kTicketKeySlots];
+  out = loadTicketKey(ring.slots[n % kTicketKeySlots]);
   std::atomic_thread_fence(std::memory_order_acquire);  // the copy before `writing`
   return ring.writing.load(kRelaxed) < n + kTicketKeySlots;
 }

@@ -178,11 +178,18 @@ struct ZoneTicketKey {
 // ticket issued). A seqlock: the writer stores `writing` = n before it overwrites key n - 3's
 // slot and `serial` = n after; a reader that copied key k checks afterwards that `writing` has
 // not reached k + kTicketKeySlots.
+// A slot holds its key as words copied with relaxed atomics, so that a reader copying it while
+// the writer overwrites it (which the check above then rejects) is no data race.
 constexpr size_t kTicketKeySlots = 3;
+constexpr size_t kTicketKeyWords = sizeof(ZoneTicketKey) / sizeof(uint64_t);
+static_assert(sizeof(ZoneTicketKey) == kTicketKeyWords * sizeof(uint64_t));
+struct TicketKeySlot {
+  std::atomic<uint64_t> words[kTicketKeyWords];
+};
 struct TicketKeyRing {
   std::atomic<uint64_t> serial{0};  // the current key; 0 = none made yet
   std::atomic<uint64_t> writing{0};
-  ZoneTicketKey slots[kTicketKeySlots];
+  TicketKeySlot slots[kTicketKeySlots];
 };
 
 // Active health-check results, written by the control process only.
