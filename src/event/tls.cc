@@ -101,7 +101,9 @@ int onAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigne
   unsigned char* selected = nullptr;
   if (SSL_select_next_proto(&selected, outlen, kAlpnHttp11, sizeof(kAlpnHttp11), in, inlen) !=
       OPENSSL_NPN_NEGOTIATED) {
-    return SSL_TLSEXT_ERR_ALERT_FATAL;  // the client offers only protocols we do not speak
+    // The client offers only protocols we do not speak (h2 alone): go on without ALPN, as
+    // nginx does; it may still speak HTTP/1.1.
+    return SSL_TLSEXT_ERR_NOACK;
   }
   *out = selected;
   return SSL_TLSEXT_ERR_OK;

@@ -338,6 +338,20 @@ TEST_F(TlsStreamTest, RequestAndResponseOverTls13WithAlpn) {
   EXPECT_FALSE(server_->plainHttpOnTls());
 }
 
+TEST_F(TlsStreamTest, AClientOfferingOnlyOtherProtocolsGetsNoAlpnAndNoAlert) {
+  ServerTlsOptions options;
+  options.certificates = {leaf("a", {.cn = "a", .dns = {"a.test"}})};
+  auto server = ServerTls::load(options);
+  auto client = noVerify();
+  SslPtr ssl = client->newSession("a.test");
+  static constexpr unsigned char kH2Only[] = {2, 'h', '2'};
+  ASSERT_EQ(SSL_set_alpn_protos(ssl.get(), kH2Only, sizeof(kH2Only)), 0);
+  connectPair(server->newSession(), std::move(ssl));
+  pingPong();
+  EXPECT_EQ(client_->tlsAlpn(), "");
+  EXPECT_EQ(server_->tlsAlpn(), "");
+}
+
 TEST_F(TlsStreamTest, Tls12OnlyServerWithServerPreferredAead) {
   ServerTlsOptions options;
   options.certificates = {leaf("a", {.cn = "a", .dns = {"a.test"}}, true)};
