@@ -370,6 +370,7 @@ void Stream::tlsFailed(int ssl_error, int saved_errno) {
 int Stream::continueHandshake(int& saved_errno) {
   if (handshake_done_) return SSL_ERROR_NONE;
   ERR_clear_error();
+  errno = 0;  // SSL_ERROR_SYSCALL with errno 0 is a FIN: no errno of an earlier call
   int rc = SSL_do_handshake(tls_.get());
   saved_errno = errno;
   if (rc != 1) return SSL_get_error(tls_.get(), rc);
@@ -437,6 +438,7 @@ void Stream::readTls() {
     }
     size_t n = 0;
     ERR_clear_error();
+    errno = 0;
     int rc = SSL_read_ex(ssl, vec.iov_base, vec.iov_len, &n);
     saved_errno = errno;
     vec.iov_len = rc == 1 ? n : 0;
@@ -497,6 +499,7 @@ bool Stream::flushTls() {
     if (data == nullptr) std::abort();
     size_t n = 0;
     ERR_clear_error();
+    errno = 0;
     int rc = SSL_write_ex(ssl, data, chunk, &n);
     saved_errno = errno;
     if (rc != 1) {
