@@ -153,8 +153,14 @@ void Stream::startReading(std::chrono::milliseconds timeout) {
 
 void Stream::stopReading() {
   if (!reading_) return;
-  event_del(read_event_.get());
   reading_ = false;
+  if (write_wants_read_) {
+    // A TLS flush waits for the peer's bytes on this event: it stays, with the write timeout,
+    // or the write would stall with no timeout at all.
+    if (!armReadForWrite()) failLater(errno != 0 ? errno : ENOMEM);
+    return;
+  }
+  event_del(read_event_.get());
 }
 
 bool Stream::armReadForWrite() {

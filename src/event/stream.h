@@ -93,6 +93,8 @@ class Stream {
   // Reading with an inactivity timeout (0 = none). Calling again with another timeout changes
   // it; with the same one it does nothing (the timer keeps running).
   void startReading(std::chrono::milliseconds timeout);
+  // No more kReadable. A TLS flush waiting for the peer's bytes still gets them, under the
+  // write timeout.
   void stopReading();
   bool reading() const { return reading_; }
 

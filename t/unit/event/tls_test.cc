@@ -663,6 +663,24 @@ TEST_F(TlsFlushTest, AFlushDoneWaitingToReadLeavesNoReadArmed) {
   })) << got;
 }
 
+// The flush waited on the handler's reads, which then stop: it still goes on when the server
+// answers, and still times out when it does not.
+TEST_F(TlsFlushTest, AFlushWaitingToReadGoesOnAfterStopReading) {
+  start(true);
+  client_->stopReading();
+  EXPECT_TRUE(runServerUntil([&] { return serverGot() == "ping"; }, true)) << server_got_;
+  EXPECT_TRUE(client_->handshakeDone());
+  EXPECT_FALSE(client_h_.saw(StreamEvent::kReadable));
+}
+
+TEST_F(TlsFlushTest, AFlushWaitingToReadAfterStopReadingTimesOut) {
+  start(true);
+  client_->setWriteTimeout(milliseconds(50));
+  client_->stopReading();
+  EXPECT_TRUE(runUntil([&] { return client_h_.saw(StreamEvent::kWriteTimeout); }, 2));
+  EXPECT_FALSE(client_h_.saw(StreamEvent::kReadTimeout));
+}
+
 // Ticket keys as the zone would hold them: a current one and older ones still accepted.
 class FakeTicketKeys : public TicketKeySource {
  public:
