@@ -36,11 +36,10 @@ class Backend {
   // Takes an address resolved elsewhere. False when the family is neither IPv4 nor IPv6.
   bool setAddress(const sockaddr_storage& addr, socklen_t len);
   // Replaces the configuration (a runtime update); the address is set separately. The TLS
-  // context is made again, on the next use, from the new tls_verify and ca_file.
-  void reconfigure(core::BackendConfig config) {
-    config_ = std::move(config);
-    client_tls_.reset();
-  }
+  // context is made again, on the next use, from the new tls_verify and ca_file. True when the
+  // transport changed (scheme, tls_verify or ca_file): connections made before must not be
+  // reused.
+  bool reconfigure(core::BackendConfig config);
 
   // scheme https: connections to it speak TLS (SNI and verification by config().host).
   bool usesTls() const { return config_.scheme == "https"; }

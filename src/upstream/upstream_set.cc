@@ -72,11 +72,11 @@ void UpstreamSet::rebuild() {
       entry.upstream = zc->upstream;
       core::BackendConfig bc = core::fromZoneConfig(*zc);
       bool moved = std::memcmp(&zc->address, entry.backend->address(), zc->address_len) != 0;
-      entry.backend->reconfigure(std::move(bc));
-      if (moved) {
-        pool_.clear(entry.backend.get());  // idle connections go to the old address
-        entry.backend->setAddress(zc->address, zc->address_len);
-      }
+      const bool transport = entry.backend->reconfigure(std::move(bc));
+      // Idle connections go to the old address, or speak the old transport (plain or TLS,
+      // verified against the old CA or not at all): no request goes out over them.
+      if (moved || transport) pool_.clear(entry.backend.get());
+      if (moved) entry.backend->setAddress(zc->address, zc->address_len);
       next.emplace(index, std::move(entry));
     });
   } while (zone_.generation() != generation);

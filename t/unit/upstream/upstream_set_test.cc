@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -243,6 +244,43 @@ TEST_F(UpstreamSetTest, ADisconnectClosesTheBackendsIdleConnectionsAndReportsItO
   ASSERT_EQ(find("b")->weight(), 3) << "the view was not rebuilt";
   EXPECT_TRUE(set_->takeDisconnected().empty());
   EXPECT_EQ(pool_.idleCount(b), 1u);
+}
+
+// Idle connections made under another transport (plain or TLS, verified or not, against
+// another CA) are closed when it changes; any other change keeps them.
+TEST_F(UpstreamSetTest, ATransportChangeClosesTheBackendsIdleConnections) {
+  Backend* a = find("a");
+  ASSERT_NE(a, nullptr);
+  core::BackendConfig next = backend("a", 8081);
+  const std::pair<const char*, std::function<void(core::BackendConfig&)>> steps[] = {
+      {"weight", [](core::BackendConfig& b) { b.weight = 2; }},
+      {"scheme", [](core::BackendConfig& b) { b.scheme = "https"; }},
+      {"tls_verify", [](core::BackendConfig& b) { b.tls_verify = false; }},
+      {"ca_file", [](core::BackendConfig& b) { b.ca_file = "private-ca.pem"; }},
+      {"max_fails", [](core::BackendConfig& b) { b.max_fails = 7; }},
+  };
+  for (const auto& [what, tweak] : steps) {
+    SCOPED_TRACE(what);
+    poolConnection(a);
+    tweak(next);
+    core::Config config = config_;
+    config.backends["app"] = {next, backend("b", 8082)};
+    std::string error;
+    ASSERT_TRUE(syncBackends(*zone_, config, error)) << error;
+    set_->refresh();
+    ASSERT_EQ(find("a"), a);
+    const core::BackendConfig& now = a->config();
+    ASSERT_TRUE(now.weight == next.weight && now.scheme == next.scheme &&
+                now.tls_verify == next.tls_verify && now.ca_file == next.ca_file &&
+                now.max_fails == next.max_fails)
+        << "the view was not rebuilt";
+    const bool transport = std::string(what) != "weight" && std::string(what) != "max_fails";
+    EXPECT_EQ(pool_.idleCount(a), transport ? 0u : 1u);
+    if (transport) {
+      EXPECT_TRUE(peerClosed(peers_.size() - 1));
+    }
+    pool_.clear(a);
+  }
 }
 
 // Disconnected and re-activated before the worker looked: the backend serves again, and what
