@@ -162,6 +162,7 @@ bool Worker::init() {
     return false;
   }
   upstreams_->refresh();
+  upstreams_->prepareTls(setup_.prefix);
   master_watch_.reset(
       event_new(base_.get(), setup_.master_pipe, EV_READ, &Worker::onMasterGone, this));
   if (!master_watch_ || event_add(master_watch_.get(), nullptr) != 0) {
@@ -335,6 +336,7 @@ void Worker::onZoneChanged(evutil_socket_t, short, void* arg) {
 void Worker::followZone() {
   followTlsSerial();
   upstreams_->refresh();
+  upstreams_->prepareTls(setup_.prefix);
   closeDisconnected();
   upstreams_->collectRetired();
 }

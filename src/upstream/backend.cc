@@ -187,7 +187,7 @@ bool Backend::reconfigure(core::BackendConfig config) {
                          config.tls_verify != config_.tls_verify ||
                          config.ca_file != config_.ca_file;
   config_ = std::move(config);
-  client_tls_.reset();
+  if (transport) client_tls_.reset();
   return transport;
 }
 

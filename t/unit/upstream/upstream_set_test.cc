@@ -9,11 +9,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "t/unit/event/test_certs.h"
 #include "upstream/backend_table.h"
 
 namespace speedmimi::upstream {
@@ -281,6 +283,62 @@ TEST_F(UpstreamSetTest, ATransportChangeClosesTheBackendsIdleConnections) {
     }
     pool_.clear(a);
   }
+}
+
+// An https backend's TLS context is made by prepareTls when the view changes, and kept across
+// changes of anything but its transport: no request reads the CA bundle, and the backend's TLS
+// session stays for resumption. Each check removes the CA file first: a context made anew
+// would find none.
+TEST_F(UpstreamSetTest, AnHttpsBackendsTlsContextIsMadeByPrepareTlsAndKeptAcrossOtherChanges) {
+  event::testing::CertDir dir;
+  event::testing::PkeyPtr key = event::testing::makeKey(true);
+  event::testing::CertSpec spec;
+  spec.cn = "ca";
+  spec.ca = true;
+  event::testing::X509Ptr ca = event::testing::makeCert(spec, key.get());
+  const std::string prefix = std::filesystem::path(dir.path("x")).parent_path();
+  core::BackendConfig a = backend("a", 8081);
+  a.scheme = "https";
+  auto apply = [&](const std::string& ca_file) {
+    a.ca_file = ca_file;
+    if (!ca_file.empty()) dir.writeCerts(ca_file, {ca.get()});
+    core::Config config = config_;
+    config.backends["app"] = {a, backend("b", 8082)};
+    std::string error;
+    ASSERT_TRUE(syncBackends(*zone_, config, error)) << error;
+    set_->refresh();
+    set_->prepareTls(prefix);
+    if (!ca_file.empty()) std::filesystem::remove(dir.path(ca_file));
+  };
+  std::string error;
+  apply("ca1.pem");
+  Backend* b = find("a");
+  ASSERT_NE(b, nullptr);
+  EXPECT_NE(b->clientTls(prefix, error), nullptr) << "made on first use: " << error;
+  a.weight = 5;
+  apply("ca1.pem");
+  ASSERT_EQ(find("a"), b);
+  ASSERT_EQ(b->weight(), 5);
+  EXPECT_NE(b->clientTls(prefix, error), nullptr) << "made again for a new weight: " << error;
+  apply("ca2.pem");
+  EXPECT_NE(b->clientTls(prefix, error), nullptr) << "the new CA not made at once: " << error;
+  EXPECT_EQ(b->config().ca_file, "ca2.pem");
+  // The last one removed, a change of tls_verify makes a context anew, not from the CA file.
+  a.tls_verify = false;
+  apply("");
+  EXPECT_NE(b->clientTls(prefix, error), nullptr) << error;
+  a.tls_verify = true;
+  apply("");  // the system store
+  EXPECT_NE(b->clientTls(prefix, error), nullptr) << error;
+  // A missing CA file leaves no context behind, the old one included.
+  a.ca_file = "gone.pem";
+  core::Config config = config_;
+  config.backends["app"] = {a, backend("b", 8082)};
+  ASSERT_TRUE(syncBackends(*zone_, config, error)) << error;
+  set_->refresh();
+  set_->prepareTls(prefix);
+  EXPECT_EQ(b->clientTls(prefix, error), nullptr);
+  EXPECT_NE(error.find("gone.pem"), std::string::npos) << error;
 }
 
 // Disconnected and re-activated before the worker looked: the backend serves again, and what
