@@ -347,6 +347,7 @@ int Zone::claimWorkerSlot(pid_t owner) {
     c.request_latency.clear();
     c.seen_generation.store(0, kRelaxed);
     c.seen_tls_serial.store(0, kRelaxed);
+    c.failed_tls_serial.store(0, kRelaxed);
     c.ready.store(0, kRelaxed);
     c.pid.store(owner, std::memory_order_release);  // reclaim waits for it from now on
     uint32_t limit = header_->worker_slot_limit.load(std::memory_order_acquire);
@@ -712,6 +713,27 @@ uint64_t Zone::bumpTlsSerial() {
   const uint64_t serial = header_->tls_serial.fetch_add(1, std::memory_order_acq_rel) + 1;
   publish();
   return serial;
+}
+
+// Characters as relaxed atomics: the API may read while a worker writes the next failure.
+void Zone::setTlsFailure(size_t slot, uint64_t serial, const std::string& why) {
+  ServerCounters& c = header_->workers[slot];
+  const size_t n = std::min(why.size(), std::size(c.tls_error) - 1);
+  for (size_t i = 0; i < n; ++i) c.tls_error[i].store(why[i], kRelaxed);
+  c.tls_error[n].store('\0', kRelaxed);
+  c.failed_tls_serial.store(serial, std::memory_order_release);
+}
+
+std::string Zone::tlsFailure(size_t slot, uint64_t serial) const {
+  const ServerCounters& c = header_->workers[slot];
+  if (c.failed_tls_serial.load(std::memory_order_acquire) < serial) return {};
+  std::string why;
+  for (const std::atomic<char>& ch : c.tls_error) {
+    const char x = ch.load(kRelaxed);
+    if (x == '\0') break;
+    why += x;
+  }
+  return why;
 }
 
 size_t Zone::wakeWorkers() const {

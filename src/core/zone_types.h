@@ -126,6 +126,10 @@ struct alignas(kCacheLine) ServerCounters {
   LatencyHistogram request_latency;
   std::atomic<uint64_t> seen_generation{0};       // the zone generation this worker applied
   std::atomic<uint64_t> seen_tls_serial{0};       // the certificates it serves (Zone::tlsSerial)
+  // The last TLS serial whose certificates this worker could not load (it serves the ones it
+  // had), stored before seen_tls_serial, and why (Zone::setTlsFailure, Zone::tlsFailure).
+  std::atomic<uint64_t> failed_tls_serial{0};
+  std::atomic<char> tls_error[160]{};
   std::atomic<int32_t> pid{0};                    // 0: no worker in this slot
   std::atomic<uint32_t> claimed{0};  // handed to a worker by a master (Zone::claimWorkerSlot)
   std::atomic<uint32_t> ready{0};    // the worker accepts connections

@@ -449,6 +449,42 @@ TEST_F(ApiTest, ReloadSslAnswersOnceEveryWorkerLoadedTheCertificates) {
   zone_->releaseWorkerSlot(static_cast<size_t>(slot));
 }
 
+// The files loaded here, but a worker could not load them (its own failure, which it logs and
+// publishes in its slot): it serves the certificates it had, so the answer is no success.
+TEST_F(ApiTest, ReloadSslAnswers500NamingAWorkerThatCouldNotLoadTheCertificates) {
+  yaml_.ssl.enabled = true;
+  certificates_.loaded.resize(1);
+  int slot = zone_->claimWorkerSlot(getpid());
+  ASSERT_GE(slot, 0);
+  core::ServerCounters& worker = zone_->workers()[slot];
+  worker.ready.store(1);
+  worker.seen_generation.store(zone_->generation());
+  int turns = 0;
+  std::string answer = call("POST", "/api/v1/config/reload-ssl", "", "", [&] {
+    worker.seen_generation.store(zone_->generation());
+    if (++turns == 5) {
+      zone_->setTlsFailure(static_cast<size_t>(slot), zone_->tlsSerial(),
+                           "certs/server.crt: cannot read: Permission denied");
+      worker.seen_tls_serial.store(zone_->tlsSerial());
+    }
+  });
+  EXPECT_EQ(statusOf(answer), 500) << answer;
+  EXPECT_NE(answer.find("worker " + std::to_string(getpid()) +
+                        ": certs/server.crt: cannot read: Permission denied"),
+            std::string::npos)
+      << answer;
+  EXPECT_GE(turns, 5);
+
+  // The next reload that this worker loads is a success again.
+  turns = 0;
+  answer = call("POST", "/api/v1/config/reload-ssl", "", "", [&] {
+    worker.seen_generation.store(zone_->generation());
+    if (++turns == 5) worker.seen_tls_serial.store(zone_->tlsSerial());
+  });
+  EXPECT_EQ(statusOf(answer), 200) << answer;
+  zone_->releaseWorkerSlot(static_cast<size_t>(slot));
+}
+
 TEST_F(ApiTest, CertificatesAreCheckedBeforeAChange) {
   certificates_.refuse_path = "ssl.cert_file";
   std::string answer = call("PUT", "/api/v1/config?dry_run=true",
