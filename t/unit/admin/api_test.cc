@@ -130,6 +130,17 @@ class ApiTest : public ::testing::Test {
     ASSERT_TRUE(server_->listen(fd, error)) << error;
   }
 
+  // A worker slot of this process, ready and up to date with the zone's generation; -1 when
+  // none is free. Give it back with releaseWorkerSlot.
+  int readyWorkerSlot() {
+    const int slot = zone_->claimWorkerSlot(getpid());
+    if (slot < 0) return slot;
+    core::ServerCounters& worker = zone_->workers()[slot];
+    worker.ready.store(1);
+    worker.seen_generation.store(zone_->generation());
+    return slot;
+  }
+
   std::string call(const std::string& method, const std::string& target,
                    const std::string& body = "", const std::string& headers = "",
                    const std::function<void()>& each_turn = nullptr) {
@@ -424,11 +435,9 @@ TEST_F(ApiTest, ReloadSslLoadsFirstAndABadPairChangesNothing) {
 TEST_F(ApiTest, ReloadSslAnswersOnceEveryWorkerLoadedTheCertificates) {
   yaml_.ssl.enabled = true;
   certificates_.loaded.resize(2);
-  int slot = zone_->claimWorkerSlot(getpid());
+  const int slot = readyWorkerSlot();
   ASSERT_GE(slot, 0);
   core::ServerCounters& worker = zone_->workers()[slot];
-  worker.ready.store(1);
-  worker.seen_generation.store(zone_->generation());
   const uint64_t serial = zone_->tlsSerial();
   bool answered_before_apply = false, received = false;
   int turns = 0;
@@ -454,11 +463,9 @@ TEST_F(ApiTest, ReloadSslAnswersOnceEveryWorkerLoadedTheCertificates) {
 TEST_F(ApiTest, ReloadSslAnswers500NamingAWorkerThatCouldNotLoadTheCertificates) {
   yaml_.ssl.enabled = true;
   certificates_.loaded.resize(1);
-  int slot = zone_->claimWorkerSlot(getpid());
+  const int slot = readyWorkerSlot();
   ASSERT_GE(slot, 0);
   core::ServerCounters& worker = zone_->workers()[slot];
-  worker.ready.store(1);
-  worker.seen_generation.store(zone_->generation());
   int turns = 0;
   std::string answer = call("POST", "/api/v1/config/reload-ssl", "", "", [&] {
     worker.seen_generation.store(zone_->generation());
