@@ -179,11 +179,34 @@ bool Api::workersApplied(uint64_t generation, uint64_t tls_serial) const {
   return true;
 }
 
+std::string Api::workerTlsFailures(uint64_t tls_serial) const {
+  std::string out;
+  const core::ServerCounters* slots = setup_.zone->workers();
+  for (size_t i = 0; tls_serial != 0 && i < setup_.zone->workerSlotLimit(); ++i) {
+    const int32_t pid = slots[i].pid.load(std::memory_order_acquire);
+    if (pid == 0 || !slots[i].ready.load(std::memory_order_acquire)) continue;
+    const std::string why = setup_.zone->tlsFailure(i, tls_serial);
+    if (why.empty()) continue;
+    if (!out.empty()) out += "; ";
+    out += "worker " + std::to_string(pid) + ": " + why;
+  }
+  return out;
+}
+
+void Api::answerApplied(const CallPtr& call, int status, const std::string& message, JsonPtr data,
+                        uint64_t tls_serial) {
+  const std::string failed = workerTlsFailures(tls_serial);
+  if (failed.empty()) return call->succeed(status, message, std::move(data));
+  SM_ERROR("API: reload-ssl: a worker kept its certificates: %s", failed.c_str());
+  const char* const kWhat = "not every worker loaded the certificates: ";
+  call->fail(500, kWhat + failed + " (each of those serves the ones it had)");
+}
+
 void Api::answerWhenApplied(const CallPtr& call, int status, const std::string& message,
                             JsonPtr data, uint64_t tls_serial) {
   uint64_t generation = setup_.zone->generation();
   if (workersApplied(generation, tls_serial)) {
-    return call->succeed(status, message, std::move(data));
+    return answerApplied(call, status, message, std::move(data), tls_serial);
   }
   setup_.zone->wakeWorkers();  // rather than wait for their next tick
   waiters_.push_back(std::make_unique<Waiter>(
@@ -202,7 +225,7 @@ void Api::onWaitTick(evutil_socket_t, short, void* arg) {
   std::vector<std::unique_ptr<Waiter>> waiting;
   for (auto& w : self->waiters_) {
     if (self->workersApplied(w->generation, w->tls_serial)) {
-      w->call->succeed(w->status, w->message, std::move(w->data));
+      self->answerApplied(w->call, w->status, w->message, std::move(w->data), w->tls_serial);
     } else if (now >= w->deadline_ms) {
       SM_WARN("API: not every worker applied generation %llu within %lld ms",
               static_cast<unsigned long long>(w->generation),

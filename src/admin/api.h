@@ -134,6 +134,11 @@ class Api {
                          core::JsonPtr data, uint64_t tls_serial = 0);
   static void onWaitTick(evutil_socket_t, short, void* arg);
   bool workersApplied(uint64_t generation, uint64_t tls_serial) const;
+  // Once they have: succeeds, or answers 500 when a worker could not load the certificates
+  // of `tls_serial` (0: none asked for), naming each such worker and its error.
+  void answerApplied(const CallPtr& call, int status, const std::string& message,
+                     core::JsonPtr data, uint64_t tls_serial);
+  std::string workerTlsFailures(uint64_t tls_serial) const;
   // The CA bundle of an https backend, the certificates of a new configuration: loaded before
   // they are accepted. False with the call answered 400.
   bool usableTls(const CallPtr& call, const core::BackendConfig& backend);

@@ -347,6 +347,7 @@ int Zone::claimWorkerSlot(pid_t owner) {
     c.request_latency.clear();
     c.seen_generation.store(0, kRelaxed);
     c.seen_tls_serial.store(0, kRelaxed);
+    c.failed_tls_serial.store(0, kRelaxed);
     c.ready.store(0, kRelaxed);
     c.pid.store(owner, std::memory_order_release);  // reclaim waits for it from now on
     uint32_t limit = header_->worker_slot_limit.load(std::memory_order_acquire);
@@ -658,19 +659,38 @@ std::string Zone::lifecycleError() const {
   return std::string(in, strnlen(in, sizeof(header_->lifecycle_error)));
 }
 
+namespace {
+
+void storeTicketKey(TicketKeySlot& slot, const ZoneTicketKey& key) {
+  uint64_t words[kTicketKeyWords];
+  std::memcpy(words, &key, sizeof(words));
+  for (size_t i = 0; i < kTicketKeyWords; ++i) slot.words[i].store(words[i], kRelaxed);
+}
+
+ZoneTicketKey loadTicketKey(const TicketKeySlot& slot) {
+  uint64_t words[kTicketKeyWords];
+  for (size_t i = 0; i < kTicketKeyWords; ++i) words[i] = slot.words[i].load(kRelaxed);
+  ZoneTicketKey key;
+  std::memcpy(&key, words, sizeof(key));
+  return key;
+}
+
+}  // namespace
+
 bool Zone::rotateTicketKey(const ZoneTicketKey& fresh, int64_t interval_s) {
   WriteLock lock(*header_);
   if (!lock.held()) return false;
   TicketKeyRing& ring = header_->ticket_keys;
   const uint64_t current = ring.serial.load(kRelaxed);  // written under this lock only
   if (current != 0 &&
-      fresh.created_unix - ring.slots[current % kTicketKeySlots].created_unix < interval_s) {
+      fresh.created_unix - loadTicketKey(ring.slots[current % kTicketKeySlots]).created_unix <
+          interval_s) {
     return false;  // another master rotated meanwhile (a binary upgrade), or it is not due
   }
   const uint64_t next = current + 1;
   ring.writing.store(next, kRelaxed);
   std::atomic_thread_fence(std::memory_order_release);  // `writing` before the slot's bytes
-  ring.slots[next % kTicketKeySlots] = fresh;
+  storeTicketKey(ring.slots[next % kTicketKeySlots], fresh);
   ring.serial.store(next, std::memory_order_release);
   return true;
 }
@@ -682,7 +702,7 @@ uint64_t Zone::ticketKeySerial() const {
 bool Zone::ticketKey(uint64_t n, ZoneTicketKey& out) const {
   const TicketKeyRing& ring = header_->ticket_keys;
   if (n == 0 || n > ring.serial.load(std::memory_order_acquire)) return false;
-  out = ring.slots[n % kTicketKeySlots];
+  out = loadTicketKey(ring.slots[n % kTicketKeySlots]);
   std::atomic_thread_fence(std::memory_order_acquire);  // the copy before `writing`
   return ring.writing.load(kRelaxed) < n + kTicketKeySlots;
 }
@@ -693,6 +713,27 @@ uint64_t Zone::bumpTlsSerial() {
   const uint64_t serial = header_->tls_serial.fetch_add(1, std::memory_order_acq_rel) + 1;
   publish();
   return serial;
+}
+
+// Characters as relaxed atomics: the API may read while a worker writes the next failure.
+void Zone::setTlsFailure(size_t slot, uint64_t serial, const std::string& why) {
+  ServerCounters& c = header_->workers[slot];
+  const size_t n = std::min(why.size(), std::size(c.tls_error) - 1);
+  for (size_t i = 0; i < n; ++i) c.tls_error[i].store(why[i], kRelaxed);
+  c.tls_error[n].store('\0', kRelaxed);
+  c.failed_tls_serial.store(serial, std::memory_order_release);
+}
+
+std::string Zone::tlsFailure(size_t slot, uint64_t serial) const {
+  const ServerCounters& c = header_->workers[slot];
+  if (c.failed_tls_serial.load(std::memory_order_acquire) < serial) return {};
+  std::string why;
+  for (const std::atomic<char>& ch : c.tls_error) {
+    const char x = ch.load(kRelaxed);
+    if (x == '\0') break;
+    why += x;
+  }
+  return why;
 }
 
 size_t Zone::wakeWorkers() const {

@@ -163,6 +163,11 @@ class Zone {
   // API waits for them (ServerCounters::seen_tls_serial). Returns the new serial.
   uint64_t tlsSerial() const;
   uint64_t bumpTlsSerial();
+  // A worker (its counter slot `slot`) could not load the certificates of TLS serial `serial`:
+  // `why` (cut to fit) and the serial, in its slot, before it publishes seen_tls_serial. The
+  // API reads it back once the worker has: "" when that worker loaded `serial` or a later one.
+  void setTlsFailure(size_t slot, uint64_t serial, const std::string& why);
+  std::string tlsFailure(size_t slot, uint64_t serial) const;
 
   // Sends kZoneChangedSignal to every live worker (a slot with a pid), so that each applies
   // the current generation now and publishes it in seen_generation: the control process calls

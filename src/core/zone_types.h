@@ -126,6 +126,10 @@ struct alignas(kCacheLine) ServerCounters {
   LatencyHistogram request_latency;
   std::atomic<uint64_t> seen_generation{0};       // the zone generation this worker applied
   std::atomic<uint64_t> seen_tls_serial{0};       // the certificates it serves (Zone::tlsSerial)
+  // The last TLS serial whose certificates this worker could not load (it serves the ones it
+  // had), stored before seen_tls_serial, and why (Zone::setTlsFailure, Zone::tlsFailure).
+  std::atomic<uint64_t> failed_tls_serial{0};
+  std::atomic<char> tls_error[160]{};
   std::atomic<int32_t> pid{0};                    // 0: no worker in this slot
   std::atomic<uint32_t> claimed{0};  // handed to a worker by a master (Zone::claimWorkerSlot)
   std::atomic<uint32_t> ready{0};    // the worker accepts connections
@@ -178,11 +182,18 @@ struct ZoneTicketKey {
 // ticket issued). A seqlock: the writer stores `writing` = n before it overwrites key n - 3's
 // slot and `serial` = n after; a reader that copied key k checks afterwards that `writing` has
 // not reached k + kTicketKeySlots.
+// A slot holds its key as words copied with relaxed atomics, so that a reader copying it while
+// the writer overwrites it (which the check above then rejects) is no data race.
 constexpr size_t kTicketKeySlots = 3;
+constexpr size_t kTicketKeyWords = sizeof(ZoneTicketKey) / sizeof(uint64_t);
+static_assert(sizeof(ZoneTicketKey) == kTicketKeyWords * sizeof(uint64_t));
+struct TicketKeySlot {
+  std::atomic<uint64_t> words[kTicketKeyWords];
+};
 struct TicketKeyRing {
   std::atomic<uint64_t> serial{0};  // the current key; 0 = none made yet
   std::atomic<uint64_t> writing{0};
-  ZoneTicketKey slots[kTicketKeySlots];
+  TicketKeySlot slots[kTicketKeySlots];
 };
 
 // Active health-check results, written by the control process only.

@@ -139,7 +139,7 @@ void Stream::startReading(std::chrono::milliseconds timeout) {
   if (timeout.count() > 0) {
     timeval tv = commonTimeout(base_, timeout);
     rc = event_add(read_event_.get(), &tv);
-  } else if (reading_) {
+  } else if (reading_ || read_armed_for_write_) {
     // event_add(ev, NULL) would keep an armed timeout: drop it, the fd stays registered.
     rc = event_remove_timer(read_event_.get());
   } else {
@@ -147,13 +147,35 @@ void Stream::startReading(std::chrono::milliseconds timeout) {
   }
   if (rc != 0) return failLater(errno != 0 ? errno : ENOMEM);
   reading_ = true;
+  read_armed_for_write_ = false;  // a flush that waits to read now waits on the reads
   if (tls_eof_) event_active(read_event_.get(), EV_READ, 0);  // the end read before, told now
 }
 
 void Stream::stopReading() {
   if (!reading_) return;
-  event_del(read_event_.get());
   reading_ = false;
+  if (write_wants_read_) {
+    // A TLS flush waits for the peer's bytes on this event: it stays, with the write timeout,
+    // or the write would stall with no timeout at all.
+    if (!armReadForWrite()) failLater(errno != 0 ? errno : ENOMEM);
+    return;
+  }
+  event_del(read_event_.get());
+}
+
+bool Stream::armReadForWrite() {
+  timeval tv = commonTimeout(base_, write_timeout_);
+  const bool timed = write_timeout_.count() > 0;
+  int rc = event_add(read_event_.get(), timed ? &tv : nullptr);
+  // Armed for reading before, it may keep the read timeout.
+  if (rc == 0 && !timed) rc = event_remove_timer(read_event_.get());
+  if (rc != 0) return false;
+  read_armed_for_write_ = true;
+  return true;
+}
+
+void Stream::disarmReadForWrite() {
+  if (std::exchange(read_armed_for_write_, false)) event_del(read_event_.get());
 }
 
 bool Stream::flush() {
@@ -370,6 +392,7 @@ void Stream::tlsFailed(int ssl_error, int saved_errno) {
 int Stream::continueHandshake(int& saved_errno) {
   if (handshake_done_) return SSL_ERROR_NONE;
   ERR_clear_error();
+  errno = 0;  // SSL_ERROR_SYSCALL with errno 0 is a FIN: no errno of an earlier call
   int rc = SSL_do_handshake(tls_.get());
   saved_errno = errno;
   if (rc != 1) return SSL_get_error(tls_.get(), rc);
@@ -411,13 +434,12 @@ void Stream::readTls() {
     // The flush waiting for the peer's bytes goes on from the loop (and says kDrained).
     makeWriteEvent();
     event_active(write_event_.get(), EV_WRITE, 0);
-    if (!reading_) {
-      event_del(read_event_.get());
-      return;
-    }
+    disarmReadForWrite();
   }
+  // Nothing for a handler that reads nothing (a read that wanted to write and was retried
+  // after stopReading(), the end owed: startReading() comes back here).
+  if (!reading_) return;
   if (tls_eof_) {
-    if (!reading_) return;  // startReading() comes back here
     stopReading();
     return notify(StreamEvent::kEof);
   }
@@ -437,6 +459,7 @@ void Stream::readTls() {
     }
     size_t n = 0;
     ERR_clear_error();
+    errno = 0;
     int rc = SSL_read_ex(ssl, vec.iov_base, vec.iov_len, &n);
     saved_errno = errno;
     vec.iov_len = rc == 1 ? n : 0;
@@ -497,6 +520,7 @@ bool Stream::flushTls() {
     if (data == nullptr) std::abort();
     size_t n = 0;
     ERR_clear_error();
+    errno = 0;
     int rc = SSL_write_ex(ssl, data, chunk, &n);
     saved_errno = errno;
     if (rc != 1) {
@@ -519,19 +543,20 @@ bool Stream::flushTls() {
     case SSL_ERROR_WANT_READ:
       // Only the peer's bytes let this go on: wait on the read event (with the write timeout
       // when nothing else waits on it), never on writability, which would spin.
+      // The timeout is armed once, when the wait begins.
       write_wants_read_ = true;
-      if (!reading_) {
-        timeval tv = commonTimeout(base_, write_timeout_);
-        if (event_add(read_event_.get(), write_timeout_.count() > 0 ? &tv : nullptr) != 0) {
-          last_error_ = errno != 0 ? errno : ENOMEM;
-          return false;
-        }
+      if (!reading_ && !read_armed_for_write_ && !armReadForWrite()) {
+        last_error_ = errno != 0 ? errno : ENOMEM;
+        return false;
       }
       break;
     default:
       tlsFailed(err, saved_errno);
       return false;
   }
+  // Done waiting for the peer's bytes: an event left armed would read for a handler that
+  // reads nothing, unbounded.
+  if (!write_wants_read_) disarmReadForWrite();
   return waitForWrite(want_write);
 }
 

@@ -93,6 +93,8 @@ class Stream {
   // Reading with an inactivity timeout (0 = none). Calling again with another timeout changes
   // it; with the same one it does nothing (the timer keeps running).
   void startReading(std::chrono::milliseconds timeout);
+  // No more kReadable. A TLS flush waiting for the peer's bytes still gets them, under the
+  // write timeout.
   void stopReading();
   bool reading() const { return reading_; }
 
@@ -165,6 +167,11 @@ class Stream {
   // Arms the write event with the write timeout when `wait`, else disarms it. False (errno in
   // lastError()) when it cannot be armed.
   bool waitForWrite(bool wait);
+  // Arms the read event for a TLS flush that wants the peer's bytes while the handler reads
+  // nothing (read_armed_for_write_), with the write timeout; false when it cannot be armed.
+  // disarmReadForWrite undoes it once the flush no longer waits.
+  bool armReadForWrite();
+  void disarmReadForWrite();
   // event_add() failed (epoll_ctl: ENOMEM, ENOSPC): kError from the loop, as the callback
   // contract wants.
   void failLater(int err);
@@ -205,6 +212,9 @@ class Stream {
   bool handshake_done_ = false;
   bool read_wants_write_ = false;  // SSL_read wanted to write: retried once writable
   bool write_wants_read_ = false;  // SSL_write wanted to read: flush retried once readable
+  // The read event is armed, with the write timeout, only for a flush that wants to read
+  // (write_wants_read_ while not reading_): it reads nothing for the handler.
+  bool read_armed_for_write_ = false;
   bool tls_eof_ = false;           // the peer's end was read with bytes: kEof still owed
 };
 

@@ -101,7 +101,9 @@ int onAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigne
   unsigned char* selected = nullptr;
   if (SSL_select_next_proto(&selected, outlen, kAlpnHttp11, sizeof(kAlpnHttp11), in, inlen) !=
       OPENSSL_NPN_NEGOTIATED) {
-    return SSL_TLSEXT_ERR_ALERT_FATAL;  // the client offers only protocols we do not speak
+    // The client offers only protocols we do not speak (h2 alone): go on without ALPN, as
+    // nginx does; it may still speak HTTP/1.1.
+    return SSL_TLSEXT_ERR_NOACK;
   }
   *out = selected;
   return SSL_TLSEXT_ERR_OK;
@@ -247,31 +249,60 @@ void checkValidity(const std::string& file, X509* leaf, time_t now) {
   }
 }
 
-// The leaf must chain to a certificate of its file or of the system store. A self-signed leaf
-// is its own chain. The file's certificates count as anchors (a private CA's intermediate
-// served without its root is a chain the clients can build); the leaf alone does not.
-void checkChain(const std::string& file, const LoadedPair& pair, time_t now) {
-  if (X509_check_issued(pair.leaf.get(), pair.leaf.get()) == X509_V_OK) return;
-  StorePtr store(X509_STORE_new());
-  StoreCtxPtr ctx(X509_STORE_CTX_new());
-  if (!store || !ctx) throw TlsError(file, "out of memory");
-  X509_STORE_set_default_paths(store.get());
-  for (int i = 0; i < sk_X509_num(pair.chain.get()); ++i) {
-    X509_STORE_add_cert(store.get(), sk_X509_value(pair.chain.get(), i));
+// The system store, read once per ServerTls::load and only when a chain needs it: parsing
+// the bundle costs more than loading every certificate of a configuration.
+class SystemStore {
+ public:
+  X509_STORE* get(const std::string& file) {
+    if (!store_) {
+      store_.reset(X509_STORE_new());
+      if (!store_) throw TlsError(file, "out of memory");
+      X509_STORE_set_default_paths(store_.get());
+      ERR_clear_error();  // a system store without some of its paths is no error of this file
+    }
+    return store_.get();
   }
-  ERR_clear_error();  // a system store without some of its paths is no error of this file
-  if (X509_STORE_CTX_init(ctx.get(), store.get(), pair.leaf.get(), pair.chain.get()) != 1) {
+
+ private:
+  StorePtr store_;
+};
+
+// Verifies the leaf against `store`, the file's certificates untrusted; the X509_V_ code.
+int verifyChain(const std::string& file, const LoadedPair& pair, X509_STORE* store, time_t now) {
+  StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (!ctx) throw TlsError(file, "out of memory");
+  if (X509_STORE_CTX_init(ctx.get(), store, pair.leaf.get(), pair.chain.get()) != 1) {
     throw TlsError(file, "certificate chain does not build: " + tlsErrorReason("out of memory"));
   }
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
   X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
   X509_VERIFY_PARAM_set_time(param, now);
-  if (X509_verify_cert(ctx.get()) != 1) {
-    int err = X509_STORE_CTX_get_error(ctx.get());
-    ERR_clear_error();
-    throw TlsError(file, std::string("certificate chain does not build: ") +
-                             X509_verify_cert_error_string(err));
+  const int err =
+      X509_verify_cert(ctx.get()) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(ctx.get());
+  ERR_clear_error();
+  return err;
+}
+
+// The leaf must chain to a certificate of its file or of the system store. A self-signed leaf
+// is its own chain. The file's certificates count as anchors (a private CA's intermediate
+// served without its root is a chain the clients can build); the leaf alone does not. They are
+// tried first, alone: a chain served whole needs no system store, and the shared one never
+// holds another file's certificates.
+void checkChain(const std::string& file, const LoadedPair& pair, SystemStore& system, time_t now) {
+  if (X509_check_issued(pair.leaf.get(), pair.leaf.get()) == X509_V_OK) return;
+  StorePtr own(X509_STORE_new());
+  if (!own) throw TlsError(file, "out of memory");
+  for (int i = 0; i < sk_X509_num(pair.chain.get()); ++i) {
+    X509_STORE_add_cert(own.get(), sk_X509_value(pair.chain.get(), i));
   }
+  const int in_file = verifyChain(file, pair, own.get(), now);
+  if (in_file == X509_V_OK) return;
+  const int in_system = verifyChain(file, pair, system.get(file), now);
+  if (in_system == X509_V_OK) return;
+  // The system store's "no issuer" says less than what the file's own chain found wrong.
+  const int err = in_system == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ? in_file : in_system;
+  throw TlsError(
+      file, std::string("certificate chain does not build: ") + X509_verify_cert_error_string(err));
 }
 
 std::vector<std::string> dnsNames(X509* cert) {
@@ -301,7 +332,7 @@ int64_t notAfter(X509* cert) {
   return static_cast<int64_t>(timegm(&t));
 }
 
-LoadedPair loadPair(const CertificateFiles& files, time_t now) {
+LoadedPair loadPair(const CertificateFiles& files, SystemStore& system, time_t now) {
   LoadedPair pair;
   pair.info.cert_file = files.cert_file;
   readCertificates(files.cert_file, pair);
@@ -312,7 +343,7 @@ LoadedPair loadPair(const CertificateFiles& files, time_t now) {
                                        tlsErrorReason("key values mismatch"));
   }
   checkValidity(files.cert_file, pair.leaf.get(), now);
-  checkChain(files.cert_file, pair, now);
+  checkChain(files.cert_file, pair, system, now);
   pair.info.names = dnsNames(pair.leaf.get());
   pair.info.not_after = notAfter(pair.leaf.get());
   return pair;
@@ -399,8 +430,9 @@ std::unique_ptr<ServerTls> ServerTls::load(const ServerTlsOptions& options) {
   auto table = std::make_unique<SniTable>();
   std::vector<SslCtxPtr> contexts;  // parallel to table->entries
   std::vector<std::string> key_types;
+  SystemStore system;  // one for every certificate of this load
   for (const CertificateFiles& files : options.certificates) {
-    LoadedPair pair = loadPair(files, now);
+    LoadedPair pair = loadPair(files, system, now);
     // The same names under another key type share a context: OpenSSL serves the one the
     // client's signature algorithms allow.
     size_t slot = contexts.size();

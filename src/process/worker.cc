@@ -41,8 +41,8 @@ class Worker {
   bool init();
   bool startAcceptor(std::unique_ptr<event::Acceptor>& acceptor, int fd, bool tls);
   // Loads the certificates of ssl.* anew (ssl.enabled), with the zone's ticket keys; false with
-  // an error logged, ctx_.server_tls unchanged.
-  bool loadTls();
+  // the error logged and in `error`, ctx_.server_tls unchanged.
+  bool loadTls(std::string& error);
   // A POST /api/v1/config/reload-ssl moved the zone's TLS serial: new handshakes get the files
   // as they are now; open connections keep what they started with.
   void followTlsSerial();
@@ -167,6 +167,7 @@ bool Worker::init() {
     return false;
   }
   upstreams_->refresh();
+  upstreams_->prepareTls(setup_.prefix);
   master_watch_.reset(
       event_new(base_.get(), setup_.master_pipe, EV_READ, &Worker::onMasterGone, this));
   if (!master_watch_ || event_add(master_watch_.get(), nullptr) != 0) {
@@ -192,14 +193,15 @@ bool Worker::startAcceptor(std::unique_ptr<event::Acceptor>& acceptor, int fd, b
   return true;
 }
 
-bool Worker::loadTls() {
+bool Worker::loadTls(std::string& error) {
   event::ServerTlsOptions options = serverTlsOptions(*setup_.config, setup_.prefix);
   options.tickets = &ticket_keys_;
   try {
     ctx_.server_tls = event::ServerTls::load(options);
     return true;
   } catch (const event::TlsError& e) {
-    SM_ERROR("cannot load the certificates: %s", describe(e).c_str());
+    error = describe(e);
+    SM_ERROR("cannot load the certificates: %s", error.c_str());
     return false;
   }
 }
@@ -208,15 +210,17 @@ void Worker::followTlsSerial() {
   const uint64_t serial = setup_.zone->tlsSerial();
   if (serial == tls_serial_) return;
   tls_serial_ = serial;
+  std::string error;
   if (ctx_.server_tls) {
-    if (loadTls()) {
+    if (loadTls(error)) {
       SM_INFO("certificates reloaded");
     } else {
       SM_ERROR("the certificates loaded before stay in use");
+      // The control process loaded the same files before it moved the serial, so this is the
+      // worker's own failure: the API that waits for it answers with it.
+      setup_.zone->setTlsFailure(setup_.slot, serial, error);
     }
   }
-  // Applied either way: the control process loaded the same files before it moved the serial,
-  // so a failure here is this worker's own (and logged).
   setup_.zone->workers()[setup_.slot].seen_tls_serial.store(serial, std::memory_order_release);
 }
 
@@ -340,6 +344,7 @@ void Worker::onZoneChanged(evutil_socket_t, short, void* arg) {
 void Worker::followZone() {
   followTlsSerial();
   upstreams_->refresh();
+  upstreams_->prepareTls(setup_.prefix);
   closeDisconnected();
   upstreams_->collectRetired();
 }

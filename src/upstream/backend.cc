@@ -182,6 +182,15 @@ std::optional<std::chrono::microseconds> Backend::latency() const {
   return std::chrono::microseconds(static_cast<int64_t>(us));
 }
 
+bool Backend::reconfigure(core::BackendConfig config) {
+  const bool transport = config.scheme != config_.scheme ||
+                         config.tls_verify != config_.tls_verify ||
+                         config.ca_file != config_.ca_file;
+  config_ = std::move(config);
+  if (transport) client_tls_.reset();
+  return transport;
+}
+
 const event::ClientTls* Backend::clientTls(const std::string& prefix, std::string& error) const {
   if (client_tls_) return client_tls_.get();
   event::ClientTlsOptions options;

@@ -35,18 +35,19 @@ class Backend {
   bool resolve();
   // Takes an address resolved elsewhere. False when the family is neither IPv4 nor IPv6.
   bool setAddress(const sockaddr_storage& addr, socklen_t len);
-  // Replaces the configuration (a runtime update); the address is set separately. The TLS
-  // context is made again, on the next use, from the new tls_verify and ca_file.
-  void reconfigure(core::BackendConfig config) {
-    config_ = std::move(config);
-    client_tls_.reset();
-  }
+  // Replaces the configuration (a runtime update); the address is set separately. True when
+  // the transport changed (scheme, tls_verify or ca_file): the TLS context is dropped, to be
+  // made again from the new settings, and connections made before must not be reused. Any
+  // other change keeps the context, and with it the backend's TLS session for resumption.
+  bool reconfigure(core::BackendConfig config);
 
   // scheme https: connections to it speak TLS (SNI and verification by config().host).
   bool usesTls() const { return config_.scheme == "https"; }
   // The TLS context towards it, made on first use from tls_verify and ca_file (a relative
-  // ca_file is under `prefix`) and kept until reconfigure(). nullptr, with `error` ("FILE:
-  // reason"), when ca_file does not load (the configuration checks rule that out before).
+  // ca_file is under `prefix`) and kept until reconfigure() changes the transport. Making it
+  // reads the CA bundle: workers make it when their view changes (UpstreamSet::prepareTls),
+  // not on the request path. nullptr, with `error` ("FILE: reason"), when ca_file does not
+  // load (the configuration checks rule that out before).
   const event::ClientTls* clientTls(const std::string& prefix, std::string& error) const;
 
   // An exchange of this worker uses the backend: counts it in the shared active connections

@@ -17,7 +17,7 @@ auto addressAndCheck(const core::BackendConfig& b) {
 
 auto otherSettings(const core::BackendConfig& b) {
   return std::tie(b.name, b.weight, b.active, b.max_conn, b.max_fails, b.fail_timeout, b.slow_start,
-                  b.keepalive, b.tls_verify);
+                  b.keepalive, b.tls_verify, b.ca_file);
 }
 
 }  // namespace

@@ -72,11 +72,12 @@ void UpstreamSet::rebuild() {
       entry.upstream = zc->upstream;
       core::BackendConfig bc = core::fromZoneConfig(*zc);
       bool moved = std::memcmp(&zc->address, entry.backend->address(), zc->address_len) != 0;
-      entry.backend->reconfigure(std::move(bc));
-      if (moved) {
-        pool_.clear(entry.backend.get());  // idle connections go to the old address
-        entry.backend->setAddress(zc->address, zc->address_len);
-      }
+      const bool transport = entry.backend->reconfigure(std::move(bc));
+      // Idle connections go to the old address, or speak the old transport (plain or TLS,
+      // verified against the old CA or not at all): no request goes out over them.
+      if (moved || transport) pool_.clear(entry.backend.get());
+      if (moved) entry.backend->setAddress(zc->address, zc->address_len);
+      if (transport && entry.backend->usesTls()) tls_unprepared_.push_back(entry.backend.get());
       next.emplace(index, std::move(entry));
     });
   } while (zone_.generation() != generation);
@@ -129,10 +130,22 @@ void UpstreamSet::checkDisconnect(Entry& entry) {
 
 std::vector<Backend*> UpstreamSet::takeDisconnected() { return std::exchange(disconnected_, {}); }
 
+void UpstreamSet::prepareTls(const std::string& prefix) {
+  for (Backend* b : std::exchange(tls_unprepared_, {})) {
+    if (b->retired()) continue;
+    std::string error;
+    if (b->clientTls(prefix, error) == nullptr) {
+      SM_ERROR("TLS to backend %s (%s): %s", b->addressText().c_str(), b->id().c_str(),
+               error.c_str());
+    }
+  }
+}
+
 void UpstreamSet::collectRetired() {
   std::erase_if(retired_, [this](const std::unique_ptr<Backend>& b) {
     if (b->inFlight() != 0) return false;
     std::erase(disconnected_, b.get());  // not taken in time: nothing of ours uses it anyway
+    std::erase(tls_unprepared_, b.get());
     return true;
   });
 }

@@ -59,6 +59,13 @@ class UpstreamSet {
   // from the worker's tick, outside every exchange's callbacks, before collectRetired().
   std::vector<Backend*> takeDisconnected();
 
+  // Makes the TLS context of each https backend that is new to the view or whose transport
+  // changed (tls_verify, ca_file) since the last call, with ca_file under `prefix`: the CA
+  // bundle is read here, once per change, not by the next request to it. One that does not
+  // load is logged (its requests then answer 502, Backend::clientTls). From the worker's tick
+  // or zone wake-up, outside every exchange's callbacks, before collectRetired().
+  void prepareTls(const std::string& prefix);
+
   // Frees removed backends that no exchange of this worker uses any more. Only from the
   // worker's tick, outside every exchange's callbacks.
   void collectRetired();
@@ -91,6 +98,7 @@ class UpstreamSet {
   std::map<size_t, Entry> entries_;                  // slot index -> backend
   std::vector<std::unique_ptr<Backend>> retired_;    // removed, maybe still in use
   std::vector<Backend*> disconnected_;               // see takeDisconnected; no duplicates
+  std::vector<Backend*> tls_unprepared_;             // see prepareTls
   std::vector<std::unique_ptr<Balancer>> balancers_;  // owned; RouteBalancers point in here
   std::vector<RouteBalancers> routes_;
   std::map<std::string, RetryBudget> budgets_;  // upstream name -> budget; nodes never move

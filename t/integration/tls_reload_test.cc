@@ -84,6 +84,21 @@ class TlsReloadTest : public ProxyTest {
   std::string certPath() const { return dir_.path() + "/server.crt"; }
   std::string keyPath() const { return dir_.path() + "/server.key"; }
 
+  // The master's children once all of them are up: the control process (the API), which may
+  // start after the master accepts, and the `workers`, each one ready (its certificates loaded:
+  // one still loading would read files a test installs next).
+  std::vector<pid_t> children(Proxy& proxy, size_t workers = 2) {
+    EXPECT_TRUE(waitFor(
+        [&] {
+          if (proxy.workerPids().size() != workers + 1) return false;
+          auto stats = proxy.api("GET", "/api/v1/stats/server");
+          return stats && member(stats->body, "workers") == std::to_string(workers);
+        },
+        Millis(5000)))
+        << proxy.errorLog();
+    return proxy.workerPids();
+  }
+
   // Until every worker has been replaced (a HUP's new generation serves).
   bool waitForNewWorkers(Proxy& proxy, const std::vector<pid_t>& old, Millis timeout) {
     return waitFor(
@@ -183,7 +198,7 @@ TEST_F(TlsReloadTest, ReloadSslWithABadPairAnswers500AndTheOldCertificateStays) 
 TEST_F(TlsReloadTest, HupReloadsTheCertificates) {
   Proxy* proxy = startProxy(reloadable(testCerts().default_rsa));
   ASSERT_NE(proxy, nullptr);
-  std::vector<pid_t> old = proxy->workerPids();
+  std::vector<pid_t> old = children(*proxy);
 
   ASSERT_TRUE(install(testCerts().a.cert, testCerts().a.key));
   ASSERT_TRUE(proxy->signal(SIGHUP));
@@ -195,11 +210,7 @@ TEST_F(TlsReloadTest, HupReloadsTheCertificates) {
 TEST_F(TlsReloadTest, HupWithABadCertificateKeepsTheOldGenerationServing) {
   Proxy* proxy = startProxy(reloadable(testCerts().default_rsa));
   ASSERT_NE(proxy, nullptr);
-  // The port answers before the control process is forked: wait for the whole generation.
-  ASSERT_TRUE(waitFor([&] { return proxy->errorLog().find("speedmimi started") != std::string::npos; },
-                      Millis(5000)))
-      << proxy->errorLog();
-  std::vector<pid_t> old = proxy->workerPids();
+  std::vector<pid_t> old = children(*proxy);
   size_t log_before = proxy->errorLog().size();
 
   ASSERT_TRUE(install(testCerts().expired.cert, testCerts().expired.key));
@@ -220,10 +231,7 @@ TEST_F(TlsReloadTest, HupWithABadCertificateKeepsTheOldGenerationServing) {
 TEST_F(TlsReloadTest, ARespawnedWorkerServesItsGenerationsCertificates) {
   Proxy* proxy = startProxy(reloadable(testCerts().default_rsa, 1));
   ASSERT_NE(proxy, nullptr);
-  ASSERT_TRUE(waitFor([&] { return proxy->errorLog().find("speedmimi started") != std::string::npos; },
-                      Millis(5000)))
-      << proxy->errorLog();
-  std::vector<pid_t> before = proxy->workerPids();
+  std::vector<pid_t> before = children(*proxy, 1);
   ASSERT_TRUE(install(testCerts().expired.cert, testCerts().expired.key));
   const std::string started = "started worker process";
   const size_t starts = linesContaining(proxy->errorLog(), {started}).size();
@@ -259,7 +267,7 @@ TEST_F(TlsReloadTest, SessionsResumeAcrossAHupReload) {
       options.session = first.session();
     }
     ASSERT_NE(options.session, nullptr) << "no session ticket";
-    std::vector<pid_t> old = proxy->workerPids();
+    std::vector<pid_t> old = children(*proxy);
     ASSERT_TRUE(proxy->signal(SIGHUP));
     ASSERT_TRUE(waitForNewWorkers(*proxy, old, Millis(10'000))) << proxy->errorLog();
 

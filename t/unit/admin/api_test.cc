@@ -130,6 +130,17 @@ class ApiTest : public ::testing::Test {
     ASSERT_TRUE(server_->listen(fd, error)) << error;
   }
 
+  // A worker slot of this process, ready and up to date with the zone's generation; -1 when
+  // none is free. Give it back with releaseWorkerSlot.
+  int readyWorkerSlot() {
+    const int slot = zone_->claimWorkerSlot(getpid());
+    if (slot < 0) return slot;
+    core::ServerCounters& worker = zone_->workers()[slot];
+    worker.ready.store(1);
+    worker.seen_generation.store(zone_->generation());
+    return slot;
+  }
+
   std::string call(const std::string& method, const std::string& target,
                    const std::string& body = "", const std::string& headers = "",
                    const std::function<void()>& each_turn = nullptr) {
@@ -424,18 +435,19 @@ TEST_F(ApiTest, ReloadSslLoadsFirstAndABadPairChangesNothing) {
 TEST_F(ApiTest, ReloadSslAnswersOnceEveryWorkerLoadedTheCertificates) {
   yaml_.ssl.enabled = true;
   certificates_.loaded.resize(2);
-  int slot = zone_->claimWorkerSlot(getpid());
+  const int slot = readyWorkerSlot();
   ASSERT_GE(slot, 0);
   core::ServerCounters& worker = zone_->workers()[slot];
-  worker.ready.store(1);
-  worker.seen_generation.store(zone_->generation());
   const uint64_t serial = zone_->tlsSerial();
   bool answered_before_apply = false, received = false;
   int turns = 0;
   std::string answer = call("POST", "/api/v1/config/reload-ssl", "", "", [&] {
-    // The worker has seen the generation at once, but loads the certificates 20 turns later.
+    // The worker has seen the generation at once, but loads the certificates 20 turns after
+    // the API moved the serial (the first turns may come before it has read the request).
     worker.seen_generation.store(zone_->generation());
-    if (++turns == 20) worker.seen_tls_serial.store(zone_->tlsSerial());
+    if (zone_->tlsSerial() != serial && ++turns == 20) {
+      worker.seen_tls_serial.store(zone_->tlsSerial());
+    }
     received |= server_->pending() > 0;
     if (turns < 20 && received && server_->pending() == 0) answered_before_apply = true;
   });
@@ -446,6 +458,46 @@ TEST_F(ApiTest, ReloadSslAnswersOnceEveryWorkerLoadedTheCertificates) {
   EXPECT_GE(turns, 20);
   EXPECT_FALSE(answered_before_apply);
   EXPECT_EQ(certificates_.reloads, 1);
+  zone_->releaseWorkerSlot(static_cast<size_t>(slot));
+}
+
+// The files loaded here, but a worker could not load them (its own failure, which it logs and
+// publishes in its slot): it serves the certificates it had, so the answer is no success.
+TEST_F(ApiTest, ReloadSslAnswers500NamingAWorkerThatCouldNotLoadTheCertificates) {
+  yaml_.ssl.enabled = true;
+  certificates_.loaded.resize(1);
+  const int slot = readyWorkerSlot();
+  ASSERT_GE(slot, 0);
+  core::ServerCounters& worker = zone_->workers()[slot];
+  int turns = 0;
+  uint64_t serial = zone_->tlsSerial();
+  // The worker answers 5 turns after the API moved the serial (the first turns may come before
+  // it has read the request).
+  std::string answer = call("POST", "/api/v1/config/reload-ssl", "", "", [&] {
+    worker.seen_generation.store(zone_->generation());
+    if (zone_->tlsSerial() != serial && ++turns == 5) {
+      zone_->setTlsFailure(static_cast<size_t>(slot), zone_->tlsSerial(),
+                           "certs/server.crt: cannot read: Permission denied");
+      worker.seen_tls_serial.store(zone_->tlsSerial());
+    }
+  });
+  EXPECT_EQ(statusOf(answer), 500) << answer;
+  EXPECT_NE(answer.find("worker " + std::to_string(getpid()) +
+                        ": certs/server.crt: cannot read: Permission denied"),
+            std::string::npos)
+      << answer;
+  EXPECT_GE(turns, 5);
+
+  // The next reload that this worker loads is a success again.
+  turns = 0;
+  serial = zone_->tlsSerial();
+  answer = call("POST", "/api/v1/config/reload-ssl", "", "", [&] {
+    worker.seen_generation.store(zone_->generation());
+    if (zone_->tlsSerial() != serial && ++turns == 5) {
+      worker.seen_tls_serial.store(zone_->tlsSerial());
+    }
+  });
+  EXPECT_EQ(statusOf(answer), 200) << answer;
   zone_->releaseWorkerSlot(static_cast<size_t>(slot));
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -339,6 +340,20 @@ TEST_F(TlsStreamTest, RequestAndResponseOverTls13WithAlpn) {
   EXPECT_FALSE(server_->plainHttpOnTls());
 }
 
+TEST_F(TlsStreamTest, AClientOfferingOnlyOtherProtocolsGetsNoAlpnAndNoAlert) {
+  ServerTlsOptions options;
+  options.certificates = {leaf("a", {.cn = "a", .dns = {"a.test"}})};
+  auto server = ServerTls::load(options);
+  auto client = noVerify();
+  SslPtr ssl = client->newSession("a.test");
+  static constexpr unsigned char kH2Only[] = {2, 'h', '2'};
+  ASSERT_EQ(SSL_set_alpn_protos(ssl.get(), kH2Only, sizeof(kH2Only)), 0);
+  connectPair(server->newSession(), std::move(ssl));
+  pingPong();
+  EXPECT_EQ(client_->tlsAlpn(), "");
+  EXPECT_EQ(server_->tlsAlpn(), "");
+}
+
 TEST_F(TlsStreamTest, Tls12OnlyServerWithServerPreferredAead) {
   ServerTlsOptions options;
   options.certificates = {leaf("a", {.cn = "a", .dns = {"a.test"}}, true)};
@@ -570,6 +585,101 @@ TEST_F(TlsStreamTest, ClientContextsResumeTheirHostsLastSession) {
     EXPECT_TRUE(runUntil([&] { return client_h_.saw(StreamEvent::kError); }));
     client_h_.events.clear();
   }
+}
+
+// A flush that must read the peer's bytes first (the client's handshake under its first write),
+// with the client and the server on loops of their own, so each side runs only when the test
+// lets it: the client's request is queued before it connects, sent once connected.
+class TlsFlushTest : public TlsStreamTest {
+ protected:
+  void start(bool client_reads) {
+    client_ = Stream::connect(base_.get(), reinterpret_cast<sockaddr*>(&addr_), sizeof(addr_),
+                              milliseconds(2000), &client_h_);
+    ASSERT_TRUE(client_);
+    client_->startTls(client_tls_->newSession("a.test"));
+    if (client_reads) client_->startReading(milliseconds(5000));
+    evbuffer_add(client_->output(), "ping", 4);
+    int fd = ::accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    server_ = std::make_unique<Stream>(server_base_.get(), fd, &server_h_);
+    server_->startTls(server_tls_->newSession());
+    server_->startReading(milliseconds(5000));
+    // Connected, the hello sent: the flush waits for the server's answer.
+    ASSERT_TRUE(runUntil([&] { return client_h_.saw(StreamEvent::kConnected); }));
+    ASSERT_FALSE(client_->handshakeDone());
+  }
+
+  // Runs only the server's loop (`both`: the client's too) until `done`; at most ~5 s.
+  bool runServerUntil(const std::function<bool()>& done, bool both = false) {
+    for (int i = 0; i < 500; ++i) {
+      if (done()) return true;
+      for (event_base* b : {server_base_.get(), both ? base_.get() : nullptr}) {
+        if (b == nullptr) continue;
+        timeval tv{0, 5'000};
+        event_base_loopexit(b, &tv);
+        event_base_dispatch(b);
+      }
+    }
+    return done();
+  }
+  bool clientHasBytes() {
+    pollfd p{client_->fd(), POLLIN, 0};
+    return ::poll(&p, 1, 0) == 1;
+  }
+  std::string serverGot() {
+    server_got_ += take(server_->input());
+    return server_got_;
+  }
+
+  std::unique_ptr<ServerTls> server_tls_ = [this] {
+    ServerTlsOptions options;
+    options.certificates = {leaf("a", {.cn = "a", .dns = {"a.test"}})};
+    return ServerTls::load(options);
+  }();
+  std::unique_ptr<ClientTls> client_tls_ = noVerify();
+  EventBasePtr server_base_{event_base_new()};
+  std::string server_got_;
+};
+
+// The flush is done by a later one, outside the loop: the read event it armed must go, or the
+// loop would read the server's answer for a handler that never asked to read.
+TEST_F(TlsFlushTest, AFlushDoneWaitingToReadLeavesNoReadArmed) {
+  start(false);
+  ASSERT_TRUE(runServerUntil([&] { return clientHasBytes(); }));  // the server's flight
+  ASSERT_TRUE(client_->flush());
+  ASSERT_TRUE(client_->handshakeDone());
+  ASSERT_TRUE(runServerUntil([&] { return serverGot() == "ping"; }));
+  evbuffer_add(server_->output(), "pong", 4);
+  ASSERT_TRUE(server_->flush());
+  ASSERT_EQ(evbuffer_get_length(server_->output()), 0u);
+  ASSERT_TRUE(clientHasBytes());
+  for (int i = 0; i < 3; ++i) event_base_loop(base_.get(), EVLOOP_NONBLOCK);
+  EXPECT_FALSE(client_h_.saw(StreamEvent::kReadable));
+  EXPECT_EQ(evbuffer_get_length(client_->input()), 0u);
+  client_->startReading(milliseconds(5000));
+  std::string got;
+  EXPECT_TRUE(runUntil([&] {
+    got += take(client_->input());
+    return got == "pong";
+  })) << got;
+}
+
+// The flush waited on the handler's reads, which then stop: it still goes on when the server
+// answers, and still times out when it does not.
+TEST_F(TlsFlushTest, AFlushWaitingToReadGoesOnAfterStopReading) {
+  start(true);
+  client_->stopReading();
+  EXPECT_TRUE(runServerUntil([&] { return serverGot() == "ping"; }, true)) << server_got_;
+  EXPECT_TRUE(client_->handshakeDone());
+  EXPECT_FALSE(client_h_.saw(StreamEvent::kReadable));
+}
+
+TEST_F(TlsFlushTest, AFlushWaitingToReadAfterStopReadingTimesOut) {
+  start(true);
+  client_->setWriteTimeout(milliseconds(50));
+  client_->stopReading();
+  EXPECT_TRUE(runUntil([&] { return client_h_.saw(StreamEvent::kWriteTimeout); }, 2));
+  EXPECT_FALSE(client_h_.saw(StreamEvent::kReadTimeout));
 }
 
 // Ticket keys as the zone would hold them: a current one and older ones still accepted.

@@ -91,8 +91,7 @@ TEST(PlanBackendChanges, WhichChangesForgetHealth) {
       {"active", [](BackendConfig& b) { b.active = false; }, Action::kUpdate},
       {"max_conn", [](BackendConfig& b) { b.max_conn = 3; }, Action::kUpdate},
       {"max_fails", [](BackendConfig& b) { b.max_fails = 3; }, Action::kUpdate},
-      {"fail_timeout", [](BackendConfig& b) { b.fail_timeout = milliseconds(1); },
-       Action::kUpdate},
+      {"fail_timeout", [](BackendConfig& b) { b.fail_timeout = milliseconds(1); }, Action::kUpdate},
       {"host", [](BackendConfig& b) { b.host = "::1"; }, Action::kUpdateHealth},
       {"port", [](BackendConfig& b) { b.port = 1; }, Action::kUpdateHealth},
       {"check added", [](BackendConfig& b) { b.health_check.enabled = true; },
@@ -105,6 +104,9 @@ TEST(PlanBackendChanges, WhichChangesForgetHealth) {
        Action::kUpdateHealth},
       {"slow_start", [](BackendConfig& b) { b.slow_start = milliseconds(30'000); },
        Action::kUpdate},
+      {"tls_verify", [](BackendConfig& b) { b.tls_verify = false; }, Action::kUpdate},
+      {"ca_file", [](BackendConfig& b) { b.ca_file = "private-ca.pem"; }, Action::kUpdate},
+      {"scheme", [](BackendConfig& b) { b.scheme = "https"; }, Action::kUpdateHealth},
       {"nothing", [](BackendConfig&) {}, Action::kKeep},
   };
   for (const Case& c : cases) {

@@ -9,10 +9,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "t/helpers/test_certs.h"
 #include "upstream/backend_table.h"
 
 namespace speedmimi::upstream {
@@ -243,6 +246,97 @@ TEST_F(UpstreamSetTest, ADisconnectClosesTheBackendsIdleConnectionsAndReportsItO
   ASSERT_EQ(find("b")->weight(), 3) << "the view was not rebuilt";
   EXPECT_TRUE(set_->takeDisconnected().empty());
   EXPECT_EQ(pool_.idleCount(b), 1u);
+}
+
+// Idle connections made under another transport (plain or TLS, verified or not, against
+// another CA) are closed when it changes; any other change keeps them.
+TEST_F(UpstreamSetTest, ATransportChangeClosesTheBackendsIdleConnections) {
+  Backend* a = find("a");
+  ASSERT_NE(a, nullptr);
+  core::BackendConfig next = backend("a", 8081);
+  const std::pair<const char*, std::function<void(core::BackendConfig&)>> steps[] = {
+      {"weight", [](core::BackendConfig& b) { b.weight = 2; }},
+      {"scheme", [](core::BackendConfig& b) { b.scheme = "https"; }},
+      {"tls_verify", [](core::BackendConfig& b) { b.tls_verify = false; }},
+      {"ca_file", [](core::BackendConfig& b) { b.ca_file = "private-ca.pem"; }},
+      {"max_fails", [](core::BackendConfig& b) { b.max_fails = 7; }},
+  };
+  for (const auto& [what, tweak] : steps) {
+    SCOPED_TRACE(what);
+    poolConnection(a);
+    tweak(next);
+    core::Config config = config_;
+    config.backends["app"] = {next, backend("b", 8082)};
+    std::string error;
+    ASSERT_TRUE(syncBackends(*zone_, config, error)) << error;
+    set_->refresh();
+    ASSERT_EQ(find("a"), a);
+    const core::BackendConfig& now = a->config();
+    ASSERT_TRUE(now.weight == next.weight && now.scheme == next.scheme &&
+                now.tls_verify == next.tls_verify && now.ca_file == next.ca_file &&
+                now.max_fails == next.max_fails)
+        << "the view was not rebuilt";
+    const bool transport = std::string(what) != "weight" && std::string(what) != "max_fails";
+    EXPECT_EQ(pool_.idleCount(a), transport ? 0u : 1u);
+    if (transport) {
+      EXPECT_TRUE(peerClosed(peers_.size() - 1));
+    }
+    pool_.clear(a);
+  }
+}
+
+// An https backend's TLS context is made by prepareTls when the view changes, and kept across
+// changes of anything but its transport: no request reads the CA bundle, and the backend's TLS
+// session stays for resumption. Each check removes the CA file first: a context made anew
+// would find none.
+TEST_F(UpstreamSetTest, AnHttpsBackendsTlsContextIsMadeByPrepareTlsAndKeptAcrossOtherChanges) {
+  speedmimi::testing::ScratchDir dir;
+  speedmimi::testing::KeyPtr key = speedmimi::testing::makeKey(speedmimi::testing::KeyType::kEc);
+  speedmimi::testing::CertPtr ca =
+      speedmimi::testing::makeCert({.cn = "ca", .ca = true}, key.get());
+  const std::string prefix = std::filesystem::path(dir.path("x")).parent_path();
+  core::BackendConfig a = backend("a", 8081);
+  a.scheme = "https";
+  auto apply = [&](const std::string& ca_file) {
+    a.ca_file = ca_file;
+    if (!ca_file.empty()) dir.writeCerts(ca_file, {ca.get()});
+    core::Config config = config_;
+    config.backends["app"] = {a, backend("b", 8082)};
+    std::string error;
+    ASSERT_TRUE(syncBackends(*zone_, config, error)) << error;
+    set_->refresh();
+    set_->prepareTls(prefix);
+    if (!ca_file.empty()) std::filesystem::remove(dir.path(ca_file));
+  };
+  std::string error;
+  apply("ca1.pem");
+  Backend* b = find("a");
+  ASSERT_NE(b, nullptr);
+  EXPECT_NE(b->clientTls(prefix, error), nullptr) << "made on first use: " << error;
+  a.weight = 5;
+  apply("ca1.pem");
+  ASSERT_EQ(find("a"), b);
+  ASSERT_EQ(b->weight(), 5);
+  EXPECT_NE(b->clientTls(prefix, error), nullptr) << "made again for a new weight: " << error;
+  apply("ca2.pem");
+  EXPECT_NE(b->clientTls(prefix, error), nullptr) << "the new CA not made at once: " << error;
+  EXPECT_EQ(b->config().ca_file, "ca2.pem");
+  // The last one removed, a change of tls_verify makes a context anew, not from the CA file.
+  a.tls_verify = false;
+  apply("");
+  EXPECT_NE(b->clientTls(prefix, error), nullptr) << error;
+  a.tls_verify = true;
+  apply("");  // the system store
+  EXPECT_NE(b->clientTls(prefix, error), nullptr) << error;
+  // A missing CA file leaves no context behind, the old one included.
+  a.ca_file = "gone.pem";
+  core::Config config = config_;
+  config.backends["app"] = {a, backend("b", 8082)};
+  ASSERT_TRUE(syncBackends(*zone_, config, error)) << error;
+  set_->refresh();
+  set_->prepareTls(prefix);
+  EXPECT_EQ(b->clientTls(prefix, error), nullptr);
+  EXPECT_NE(error.find("gone.pem"), std::string::npos) << error;
 }
 
 // Disconnected and re-activated before the worker looked: the backend serves again, and what
