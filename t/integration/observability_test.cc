@@ -280,6 +280,10 @@ ProxyOptions observedProxy(const FakeBackend& backend, const std::string& token 
   options.workers = 2;
   options.api = true;
   options.auth_token = token;
+  // sendTraffic holds its first connection, without a request, until the kernel hands one to
+  // the other worker too, which can take seconds (up to its 20 s bound): longer than the
+  // harness's 5 s header_timeout, which would close it.
+  options.header_timeout = "30s";
   BackendSpec b1;
   b1.id = "b1";
   b1.port = backend.port();
