@@ -1437,7 +1437,8 @@ bool Proxy::start(std::string* error) {
 }
 
 bool Proxy::waitReady(std::string* error) {
-  Deadline deadline(Millis(10'000));
+  Deadline deadline(Millis(20'000));
+  bool serving = false;
   while (!deadline.expired()) {
     if (!running()) {
       *error = "speedmimi exited during startup (wait status " + std::to_string(exit_status_) +
@@ -1455,12 +1456,21 @@ bool Proxy::waitReady(std::string* error) {
     }
     if (fd >= 0) {
       ::close(fd);
-      if (tls_listening && childPids().size() >= static_cast<size_t>(options_.workers)) return true;
+      bool forked = tls_listening && childPids().size() >= static_cast<size_t>(options_.workers);
+      if (forked && !options_.wait_serving) return true;
+      serving = forked && errorLog().find("speedmimi started on") != std::string::npos;
+      // Any answer will do (a 401 without the token too): the control process serves.
+      if (serving && (!options_.api || api("GET", "/api/v1/stats/server", "", {}, false,
+                                           Millis(2000)))) {
+        return true;
+      }
     }
     std::this_thread::sleep_for(Millis(10));
   }
   *error = "speedmimi did not accept on 127.0.0.1:" + std::to_string(options_.port) + " with " +
-           std::to_string(options_.workers) + " workers within 10 s\nerror log:\n" + errorLog();
+           std::to_string(options_.workers) + " workers" +
+           (!serving ? "" : options_.api ? " (the API did not answer)" : "") +
+           " within 20 s\nerror log:\n" + errorLog();
   return false;
 }
 

@@ -428,7 +428,9 @@ int pickFreePort();
 struct HealthCheckSpec {
   std::string path = "/health";
   std::string interval = "200ms";
-  std::string timeout = "200ms";
+  // Well above a probe's time on a loaded machine: a probe that times out would flap a healthy
+  // backend. The tests take backends down by failing statuses and refused connects, not hangs.
+  std::string timeout = "1s";
   int failures = 2;
   int successes = 2;
 };
@@ -497,6 +499,10 @@ struct ProxyOptions {
   bool private_binary = false;
   // RLIMIT_NOFILE (soft and hard) of the master, and so of its children; 0 = inherited.
   int nofile_limit = 0;
+  // start() returns once the first generation serves: the master logged "speedmimi started on"
+  // (every worker accepts) and, with `api`, the control process answered. false: as soon as the
+  // port accepts and the workers are forked (the tests of signals sent during startup).
+  bool wait_serving = true;
   std::map<std::string, std::vector<BackendSpec>> backends;
   std::vector<RouteSpec> routes;
   // The management API (the `admin` block): off unless `api`; its port is picked at start.
