@@ -32,6 +32,8 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "core/config.h"
@@ -61,6 +63,12 @@ constexpr std::chrono::seconds kFastStopGrace{5};        // TERM: then SIGKILL
 constexpr std::chrono::seconds kReadyTimeout{10};        // a new generation's workers
 constexpr std::chrono::seconds kUpgradeTimeout{10};      // a new binary's workers
 constexpr std::chrono::seconds kControlStopGrace{2};     // the old control process, then SIGKILL
+// How long a reload's answer waits for the retired workers to stop accepting (a stopped or
+// hung one must not hold the reload up).
+constexpr std::chrono::seconds kHandoverTimeout{1};
+// The main loop's wait while a handover is open, instead of the 100 ms tick: the retired
+// workers stop accepting within a millisecond or two, and nothing signals the master when they do.
+constexpr long kHandoverPollNs = 2'000'000;
 constexpr const char* kZoneEnvironment = "SPEEDMIMI_ZONE";          // "FD:ADDRESS"
 constexpr const char* kUpgradeEnvironment = "SPEEDMIMI_UPGRADE_FROM";  // the old master's pid
 
@@ -245,6 +253,9 @@ class Master {
   void respawnDue();
   void checkProgress();
   void promote(Generation& generation);
+  // The handover ends (the reload is done and answered) once no retired worker accepts.
+  void checkHandover();
+  void endHandover();
   void reload(pid_t waiter);
   void keepRestartOnlyKeys(core::Config& next) const;
   void upgrade(pid_t waiter);
@@ -296,6 +307,18 @@ class Master {
   std::string upgrade_abandoned_;  // why the new binary was told to stop, until it is reaped
   bool upgraded_ = false;   // the new binary serves: we drain and exit
   Clock::time_point control_stop_deadline_{};  // a retiring control process is killed then
+  // From a promotion until every retired worker has stopped accepting (its slot is no longer
+  // ready, or it exited): only then is the reload done, logged and answered, and the retired
+  // control process stopped, so that a connection made after the answer never reaches the old
+  // configuration (an old worker woken for it before it saw its SIGQUIT would serve it).
+  struct Handover {
+    std::vector<pid_t> workers;   // retired, maybe still accepting
+    std::vector<pid_t> controls;  // retired, stopped when the handover ends
+    std::vector<uint64_t> done;   // generations to log "reload done" for
+    std::vector<std::pair<pid_t, uint64_t>> waiters;  // `-s reload` and API callers, answered then
+    Clock::time_point deadline{};
+  };
+  std::optional<Handover> handover_;
   pid_t upgrade_from_ = 0;  // we are the new binary: the old master to tell once we serve
   int64_t started_unix_ms_ = 0;  // for the API's uptime
 };
@@ -624,20 +647,59 @@ void Master::promote(Generation& g) {
   bool first = current_ == 0;
   current_ = g.number;
   pending_ = 0;
-  std::vector<Child*> old = children_.retire(g.number);
-  for (Child* c : old) kill(c->pid, c->role == Role::kControl ? SIGTERM : SIGQUIT);
+  // A handover still open (reloads in quick succession) is carried into this one.
+  Handover h = handover_ ? std::move(*handover_) : Handover{};
+  for (Child* c : children_.retire(g.number)) {
+    if (c->role == Role::kControl) {
+      h.controls.push_back(c->pid);
+    } else {
+      kill(c->pid, SIGQUIT);
+      h.workers.push_back(c->pid);
+    }
+  }
   if (first) {
     SM_NOTICE("speedmimi started on %s with %zu workers", g.listeners[0]->address.c_str(),
               g.workers);
     if (upgrade_from_) reply(upgrade_from_, static_cast<int>(g.number));
   }
-  if (!first || g.number > 1) {  // > 1: a reload superseded the first generation as it started
-    SM_NOTICE("reload done: generation %llu, %zu workers", static_cast<unsigned long long>(g.number),
-              g.workers);
-  }
-  for (pid_t w : g.waiters) reply(w, static_cast<int>(g.number));
+  if (!first || g.number > 1) h.done.push_back(g.number);  // > 1: a reload superseded the first
+  for (pid_t w : g.waiters) h.waiters.emplace_back(w, g.number);
   g.waiters.clear();
-  control_stop_deadline_ = Clock::now() + kControlStopGrace;
+  h.deadline = Clock::now() + kHandoverTimeout;
+  handover_ = std::move(h);
+  checkHandover();
+}
+
+void Master::checkHandover() {
+  if (!handover_) return;
+  Handover& h = *handover_;
+  auto accepting = [this](pid_t pid) {
+    const Child* c = children_.byPid(pid);
+    return c != nullptr && c->slot >= 0 &&
+           zone_->workers()[c->slot].ready.load(std::memory_order_acquire) != 0;
+  };
+  std::erase_if(h.workers, [&](pid_t pid) { return !accepting(pid); });
+  if (!h.workers.empty() && Clock::now() < h.deadline) return;
+  if (!h.workers.empty()) {
+    SM_WARN("reload: retired workers still accepting after %lld s: %zu (stopped or hung?); the "
+            "reload is done all the same", static_cast<long long>(kHandoverTimeout.count()),
+            h.workers.size());
+  }
+  endHandover();
+}
+
+void Master::endHandover() {
+  if (!handover_) return;
+  Handover h = std::move(*handover_);
+  handover_.reset();
+  for (pid_t pid : h.controls) kill(pid, SIGTERM);
+  if (!h.controls.empty()) control_stop_deadline_ = Clock::now() + kControlStopGrace;
+  for (uint64_t n : h.done) {
+    auto it = generations_.find(n);
+    SM_NOTICE("reload done: generation %llu, %zu workers", static_cast<unsigned long long>(n),
+              it != generations_.end() ? it->second->workers : size_t{0});
+  }
+  for (auto [pid, n] : h.waiters) reply(pid, static_cast<int>(n));
 }
 
 void Master::keepRestartOnlyKeys(core::Config& next) const {
@@ -870,6 +932,7 @@ bool Master::waitForChildren(Clock::time_point deadline) {
 }
 
 void Master::stop(int sig) {
+  endHandover();  // what was reloaded is answered; every child stops now anyway
   stopping_ = true;
   bool graceful = sig == SIGQUIT;
   SM_NOTICE("%s: %s stop", upgraded_ ? "binary upgrade done" : strsignal(sig),
@@ -902,7 +965,8 @@ int Master::run() {
 
   int stop_signal = 0;
   while (stop_signal == 0) {
-    timespec tick{0, 100'000'000};  // respawn backoffs and progress are checked on this tick
+    // Respawn backoffs and progress are checked on this tick.
+    timespec tick{0, handover_ ? kHandoverPollNs : 100'000'000};
     siginfo_t info;
     int sig = sigtimedwait(&set, &info, &tick);
     switch (sig) {
@@ -924,6 +988,7 @@ int Master::run() {
         break;
     }
     checkProgress();
+    checkHandover();
     respawnDue();
     collectGenerations();
     rotateTicketKeys(*zone_, unixNow());

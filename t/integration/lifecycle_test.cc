@@ -11,11 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "harness.h"
 
@@ -557,6 +559,98 @@ TEST_F(LifecycleTest, ValidChangeTakesEffectWhenReloadReturns) {
   EXPECT_EQ(b.requestCount(), b_count) << "the removed backend still gets requests";
   EXPECT_EQ(countTargets(b, "/main/"), 0u);
   EXPECT_EQ(countLines(proxy->errorLog(), "reload done: generation 2, 2 workers"), 1u);
+}
+
+// The worker of the old generation, stopped (SIGSTOP) so that it cannot see its SIGQUIT: while
+// it could still accept, the reload is not done. `-s reload` runs in a thread; returns what it
+// printed and when it returned.
+struct ReloadWithAStoppedWorker {
+  Proxy::CommandResult result;
+  Clock::time_point returned{};
+  Clock::time_point continued{};  // SIGCONT sent (zero: the worker was left stopped)
+};
+
+long long millisBetween(Clock::time_point later, Clock::time_point earlier) {
+  return std::chrono::duration_cast<Millis>(later - earlier).count();
+}
+
+ReloadWithAStoppedWorker reloadWithAStoppedWorker(Proxy& proxy, Millis stopped_for) {
+  ReloadWithAStoppedWorker out;
+  pid_t old_worker = 0;
+  for (pid_t child : processesWithParent(proxy.pid())) {
+    if (cmdline(child) == "speedmimi: worker process") old_worker = child;
+  }
+  if (old_worker == 0) {
+    ADD_FAILURE() << "no worker process";
+    return out;
+  }
+  std::vector<pid_t> before = processesWithParent(proxy.pid());
+  EXPECT_EQ(kill(old_worker, SIGSTOP), 0);
+  std::thread reload([&] {
+    out.result = proxy.runCommand({"-s", "reload"});
+    out.returned = Clock::now();
+  });
+  // Once the new worker runs (it accepts soon after), the old one stays stopped `stopped_for`.
+  bool forked = waitFor(
+      [&] {
+        for (pid_t child : processesWithParent(proxy.pid())) {
+          if (std::find(before.begin(), before.end(), child) == before.end() &&
+              cmdline(child) == "speedmimi: worker process") {
+            return true;
+          }
+        }
+        return false;
+      },
+      Millis(5000));
+  EXPECT_TRUE(forked) << "no worker of the new generation";
+  std::this_thread::sleep_for(stopped_for);
+  out.continued = Clock::now();
+  EXPECT_EQ(kill(old_worker, SIGCONT), 0);
+  reload.join();
+  return out;
+}
+
+// A connection made once `-s reload` returned never reaches an old worker: the reload is done
+// only after every retired worker stopped accepting. (An old worker woken for a connection
+// before it handled its SIGQUIT used to serve it with the old configuration.)
+TEST_F(LifecycleTest, ReloadIsDoneOnlyOnceTheOldWorkersStopAccepting) {
+  FakeBackend a(identify("a")), b(identify("b"));
+  Proxy* proxy = startProxy(ProxyOptions::forBackends({a.port()}));
+  ASSERT_NE(proxy, nullptr);
+  ASSERT_EQ(fetchMany(proxy->port(), "/before/", 3).bodies["a"], 3);
+  ProxyOptions next = ProxyOptions::forBackends({b.port()});
+  next.port = proxy->port();
+  ASSERT_TRUE(proxy->rewriteConfig(next));
+
+  ReloadWithAStoppedWorker r = reloadWithAStoppedWorker(*proxy, Millis(400));
+  ASSERT_EQ(r.result.exit_code, 0) << r.result.out << r.result.err << proxy->errorLog();
+  EXPECT_GT(r.returned, r.continued)
+      << "the reload was answered " << millisBetween(r.returned, r.continued)
+      << " ms before the old worker, which could still accept, was continued";
+  EXPECT_EQ(countLines(proxy->errorLog(), "still accepting"), 0u) << proxy->errorLog();
+  Tally after = fetchMany(proxy->port(), "/after/", 10);
+  EXPECT_EQ(after.bodies["b"], 10) << "served with the old configuration: "
+                                   << ::testing::PrintToString(after.bodies);
+}
+
+// A retired worker that does not stop accepting (stopped, hung) holds a reload up for 1 s, not
+// forever: then the reload is done, with a warning.
+TEST_F(LifecycleTest, AStoppedOldWorkerHoldsTheReloadUpForOneSecondAtMost) {
+  FakeBackend a(identify("a")), b(identify("b"));
+  Proxy* proxy = startProxy(ProxyOptions::forBackends({a.port()}));
+  ASSERT_NE(proxy, nullptr);
+  ProxyOptions next = ProxyOptions::forBackends({b.port()});
+  next.port = proxy->port();
+  ASSERT_TRUE(proxy->rewriteConfig(next));
+
+  ReloadWithAStoppedWorker r = reloadWithAStoppedWorker(*proxy, Millis(3000));
+  ASSERT_EQ(r.result.exit_code, 0) << r.result.out << r.result.err << proxy->errorLog();
+  EXPECT_EQ(r.result.out, "speedmimi: reload done: generation 2\n");
+  EXPECT_LT(r.returned, r.continued) << "the reload waited for the stopped worker, "
+                                      << millisBetween(r.continued, r.returned) << " ms past 3 s";
+  EXPECT_EQ(countLines(proxy->errorLog(), "reload: retired workers still accepting after 1 s: 1"),
+            1u)
+      << proxy->errorLog();
 }
 
 // ---------------------------------------------------------------------------------------------
