@@ -7,12 +7,24 @@
 namespace speedmimi::test {
 namespace {
 
-constexpr Millis kHold{300};  // the backend holds each answer so that a round's requests overlap
+// Answers a request of round N (target /rN) only once `per_round` requests of that round have
+// arrived (at most 10 s), so that all of a round's requests are in flight at once however slowly
+// a loaded machine passes them on.
+Handler roundBarrier(int per_round) {
+  auto arrived = std::make_shared<std::atomic<int>>(0);
+  return [arrived, per_round](const Request& request, Responder& out) {
+    const int round = std::stoi(request.target.substr(2));
+    ++*arrived;
+    waitFor([&] { return arrived->load() >= (round + 1) * per_round || out.stopping(); },
+            Millis(10'000), Millis(1));
+    out.send(buildResponse(200, {}, "ok"));
+  };
+}
 
 class UpstreamPoolTest : public ProxyTest {
  protected:
   // One round: every client sends a request, then every client reads its answer. With the
-  // backend holding each answer, all of them are in flight at once.
+  // backend's barrier, all of them are in flight at once.
   void round(std::vector<std::unique_ptr<Client>>& clients, int n) {
     for (auto& client : clients) {
       ASSERT_TRUE(client->sendRaw("GET /r" + std::to_string(n) +
@@ -35,7 +47,7 @@ class UpstreamPoolTest : public ProxyTest {
 
 TEST_F(UpstreamPoolTest, ASteadyLoadOfManyClientsSettlesAndOpensNoMoreConnections) {
   constexpr int kClients = 200;  // more than the old cap of 128
-  FakeBackend backend(FakeBackend::delayed(kHold, FakeBackend::fixed(200, "ok")));
+  FakeBackend backend(roundBarrier(kClients));
   ASSERT_TRUE(backend.ok());
   Proxy* proxy = startProxy(ProxyOptions::forBackends({backend.port()}));
   ASSERT_NE(proxy, nullptr);
@@ -52,7 +64,7 @@ TEST_F(UpstreamPoolTest, ASteadyLoadOfManyClientsSettlesAndOpensNoMoreConnection
 TEST_F(UpstreamPoolTest, KeepaliveBoundsTheIdleConnectionsPerBackend) {
   constexpr int kClients = 20;
   constexpr int kKeep = 5;
-  FakeBackend backend(FakeBackend::delayed(kHold, FakeBackend::fixed(200, "ok")));
+  FakeBackend backend(roundBarrier(kClients));
   ASSERT_TRUE(backend.ok());
   ProxyOptions options = ProxyOptions::forBackends({backend.port()});
   options.backends["app"][0].keepalive = kKeep;
