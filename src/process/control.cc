@@ -116,7 +116,8 @@ class HealthChecker {
 // its answer without blocking: the reply signal is read from a signalfd on the event loop.
 class MasterLink final : public admin::Lifecycle {
  public:
-  MasterLink(event_base* base, const Zone& zone) : base_(base), zone_(zone), master_(getppid()) {}
+  MasterLink(event_base* base, const Zone& zone, int requests)
+      : base_(base), zone_(zone), master_(getppid()), requests_(requests) {}
 
   bool init(std::string& error) {
     sigset_t set;
@@ -148,8 +149,8 @@ class MasterLink final : public admin::Lifecycle {
       // reply whatever it asked.
       return done(false, 0, "another request to the master is in progress");
     }
-    if (!sendRequest(master_, request)) {
-      return done(false, 0, std::string("cannot signal the master: ") + std::strerror(errno));
+    if (!writeRequest(requests_, request)) {
+      return done(false, 0, std::string("cannot ask the master: ") + std::strerror(errno));
     }
     waiting_.push_back(std::move(done));
     event::addTimer(timeout_.get(), kAnswerTimeout);
@@ -186,6 +187,7 @@ class MasterLink final : public admin::Lifecycle {
   event_base* base_;
   const Zone& zone_;  // where the master says why a request failed
   pid_t master_;
+  int requests_;  // the master's request pipe (not owned)
   event::Fd fd_;
   event::EventPtr readable_;
   event::EventPtr timeout_;
@@ -275,7 +277,7 @@ bool Control::startApi() {
   if (setup_.admin_fd < 0) return true;
   const core::AdminConfig& admin = setup_.config->admin;
   std::string error;
-  master_ = std::make_unique<MasterLink>(base_.get(), *setup_.zone);
+  master_ = std::make_unique<MasterLink>(base_.get(), *setup_.zone, setup_.master_requests);
   if (!master_->init(error)) {
     SM_CRIT("management API: %s", error.c_str());
     return false;

@@ -21,6 +21,7 @@ struct ControlSetup {
   std::string state_path;               // server.state_file, resolved
   Zone* zone = nullptr;
   int master_pipe = -1;  // reads EOF when the master is gone
+  int master_requests = -1;  // where reloads and upgrades are asked for (notify.h writeRequest)
   int admin_fd = -1;      // the management API's listening socket (-1: admin.enabled false)
   uint64_t generation = 0;  // the master's generation this process belongs to
   int64_t started_unix_ms = 0;  // when the master started

@@ -294,6 +294,10 @@ class Master {
   ListenerSet listeners_;
   event::Fd pipe_read_;   // children watch it: EOF means the master is gone
   event::Fd pipe_write_;  // never written; closed only by our death
+  // The control process's reloads and upgrades (it may not signal us: see writeRequest). It
+  // holds the write end; workers hold neither.
+  event::Fd requests_read_;
+  event::Fd requests_write_;
   ChildTable children_;
   std::map<uint64_t, std::unique_ptr<Generation>> generations_;
   uint64_t next_generation_ = 1;
@@ -377,6 +381,11 @@ bool Master::setUp() {
   if (pipe2(fds, O_CLOEXEC) != 0) return fail(std::string("pipe() failed: ") + strerror(errno));
   pipe_read_.reset(fds[0]);
   pipe_write_.reset(fds[1]);
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    return fail(std::string("pipe() failed: ") + strerror(errno));
+  }
+  requests_read_.reset(fds[0]);
+  requests_write_.reset(fds[1]);
 
   std::unique_ptr<Generation> first = prepare(std::move(first_config_), error);
   if (!first) return fail(error);
@@ -518,6 +527,8 @@ void Master::spawn(Child& child) {
 // watches them; the rest are unblocked.
 void Master::runChild(const Child& child, const Generation& g, int slot) {
   pipe_write_.reset();
+  requests_read_.reset();
+  if (child.role != Role::kControl) requests_write_.reset();
   // A worker serves server.port (plain HTTP or TLS) and ssl.port; the control process the API.
   int listen_fd = -1, tls_listen_fd = -1;
   for (const ListenerRef& l : listeners_.open()) {
@@ -544,6 +555,7 @@ void Master::runChild(const Child& child, const Generation& g, int slot) {
     setup.state_path = resolvePath(options_.prefix, g.yaml.server.state_file);
     setup.zone = zone_.get();
     setup.master_pipe = pipe_read_.get();
+    setup.master_requests = requests_write_.get();
     setup.admin_fd = listen_fd;
     setup.generation = g.number;
     setup.started_unix_ms = started_unix_ms_;
@@ -829,6 +841,8 @@ void Master::upgrade(pid_t waiter) {
 void Master::execNewBinary() {
   pipe_read_.reset();
   pipe_write_.reset();
+  requests_read_.reset();
+  requests_write_.reset();
   for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
@@ -986,6 +1000,12 @@ int Master::run() {
           stop_signal = SIGQUIT;
         }
         break;
+    }
+    for (auto [from, request] : readRequests(requests_read_.get())) {
+      const Child* c = children_.byPid(from);
+      if (c == nullptr || c->role != Role::kControl) continue;  // gone since it asked
+      if (request == Request::kReload) reload(from);
+      if (request == Request::kUpgrade) upgrade(from);
     }
     checkProgress();
     checkHandover();

@@ -1,6 +1,7 @@
 #include "process/notify.h"
 
 #include <time.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -10,6 +11,34 @@ bool sendRequest(pid_t pid, Request request) {
   sigval value{};
   value.sival_int = static_cast<int>(request);
   return sigqueue(pid, requestSignal(), value) == 0;
+}
+
+namespace {
+// Smaller than PIPE_BUF, so each is written and read whole.
+struct RequestRecord {
+  pid_t from;
+  int request;
+};
+}  // namespace
+
+bool writeRequest(int fd, Request request) {
+  RequestRecord record{getpid(), static_cast<int>(request)};
+  ssize_t n = write(fd, &record, sizeof(record));
+  if (n == static_cast<ssize_t>(sizeof(record))) return true;
+  if (n >= 0) errno = EIO;  // cannot happen for a pipe and PIPE_BUF
+  return false;
+}
+
+std::vector<std::pair<pid_t, Request>> readRequests(int fd) {
+  std::vector<std::pair<pid_t, Request>> out;
+  RequestRecord record;
+  while (read(fd, &record, sizeof(record)) == static_cast<ssize_t>(sizeof(record))) {
+    if (record.request == static_cast<int>(Request::kReload) ||
+        record.request == static_cast<int>(Request::kUpgrade)) {
+      out.emplace_back(record.from, static_cast<Request>(record.request));
+    }
+  }
+  return out;
 }
 
 void reply(pid_t pid, int value) {

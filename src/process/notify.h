@@ -9,6 +9,8 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <utility>
+#include <vector>
 
 namespace speedmimi::process {
 
@@ -23,6 +25,13 @@ inline int replySignal() { return SIGRTMIN + 1; }
 
 // Asks `pid` for `request`. False with errno set when it cannot be sent.
 bool sendRequest(pid_t pid, Request request);
+
+// The control process runs as server.user and so may not signal a master running as root: it
+// asks through the master's request pipe instead, writing to `fd` (its non-blocking write end)
+// one record naming itself. The master answers with reply() all the same. False with errno set.
+bool writeRequest(int fd, Request request);
+// The requests waiting in `fd`, the pipe's non-blocking read end, each with its sender.
+std::vector<std::pair<pid_t, Request>> readRequests(int fd);
 
 // Answers `pid` (best effort: it may have given up waiting).
 void reply(pid_t pid, int value);

@@ -723,6 +723,32 @@ TEST_F(ApiConfig, PutConfigWithTheReadmeShapeKeepsOtherSections) {
 // ---------------------------------------------------------------------------------------------
 // 5. POST /api/v1/reload and /api/v1/upgrade.
 
+// With server.user the control process runs unprivileged and may not signal the master (root):
+// it asks through the master's request pipe, and the answer comes as without server.user.
+TEST_F(ApiConfig, ReloadWorksWhenTheControlProcessRunsAsServerUser) {
+  ASSERT_EQ(geteuid(), 0u) << "needs root to change users (CI runs as root)";
+  FakeBackend before(identify("before")), after(identify("after"));
+  ASSERT_TRUE(before.ok() && after.ok());
+  ProxyOptions options = ProxyOptions::forBackends({before.port()});
+  options.api = true;
+  options.user = "nobody";
+  Proxy* proxy = startProxy(options);
+  ASSERT_NE(proxy, nullptr);
+  const long long generation = generationOf(*proxy);
+  ASSERT_GT(generation, 0);
+  ProxyOptions next = ProxyOptions::forBackends({after.port()});
+  next.api = true;
+  next.user = "nobody";
+  ASSERT_TRUE(proxy->rewriteConfig(next));
+
+  auto reload = proxy->api("POST", "/api/v1/reload");
+  ASSERT_TRUE(reload && reload->status == 200) << describe(reload) << "\n" << proxy->errorLog();
+  Json answer = bodyJson(reload);
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(intField(answer.get(), "generation"), generation + 1) << reload->body;
+  EXPECT_EQ(fetchMany(proxy->port(), 4), (std::map<std::string, int>{{"after", 4}}));
+}
+
 TEST_F(ApiConfig, ReloadAndUpgradeEndpoints) {
   FakeBackend backend(identify("yaml"));
   ASSERT_TRUE(backend.ok());

@@ -1390,6 +1390,11 @@ bool Proxy::start(std::string* error) {
     return false;
   }
   prefix_ = pattern;
+  // mkdtemp makes it 0700: server.user's processes must get to their files under it.
+  if (!options_.user.empty() && chmod(prefix_.c_str(), 0755) != 0) {
+    *error = "chmod " + prefix_ + ": " + errnoText(errno);
+    return false;
+  }
   mkdir((prefix_ + "/logs").c_str(), 0755);
   std::string config = configPath();
   std::ofstream(config) << options_.toYaml();
