@@ -36,6 +36,7 @@ t_unit_unit_tests_SOURCES = $(TEST_HELPER_SOURCES) \
 	t/unit/event/tls_test.cc \
 	t/unit/process/children_test.cc \
 	t/unit/process/listeners_test.cc \
+	t/unit/process/notify_test.cc \
 	t/unit/process/pid_file_test.cc \
 	t/unit/process/tls_check_test.cc \
 	t/unit/process/zone_ticket_keys_test.cc \
