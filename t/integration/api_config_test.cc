@@ -926,11 +926,13 @@ TEST_F(ApiConfig, ConcurrentCallsWhileTrafficFlows) {
   std::thread watcher([&] {
     while (!stop.load()) {
       struct stat st;
-      if (stat(proxy->stateFilePath().c_str(), &st) != 0) continue;  // not written yet
-      std::string why;
-      ++state_reads;
-      if (!stateFileParses(*proxy, &why) && torn.size() < 3) torn.push_back(why);
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
+      if (stat(proxy->stateFilePath().c_str(), &st) == 0) {  // once written
+        std::string why;
+        ++state_reads;
+        if (!stateFileParses(*proxy, &why) && torn.size() < 3) torn.push_back(why);
+      }
+      // Often enough to catch a torn write, yet leaving the proxy its share of a loaded machine.
+      std::this_thread::sleep_for(Millis(1));
     }
   });
 
@@ -989,7 +991,9 @@ TEST_F(ApiConfig, ConcurrentCallsWhileTrafficFlows) {
     });
   }
   for (std::thread& t : clients) t.join();
-  std::this_thread::sleep_for(Millis(200));  // traffic on the final set too
+  const long ok_then = traffic.ok.load();
+  EXPECT_TRUE(waitFor([&] { return traffic.ok.load() >= ok_then + 50; }, Millis(10'000)))
+      << "no traffic on the final set";
   stop = true;
   for (std::thread& t : senders) t.join();
   watcher.join();
@@ -1019,7 +1023,7 @@ TEST_F(ApiConfig, ConcurrentCallsWhileTrafficFlows) {
               << " answers before every worker applied the change" << std::endl;
     EXPECT_EQ(traffic.failed.load(), 0) << ::testing::PrintToString(traffic.samples);
     EXPECT_EQ(traffic.other.load(), 0) << ::testing::PrintToString(traffic.samples);
-    EXPECT_GT(traffic.ok.load(), 100);
+    EXPECT_GE(traffic.ok.load(), 70);  // 20 before the calls and 50 after, at least
   }
   EXPECT_EQ(yaml_backend.errors(), std::vector<std::string>{});
 
