@@ -2,7 +2,8 @@
 // master it serves. Requests and replies are real-time signals queued with sigqueue(2), so none
 // is lost when several arrive at once (two HUPs at once are one), and each carries a value: a
 // request names its action, and the master answers the sender (si_pid). A plain `kill -HUP` or
-// `kill -USR2` does the same work and gets no answer.
+// `kill -USR2` does the same work and gets no answer. The control process asks through a pipe
+// instead (writeRequest), and is answered by signal as the others are.
 #pragma once
 
 #include <signal.h>
