@@ -526,35 +526,6 @@ stop_proxies() {
   done
 }
 
-# Prints "req/s p99_ms errors requests GiB/s" for one wrk run; errors = socket errors +
-# non-2xx/3xx answers; GiB/s is wrk's Transfer/sec (its units are powers of 1024).
-parse_wrk() {
-  awk '
-    function ms(v) {
-      if (v ~ /us$/) return v / 1000
-      if (v ~ /ms$/) return v + 0
-      if (v ~ /m$/) return v * 60000
-      if (v ~ /s$/) return v * 1000
-      return v + 0
-    }
-    function gib(v,   unit, k) {
-      unit = v; sub(/^[0-9.]+/, "", unit)
-      if (unit == "B") k = 1; else if (unit == "KB") k = 2; else if (unit == "MB") k = 3
-      else if (unit == "GB") k = 4; else if (unit == "TB") k = 5; else return 0
-      return v * 1024 ^ (k - 1) / 1024 ^ 3
-    }
-    / requests in / { requests = $1 }
-    /^Requests\/sec:/ { rps = $2 }
-    /^Transfer\/sec:/ { rate = gib($2) }
-    /^ +99%/ { p99 = ms($2) }
-    /Non-2xx or 3xx responses:/ { errors += $NF }
-    /Socket errors:/ { gsub(/,/, ""); errors += $4 + $6 + $8 + $10 }
-    END {
-      if (rps == "" || p99 == "" || requests == "") exit 1
-      printf "%.2f %.3f %d %d %.3f\n", rps, p99, errors, requests, rate
-    }'
-}
-
 run_wrk() {
   local name=$1 secs=$2 cmd scheme=http
   [[ -z $wl_tls ]] || scheme=https
@@ -562,11 +533,6 @@ run_wrk() {
     "$scheme://127.0.0.1:${port[$name]}$wl_path")
   if [[ -n $load_cpus ]]; then cmd=(taskset -c "$load_cpus" "${cmd[@]}"); fi
   "${cmd[@]}"
-}
-
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-    END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # Prints "busy total ours proxy load_busy load_total" in clock ticks: CPU time spent by the whole

@@ -1,5 +1,6 @@
-# lib.sh: what compare.sh and reload.sh share; each sources it from its own directory, so it is
-# found from the build directory (../bench/compare.sh) and in the source tree (bench/compare.sh).
+# lib.sh: what compare.sh, reload.sh and tls_transport.sh share; each sources it from its own
+# directory, so it is found from the build directory (../bench/compare.sh) and in the source tree
+# (bench/compare.sh).
 #
 # The sourcing script sets kScriptName (the prefix of its messages) before sourcing, and the
 # globals these functions read: connections (the clients of the load, which sizes nginx's
@@ -458,4 +459,39 @@ make_workdir() {
   trap cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
+}
+
+# Prints "req/s p99_ms errors requests GiB/s" for one wrk run; errors = socket errors +
+# non-2xx/3xx answers; GiB/s is wrk's Transfer/sec (its units are powers of 1024).
+parse_wrk() {
+  awk '
+    function ms(v) {
+      if (v ~ /us$/) return v / 1000
+      if (v ~ /ms$/) return v + 0
+      if (v ~ /m$/) return v * 60000
+      if (v ~ /s$/) return v * 1000
+      return v + 0
+    }
+    function gib(v,   unit, k) {
+      unit = v; sub(/^[0-9.]+/, "", unit)
+      if (unit == "B") k = 1; else if (unit == "KB") k = 2; else if (unit == "MB") k = 3
+      else if (unit == "GB") k = 4; else if (unit == "TB") k = 5; else return 0
+      return v * 1024 ^ (k - 1) / 1024 ^ 3
+    }
+    / requests in / { requests = $1 }
+    /^Requests\/sec:/ { rps = $2 }
+    /^Transfer\/sec:/ { rate = gib($2) }
+    /^ +99%/ { p99 = ms($2) }
+    /Non-2xx or 3xx responses:/ { errors += $NF }
+    /Socket errors:/ { gsub(/,/, ""); errors += $4 + $6 + $8 + $10 }
+    END {
+      if (rps == "" || p99 == "" || requests == "") exit 1
+      printf "%.2f %.3f %d %d %.3f\n", rps, p99, errors, requests, rate
+    }'
+}
+
+# The median of the numbers "$@".
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+    END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
