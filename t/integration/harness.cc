@@ -1156,17 +1156,27 @@ Handler FakeBackend::garbage(std::string bytes) {
 // ---------------------------------------------------------------------------------------------
 
 int pickFreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr = loopback(0);
-  socklen_t len = sizeof addr;
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+  // The kernel may pick a port it picked before, once that socket is closed: two picks of one
+  // start (the proxy's port and its API's, or a closed backend's) could then be equal. No port
+  // is handed out twice in one run of the tests.
+  static std::mutex mutex;
+  static std::set<int> given;
+  std::lock_guard<std::mutex> lock(mutex);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    sockaddr_in addr = loopback(0);
+    socklen_t len = sizeof addr;
+    int port = -1;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port = ntohs(addr.sin_port);
+    }
+    ::close(fd);
+    if (port < 0) return -1;
+    if (given.insert(port).second) return port;
   }
-  ::close(fd);
-  return port;
+  return -1;
 }
 
 ProxyOptions ProxyOptions::forBackends(const std::vector<int>& ports) {

@@ -422,6 +422,7 @@ size_t countTargets(const FakeBackend& backend, std::string_view prefix);
 // Proxy: the real binary with a generated config in a temporary prefix.
 
 // A port on 127.0.0.1 that was free a moment ago (bind :0, read it, close).
+// A loopback port that is free now, and that no earlier call returned.
 int pickFreePort();
 
 // An active health check of a backend (written as its `health_check` block).
