@@ -3,7 +3,8 @@
 TEST_CXXFLAGS = $(AM_CXXFLAGS) $(GTEST_CFLAGS) $(GMOCK_CFLAGS)
 TEST_LIBS = $(GMOCK_LIBS) $(GTEST_LIBS) -lgtest_main -lpthread
 # What both test programs share: the one way to make test certificates.
-TEST_HELPER_SOURCES = t/helpers/test_certs.cc t/helpers/test_certs.h
+TEST_HELPER_SOURCES = t/helpers/test_certs.cc t/helpers/test_certs.h \
+	t/helpers/temp_dir.cc t/helpers/temp_dir.h
 
 check_PROGRAMS += t/unit/unit_tests
 t_unit_unit_tests_CXXFLAGS = $(TEST_CXXFLAGS)

@@ -1,12 +1,12 @@
 #include "t/helpers/test_certs.h"
 
+#include "t/helpers/temp_dir.h"
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
-#include <stdlib.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -110,14 +110,8 @@ std::string keyPem(EVP_PKEY* key) {
   return bioText(bio.get());
 }
 
-ScratchDir::ScratchDir() {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern =
-      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/speedmimi-test-XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) {
-    throw std::runtime_error("test certificates: mkdtemp " + pattern + " failed");
-  }
-  path_ = pattern;
+ScratchDir::ScratchDir() : path_(makeTempDir("speedmimi-test")) {
+  if (path_.empty()) throw std::runtime_error("test certificates: mkdtemp failed");
 }
 
 ScratchDir::~ScratchDir() {

@@ -25,6 +25,8 @@
 #include <set>
 #include <sstream>
 
+#include "t/helpers/temp_dir.h"
+
 #ifndef SPEEDMIMI_BIN
 #error "SPEEDMIMI_BIN must name the speedmimi binary (see t/local.mk)"
 #endif
@@ -171,6 +173,10 @@ Millis Deadline::remaining() const {
 
 int Deadline::pollTimeout(Millis cap) const {
   return static_cast<int>(std::min(remaining(), cap).count());
+}
+
+double msSince(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
 bool waitFor(const std::function<bool()>& condition, Millis timeout, Millis step) {
@@ -1392,14 +1398,11 @@ bool Proxy::start(std::string* error) {
   if (options_.port == 0) options_.port = pickFreePort();
   if (options_.api && options_.api_port == 0) options_.api_port = pickFreePort();
   if (options_.ssl && options_.ssl->port < 0) options_.ssl->port = pickFreePort();
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern =
-      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/speedmimi-it-XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) {
+  prefix_ = testing::makeTempDir("speedmimi-it");
+  if (prefix_.empty()) {
     *error = "mkdtemp: " + errnoText(errno);
     return false;
   }
-  prefix_ = pattern;
   // mkdtemp makes it 0700: server.user's processes must get to their files under it.
   if (!options_.user.empty() && chmod(prefix_.c_str(), 0755) != 0) {
     *error = "chmod " + prefix_ + ": " + errnoText(errno);
