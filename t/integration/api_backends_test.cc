@@ -290,10 +290,6 @@ Ending readToEnd(Client& client, Clock::time_point deadline) {
   return e;
 }
 
-double msSince(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double, std::milli>(to - from).count();
-}
-
 // `count` GETs of `prefix`<n>, each on a new connection: how many answers each body had.
 std::map<std::string, int> fetchMany(int port, const std::string& prefix, int count) {
   std::map<std::string, int> bodies;

@@ -42,6 +42,9 @@ class Deadline {
   Clock::time_point end_;
 };
 
+// Milliseconds from `from` to `to` (negative when `to` came first).
+double msSince(Clock::time_point from, Clock::time_point to);
+
 // Evaluates `condition` every `step` until it holds (true) or `timeout` passes (false).
 bool waitFor(const std::function<bool()>& condition, Millis timeout, Millis step = Millis(5));
 

@@ -570,10 +570,6 @@ struct ReloadWithAStoppedWorker {
   Clock::time_point continued{};  // SIGCONT sent (zero: the worker was left stopped)
 };
 
-long long millisBetween(Clock::time_point later, Clock::time_point earlier) {
-  return std::chrono::duration_cast<Millis>(later - earlier).count();
-}
-
 ReloadWithAStoppedWorker reloadWithAStoppedWorker(Proxy& proxy, Millis stopped_for) {
   ReloadWithAStoppedWorker out;
   pid_t old_worker = 0;
@@ -625,7 +621,7 @@ TEST_F(LifecycleTest, ReloadIsDoneOnlyOnceTheOldWorkersStopAccepting) {
   ReloadWithAStoppedWorker r = reloadWithAStoppedWorker(*proxy, Millis(400));
   ASSERT_EQ(r.result.exit_code, 0) << r.result.out << r.result.err << proxy->errorLog();
   EXPECT_GT(r.returned, r.continued)
-      << "the reload was answered " << millisBetween(r.returned, r.continued)
+      << "the reload was answered " << msSince(r.returned, r.continued)
       << " ms before the old worker, which could still accept, was continued";
   EXPECT_EQ(countLines(proxy->errorLog(), "still accepting"), 0u) << proxy->errorLog();
   Tally after = fetchMany(proxy->port(), "/after/", 10);
@@ -647,7 +643,7 @@ TEST_F(LifecycleTest, AStoppedOldWorkerHoldsTheReloadUpForOneSecondAtMost) {
   ASSERT_EQ(r.result.exit_code, 0) << r.result.out << r.result.err << proxy->errorLog();
   EXPECT_EQ(r.result.out, "speedmimi: reload done: generation 2\n");
   EXPECT_LT(r.returned, r.continued) << "the reload waited for the stopped worker, "
-                                      << millisBetween(r.continued, r.returned) << " ms past 3 s";
+                                      << msSince(r.continued, r.returned) << " ms past 3 s";
   EXPECT_EQ(countLines(proxy->errorLog(), "reload: retired workers still accepting after 1 s: 1"),
             1u)
       << proxy->errorLog();
